@@ -1,0 +1,98 @@
+"""Type-directed encoding of values for the wire, and decoding back, on orjson and pydantic.
+
+The forms are chosen so that ``redis-cli`` shows something readable: text as UTF-8, numbers as their decimal
+text, containers and models as JSON. There is no pickle, so no received message can run code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, overload
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from .errors import DecodeError, EncodeError
+
+__all__ = ["Decodable", "decode", "encode"]
+
+M = TypeVar("M", bound=BaseModel)
+Decodable = type[str] | type[bytes] | type[int] | type[float] | type[dict] | type[list] | type[BaseModel]  # type: ignore[type-arg]
+
+
+def encode(value: object, encoding: str = "utf-8") -> bytes:
+    """Encode ``value`` (str, bytes, int, float, bool, dict, list, a pydantic model) to bytes."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode(encoding)
+    if isinstance(value, BaseModel):
+        return value.__pydantic_serializer__.to_json(value)
+    if isinstance(value, (bool, dict, list, tuple)):
+        try:
+            return orjson.dumps(value)
+        except TypeError as exc:
+            raise EncodeError(f"cannot encode {type(value).__name__} as JSON: {exc}") from exc
+    if isinstance(value, (int, float)):
+        return repr(value).encode("ascii")
+    raise EncodeError(
+        f"cannot encode a {type(value).__name__}; send str, bytes, int, float, bool, dict, list or a pydantic model"
+    )
+
+
+@overload
+def decode(data: bytes | str, return_type: type[M], encoding: str = ...) -> M: ...
+@overload
+def decode(data: bytes | str, return_type: type[str], encoding: str = ...) -> str: ...
+@overload
+def decode(data: bytes | str, return_type: type[bytes], encoding: str = ...) -> bytes: ...
+@overload
+def decode(data: bytes | str, return_type: type[int], encoding: str = ...) -> int: ...
+@overload
+def decode(data: bytes | str, return_type: type[float], encoding: str = ...) -> float: ...
+@overload
+def decode(data: bytes | str, return_type: type[Any], encoding: str = ...) -> Any: ...
+def decode(data: bytes | str, return_type: type[Any], encoding: str = "utf-8") -> Any:
+    """Decode ``data`` as ``return_type``; raise :class:`DecodeError` naming the type when it does not fit.
+
+    The payload itself is not quoted in the error: it may be large, or private.
+    """
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    try:
+        if return_type is bytes:
+            return raw
+        if return_type is str:
+            return raw.decode(encoding)
+        if isinstance(return_type, type) and issubclass(return_type, BaseModel):
+            return return_type.model_validate_json(raw)
+        if return_type is bool:
+            value = orjson.loads(raw)
+            if not isinstance(value, bool):
+                raise TypeError("not a JSON boolean")
+            return value
+        if return_type is int or return_type is float:
+            return return_type(raw.decode("ascii"))
+        if return_type is dict or return_type is list:
+            value = orjson.loads(raw)
+            if not isinstance(value, return_type):
+                raise TypeError(f"JSON {type(value).__name__}, not {return_type.__name__}")
+            return value
+    except (ValueError, TypeError, UnicodeError, ValidationError) as exc:
+        name = getattr(return_type, "__name__", repr(return_type))
+        reason = _reason(exc)
+        raise DecodeError(f"a {len(raw)}-byte message does not decode as {name}: {reason}") from exc
+    raise DecodeError(
+        f"cannot decode as {return_type!r}; use str, bytes, int, float, bool, dict, list or a pydantic model"
+    )
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason that does not echo the input (pydantic's default text includes the value)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return f"{where}: {first['msg']} ({exc.error_count()} error(s))"
+    if isinstance(exc, UnicodeError):
+        return "not valid text in the given encoding"
+    if isinstance(exc, orjson.JSONDecodeError):
+        return "not valid JSON"
+    return str(exc).split(":")[0] if "'" in str(exc) else str(exc)

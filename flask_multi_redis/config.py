@@ -1,0 +1,475 @@
+"""Configuration models and loaders: Flask config (nested section or flat ``REDIS_*`` keys), dict, model or URL.
+
+Every source becomes an :class:`IRedisSimpleConfig` or :class:`IRedisMultiConfig`, and :func:`resolve` turns that
+into one :class:`DatabaseSpec` per database: the keyword arguments for the redis client, a display address with the
+password hidden, and the key of the connection pool it may share.
+
+Precedence, in one rule: a value may be given once. A URL and an explicit key may both be used, each for other
+parts (``URL: rediss://host`` with ``DATABASE: 2``); the same part given twice with different values is a
+:class:`ConfigurationError`, never a silent winner. A per-database mapping under ``DATABASES`` overrides the
+top-level values it names and inherits the rest; keyword arguments given to the extension reach the client last.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from redis.connection import parse_url
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "DatabaseSpec",
+    "IRedisDatabaseConfig",
+    "IRedisMultiConfig",
+    "IRedisSimpleConfig",
+    "load_config",
+    "resolve",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 6379
+DEFAULT_NAME = "default"
+
+#: Keyword arguments of ``redis.Redis``: such a key in the config (``REDIS_RETRY_ON_TIMEOUT``) reaches the client.
+REDIS_KWARGS = frozenset(inspect.signature(redis.Redis.__init__).parameters) - {"self"}
+
+#: Flat-key spellings of Flask-And-Redis that differ from the nested names.
+FLAT_ALIASES = {"DB": "DATABASE", "CHARSET": "ENCODING", "ERRORS": "ENCODING_ERRORS"}
+
+SSL_FIELDS = ("SSL_CA_CERTS", "SSL_CERTFILE", "SSL_KEYFILE", "SSL_CERT_REQS", "SSL_CHECK_HOSTNAME")
+SSL_FILE_FIELDS = ("SSL_CA_CERTS", "SSL_CERTFILE", "SSL_KEYFILE")
+
+#: Config field -> the ``redis.Redis`` keyword it sets (where the two differ only by case, the lower-case name).
+CLIENT_FIELDS = (
+    "SOCKET_TIMEOUT",
+    "SOCKET_CONNECT_TIMEOUT",
+    "SOCKET_KEEPALIVE",
+    "HEALTH_CHECK_INTERVAL",
+    "MAX_CONNECTIONS",
+    "CLIENT_NAME",
+    "DECODE_RESPONSES",
+    *SSL_FIELDS,
+)
+
+Label = Callable[[tuple[str, ...]], str]
+
+
+def _expected(text: str) -> Any:
+    """Attach the accepted form of a field, quoted by ConfigurationError."""
+    return Field(default=None, description=text)
+
+
+class _ServerFields(BaseModel):
+    """Where a Redis server is and how to talk to it: shared by every config model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    URL: str | None = _expected("a redis://, rediss:// or unix:// URL")
+    SCHEMA: Literal["redis", "rediss", "unix"] | None = _expected("one of redis, rediss, unix")
+    HOST: str | None = _expected("a host name or address (or a unix socket path starting with /)")
+    PORT: int | None = Field(default=None, ge=1, le=65535, description="an integer from 1 to 65535")
+    USERNAME: str | None = _expected("an ACL user name")
+    PASSWORD: SecretStr | None = _expected("a password string")
+    PREFIX: str | None = _expected("a string put before every channel name, as PREFIX:channel")
+    UNIX_SOCKET_PATH: str | None = _expected("the path of the server's unix socket")
+    SOCKET_TIMEOUT: float | None = Field(default=None, gt=0, description="seconds, a number above 0")
+    SOCKET_CONNECT_TIMEOUT: float | None = Field(default=None, gt=0, description="seconds, a number above 0")
+    SOCKET_KEEPALIVE: bool | None = _expected("true or false")
+    HEALTH_CHECK_INTERVAL: int | None = Field(default=None, ge=0, description="whole seconds, 0 to disable")
+    MAX_CONNECTIONS: int | None = Field(default=None, ge=1, description="an integer of at least 1")
+    SSL_CA_CERTS: str | None = _expected("the path of a PEM file of trusted CA certificates")
+    SSL_CERTFILE: str | None = _expected("the path of the client's PEM certificate")
+    SSL_KEYFILE: str | None = _expected("the path of the client's PEM private key")
+    SSL_CERT_REQS: Literal["required", "optional", "none"] | None = _expected("one of required, optional, none")
+    SSL_CHECK_HOSTNAME: bool | None = _expected("true or false")
+    CLIENT_NAME: str | None = _expected("a name shown by CLIENT LIST")
+    DECODE_RESPONSES: bool | None = _expected("true or false")
+    CLASS: type[redis.Redis] | None = _expected("a redis.Redis subclass, or its dotted path")
+    OPTIONS: dict[str, Any] = Field(
+        default_factory=dict, description="a mapping of further redis.Redis keyword arguments"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_keys(cls, data: Any) -> Any:
+        """Accept keys in any case, and route ``redis.Redis`` keyword arguments into OPTIONS."""
+        if not isinstance(data, Mapping):
+            return data
+        known = cls.model_fields
+        out: dict[str, Any] = {}
+        options = dict(data.get("OPTIONS") or data.get("options") or {})
+        for key, value in data.items():
+            upper = str(key).upper()
+            if upper == "OPTIONS":
+                continue
+            if upper in known:
+                out[upper] = value
+            elif str(key).lower() in REDIS_KWARGS:
+                options[str(key).lower()] = value
+            else:
+                out[str(key)] = value  # unknown: extra="forbid" reports it by name
+        if options:
+            out["OPTIONS"] = options
+        return out
+
+    @field_validator("CLASS", mode="before")
+    @classmethod
+    def _import_class(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return import_string(value)
+        return value
+
+    @field_validator("OPTIONS")
+    @classmethod
+    def _known_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - REDIS_KWARGS)
+        if unknown:
+            raise ValueError(f"not a redis.Redis keyword argument: {', '.join(unknown)}")
+        return value
+
+
+class IRedisDatabaseConfig(_ServerFields):
+    """Per-database overrides inside ``DATABASES``: any server key, plus the database index."""
+
+    DATABASE: int | None = Field(default=None, ge=0, description="a database index, an integer of at least 0")
+
+
+class IRedisSimpleConfig(IRedisDatabaseConfig):
+    """One Redis database, for :class:`~flask_multi_redis.FlaskRedisSingle`."""
+
+    NAME: str | None = _expected("a database name used with getRedis()")
+
+
+class IRedisMultiConfig(_ServerFields):
+    """Several named databases, for :class:`~flask_multi_redis.FlaskRedisMulti`.
+
+    ``DATABASES`` maps each name to a database index, or to a mapping of per-database overrides (another
+    server, other credentials) that inherits every key it does not name from the top level.
+    """
+
+    DATABASES: dict[str, IRedisDatabaseConfig] = Field(
+        min_length=1, description="a mapping of name -> database index, or name -> a mapping of overrides"
+    )
+
+    @field_validator("DATABASES", mode="before")
+    @classmethod
+    def _index_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                name: {"DATABASE": spec} if isinstance(spec, (int, str)) and not isinstance(spec, bool) else spec
+                for name, spec in value.items()
+            }
+        return value
+
+
+AnyConfig = IRedisSimpleConfig | IRedisMultiConfig
+
+
+def import_string(path: str) -> Any:
+    """Import ``package.module.Name`` or ``package.module:Name``."""
+    module_name, sep, attr = path.replace(":", ".").rpartition(".")
+    if not sep:
+        raise ValueError(f"{path!r} is not a dotted path such as 'redis.Redis'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {path!r}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading: every source becomes a model
+
+
+def load_config(
+    source: object, *, config_element: str, multi: bool, flask_config: bool = False
+) -> tuple[AnyConfig, Label]:
+    """Build the config model for ``source`` and a function that names a key the way the user wrote it.
+
+    :param source: a Flask ``app.config`` (with ``flask_config=True``), a mapping, a URL, or a config model.
+    :param config_element: the section name (``REDIS``), also the prefix of flat keys (``REDIS_HOST``).
+    :param multi: build an :class:`IRedisMultiConfig` rather than an :class:`IRedisSimpleConfig`.
+    """
+    model_cls: type[AnyConfig] = IRedisMultiConfig if multi else IRedisSimpleConfig
+
+    def nested(path: tuple[str, ...]) -> str:
+        return ".".join((config_element, *path))
+
+    if isinstance(source, BaseModel):
+        if not isinstance(source, model_cls):
+            raise ConfigurationError(
+                config_element,
+                f"a {type(source).__name__} was given to an extension that needs {model_cls.__name__}",
+                "FlaskRedisMulti with IRedisMultiConfig, FlaskRedisSingle with IRedisSimpleConfig",
+            )
+        return source, nested
+    label: Label = nested
+    if flask_config:
+        assert isinstance(source, Mapping)
+        section = source.get(config_element)
+        if section is None:
+            section, label = _flat_keys(source, config_element)
+        source = section
+    if isinstance(source, str):
+        source = {"URL": source}
+    if not isinstance(source, Mapping):
+        raise ConfigurationError(
+            config_element,
+            f"a {type(source).__name__} is not a Redis configuration",
+            "a Flask app, a mapping, a URL string or an IRedisSimpleConfig / IRedisMultiConfig",
+        )
+    _check_shape(source, config_element, multi)
+    try:
+        return model_cls.model_validate(dict(source)), label
+    except ValidationError as exc:
+        raise _configuration_error(exc, label) from None
+
+
+def _check_shape(section: Mapping[Any, Any], config_element: str, multi: bool) -> None:
+    """Point a Single/Multi mix-up at the right class instead of reporting a missing or unknown key."""
+    has_databases = any(str(key).upper() == "DATABASES" for key in section)
+    if multi and not has_databases:
+        raise ConfigurationError(
+            f"{config_element}.DATABASES",
+            "is required by FlaskRedisMulti",
+            "a mapping of name -> database index; use FlaskRedisSingle for one database",
+        )
+    if not multi and has_databases:
+        raise ConfigurationError(
+            f"{config_element}.DATABASES",
+            "is not used by FlaskRedisSingle",
+            "DATABASE and NAME for one database; use FlaskRedisMulti for several",
+        )
+
+
+def _flat_keys(config: Mapping[str, Any], config_element: str) -> tuple[dict[str, Any], Label]:
+    """Collect Flask-And-Redis style keys (``REDIS_HOST``, ``REDIS_DB`` ...) into a section."""
+    lead = config_element + "_"
+    section: dict[str, Any] = {}
+    written: dict[str, str] = {}
+    fields = set(IRedisSimpleConfig.model_fields) | set(IRedisMultiConfig.model_fields)
+    for key, value in config.items():
+        if not key.startswith(lead):
+            continue
+        name = key[len(lead) :].upper()
+        name = FLAT_ALIASES.get(name, name)
+        if name in fields or name.lower() in REDIS_KWARGS:
+            section[name] = value
+            written[name] = key
+        else:
+            log.warning("ignoring config key %s: not a Redis setting of the %s extension", key, config_element)
+
+    def label(path: tuple[str, ...]) -> str:
+        head = written.get(path[0], lead + path[0]) if path else config_element
+        return ".".join((head, *path[1:]))
+
+    return section, label
+
+
+def _configuration_error(exc: ValidationError, label: Label) -> ConfigurationError:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    path = tuple(str(part) for part in first["loc"])
+    field_name = next((part for part in reversed(path) if part.isupper()), "")
+    model_field = IRedisMultiConfig.model_fields.get(field_name) or IRedisSimpleConfig.model_fields.get(field_name)
+    expected = model_field.description if model_field else None
+    problem = first["msg"]
+    if first["type"] == "extra_forbidden":
+        problem = "is not a known key"
+        expected = "one of " + ", ".join(sorted(IRedisSimpleConfig.model_fields | IRedisMultiConfig.model_fields))
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return ConfigurationError(label(path), problem[:1].lower() + problem[1:] + more, expected)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resolving: a model becomes one DatabaseSpec per database
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """Everything needed to build the client of one configured database.
+
+    ``kwargs`` holds secrets: never log it. ``address`` is safe to show.
+    """
+
+    name: str
+    index: int
+    prefix: str
+    client_class: type[redis.Redis]
+    address: str
+    kwargs: dict[str, Any] = field(repr=False)
+
+    @property
+    def pool_key(self) -> tuple[Any, ...]:
+        """Databases with equal keys share one connection pool (same server, database and settings)."""
+        return (self.client_class, tuple(sorted((k, repr(v)) for k, v in self.kwargs.items())))
+
+
+def resolve(
+    config: AnyConfig, label: Label, *, prefix: str | None = None, client_kwargs: Mapping[str, Any] | None = None
+) -> list[DatabaseSpec]:
+    """Turn a config model into one :class:`DatabaseSpec` per database.
+
+    :param prefix: the extension's default channel prefix; a PREFIX in the config wins over it.
+    :param client_kwargs: keyword arguments given to the extension, passed to the client unchanged (last).
+    """
+    top = _given(config, label, ())
+    extra = dict(client_kwargs or {})
+    if isinstance(config, IRedisSimpleConfig):
+        return [_spec(config.NAME or DEFAULT_NAME, top, label, (), prefix, extra)]
+    specs = []
+    for name, override in config.DATABASES.items():
+        path = ("DATABASES", name)
+        merged = {**top, **_given(override, label, path)}
+        specs.append(_spec(name, merged, label, path, prefix, extra))
+    return specs
+
+
+def _given(model: _ServerFields, label: Label, path: tuple[str, ...]) -> dict[str, Any]:
+    """The values a model sets, the URL's parts included; a part given twice differently is an error."""
+    given = {
+        key: getattr(model, key)
+        for key in model.model_fields_set
+        if key not in ("URL", "DATABASES", "NAME", "OPTIONS") and getattr(model, key) is not None
+    }
+    if model.OPTIONS:
+        given["OPTIONS"] = dict(model.OPTIONS)
+    if model.URL is None:
+        return given
+    from_url = _parse_url(model.URL, label((*path, "URL")))
+    for key, value in from_url.items():
+        if key in given and _plain(given[key]) != _plain(value):
+            raise ConfigurationError(
+                label((*path, key)),
+                f"differs from the value in {label((*path, 'URL'))}",
+                "each part of the address in one place only",
+            )
+    if "OPTIONS" in from_url and "OPTIONS" in given:
+        from_url["OPTIONS"] = {**from_url["OPTIONS"], **given.pop("OPTIONS")}
+    return {**from_url, **given}
+
+
+def _plain(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _parse_url(url: str, key: str) -> dict[str, Any]:
+    """Split a redis://, rediss:// or unix:// URL into config fields; credentials are percent-decoded."""
+    shown = safe_url(url)
+    try:
+        parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        reason = str(exc).replace(url, shown)
+        raise ConfigurationError(
+            key, f"{shown!r} is not a valid Redis URL: {reason}", "a redis://, rediss:// or unix:// URL"
+        ) from None
+    out: dict[str, Any] = {"SCHEMA": parts.scheme}
+    if parts.scheme != "unix" and parts.path.strip("/") and "db" not in parsed:
+        raise ConfigurationError(key, f"the path of {shown!r} is not a database index", "redis://host:port/INDEX")
+    renames = {"host": "HOST", "port": "PORT", "db": "DATABASE", "username": "USERNAME", "path": "UNIX_SOCKET_PATH"}
+    options: dict[str, Any] = {}
+    for name, value in parsed.items():
+        if name == "connection_class":
+            continue
+        if name in renames:
+            out[renames[name]] = value
+        elif name == "password":
+            out["PASSWORD"] = SecretStr(value)
+        elif name.upper() in CLIENT_FIELDS:
+            out[name.upper()] = value
+        else:
+            options[name] = value
+    if options:
+        out["OPTIONS"] = options
+    return out
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{parts.port}" if _has_port(parts.netloc) else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _has_port(netloc: str) -> bool:
+    host = netloc.rpartition("@")[2]
+    return ":" in host.rpartition("]")[2]
+
+
+def _spec(
+    name: str,
+    given: dict[str, Any],
+    label: Label,
+    path: tuple[str, ...],
+    default_prefix: str | None,
+    client_kwargs: dict[str, Any],
+) -> DatabaseSpec:
+    host = given.get("HOST", DEFAULT_HOST)
+    socket_path = given.get("UNIX_SOCKET_PATH")
+    if socket_path is None and host.startswith("/"):
+        socket_path = host  # Flask-And-Redis accepted a socket path in REDIS_HOST
+    scheme = given.get("SCHEMA") or ("unix" if socket_path else "redis")
+    index = int(given.get("DATABASE", 0))
+    kwargs: dict[str, Any] = {"db": index}
+    if scheme == "unix":
+        if not socket_path:
+            raise ConfigurationError(
+                label((*path, "UNIX_SOCKET_PATH")), "is required with SCHEMA unix", "a socket path"
+            )
+        kwargs["unix_socket_path"] = socket_path
+        address = f"unix://{socket_path}?db={index}"
+    else:
+        port = int(given.get("PORT", DEFAULT_PORT))
+        kwargs.update(host=host, port=port)
+        address = f"{scheme}://{_display_host(host)}:{port}/{index}"
+    if "USERNAME" in given:
+        kwargs["username"] = given["USERNAME"]
+    if "PASSWORD" in given:
+        kwargs["password"] = given["PASSWORD"].get_secret_value()
+    if "USERNAME" in given or "PASSWORD" in given:
+        user = quote(given.get("USERNAME", ""), safe="")
+        address = address.replace("://", f"://{user}:***@" if "PASSWORD" in given else f"://{user}@", 1)
+    ssl_given = [key for key in SSL_FIELDS if key in given]
+    if ssl_given and scheme != "rediss":
+        raise ConfigurationError(
+            label((*path, ssl_given[0])),
+            f"is set but the connection is {scheme}://, not TLS",
+            "SCHEMA rediss or a rediss:// URL",
+        )
+    for key in SSL_FILE_FIELDS:
+        if key in given and not os.path.isfile(given[key]):
+            raise ConfigurationError(
+                label((*path, key)), f"no such file: {given[key]!r}", "the path of a readable PEM file"
+            )
+    if scheme == "rediss":
+        kwargs["ssl"] = True
+    for key in CLIENT_FIELDS:
+        if key in given:
+            kwargs[key.lower()] = given[key]
+    kwargs.update(given.get("OPTIONS", {}))
+    kwargs.update(client_kwargs)
+    prefix = given.get("PREFIX", default_prefix) or ""
+    client_class = given.get("CLASS", redis.Redis)
+    return DatabaseSpec(
+        name=name, index=index, prefix=prefix, client_class=client_class, address=address, kwargs=kwargs
+    )
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

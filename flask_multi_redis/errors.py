@@ -1,0 +1,68 @@
+"""One exception tree for the whole package, rooted at :class:`FlaskRedisError`.
+
+Messages name what is wrong and what to do about it; they never carry a password or a URL's credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class FlaskRedisError(Exception):
+    """Root of every error raised by flask-multi-redis."""
+
+
+class ConfigurationError(FlaskRedisError, ValueError):
+    """The Redis configuration is missing, malformed or contradictory.
+
+    :param key: the configuration key at fault, as the user wrote it (``REDIS.PORT``, ``REDIS_URL``).
+    :param problem: what is wrong with its value.
+    :param expected: the form that would be accepted.
+    """
+
+    def __init__(self, key: str, problem: str, expected: str | None = None) -> None:
+        self.key = key
+        self.problem = problem
+        self.expected = expected
+        message = f"{key}: {problem}"
+        if expected:
+            message += f" (expected {expected})"
+        super().__init__(message)
+
+
+class NotInitializedError(FlaskRedisError, RuntimeError):
+    """The extension is used with an app (or without one) it was never initialised for."""
+
+
+class UnknownDatabaseError(FlaskRedisError, LookupError):
+    """``getRedis`` was asked for a database that is not configured.
+
+    :param wanted: the name or index asked for.
+    :param known: the configured database names.
+    :param problem: why it does not resolve, when not simply "unknown".
+    """
+
+    def __init__(self, wanted: object, known: Iterable[str], problem: str = "is not configured") -> None:
+        self.wanted = wanted
+        self.known = tuple(known)
+        listed = ", ".join(repr(name) for name in self.known) or "none"
+        super().__init__(f"database {wanted!r} {problem}; known databases: {listed}")
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class CodecError(FlaskRedisError, ValueError):
+    """A value could not be encoded for, or decoded from, the wire."""
+
+
+class EncodeError(CodecError, TypeError):
+    """A value of a type the codec does not know how to send."""
+
+
+class DecodeError(CodecError):
+    """Received bytes that do not decode as the requested type."""
+
+
+class ReplyTimeout(FlaskRedisError, TimeoutError):
+    """No reply arrived before the deadline of ``wait_for_reply``."""

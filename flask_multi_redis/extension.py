@@ -1,0 +1,173 @@
+"""The Flask extensions: :class:`FlaskRedisSingle` for one database, :class:`FlaskRedisMulti` for several."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
+
+from flask import Flask, current_app, has_app_context
+
+from .config import AnyConfig, DatabaseSpec, Label, load_config, resolve
+from .connection import build_sessions
+from .errors import FlaskRedisError, NotInitializedError, UnknownDatabaseError
+from .session import RedisSession
+
+__all__ = ["FlaskRedisMulti", "FlaskRedisSingle"]
+
+
+@dataclass
+class _AppState:
+    """What the extension keeps per Flask app (or for its own config when used without an app)."""
+
+    specs: list[DatabaseSpec]
+    sessions: dict[str, RedisSession]
+
+    def lookup(self, wanted: str | int | None) -> RedisSession:
+        if wanted is None:
+            if len(self.sessions) == 1:
+                return next(iter(self.sessions.values()))
+            raise UnknownDatabaseError(wanted, self.sessions, "is ambiguous: name one of several databases")
+        if isinstance(wanted, str):
+            if wanted in self.sessions:
+                return self.sessions[wanted]
+            raise UnknownDatabaseError(wanted, self.sessions)
+        if isinstance(wanted, int) and not isinstance(wanted, bool):
+            matches = [spec.name for spec in self.specs if spec.index == wanted]
+            if len(matches) == 1:
+                return self.sessions[matches[0]]
+            if matches:
+                raise UnknownDatabaseError(wanted, self.sessions, f"is ambiguous: {', '.join(matches)} use it")
+            raise UnknownDatabaseError(wanted, self.sessions, "is no configured database index")
+        raise UnknownDatabaseError(wanted, self.sessions, "is neither a database name nor an index")
+
+
+class _FlaskRedis:
+    """Shared by both extensions: configuration, per-app state and ``getRedis``."""
+
+    multi: ClassVar[bool]
+
+    def __init__(
+        self,
+        app: Flask | dict[str, Any] | AnyConfig | str | None = None,
+        strict: bool = True,
+        config_element: str = "REDIS",
+        prefix: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        :param app: a Flask app (configured from ``app.config``), or a mapping, URL or config model that
+            :meth:`init_app` binds to apps later.
+        :param strict: kept for compatibility: with redis-py 3 and later ``StrictRedis`` is ``Redis``, so both
+            values give a ``redis.Redis``.
+        :param config_element: the config section (``REDIS``) and flat-key prefix (``REDIS_HOST``); its lower-case
+            form is the key in ``app.extensions``.
+        :param prefix: the default channel prefix; a PREFIX in the config wins over it.
+        :param kwargs: passed to every redis client unchanged (``decode_responses``, ``socket_timeout`` ...).
+        """
+        self.strict = strict
+        self.config_element = config_element
+        self.prefix = prefix
+        self.client_kwargs = kwargs
+        self._config: tuple[AnyConfig, Label] | None = None
+        self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
+        self._own_state: _AppState | None = None
+        if isinstance(app, Flask):
+            self.init_app(app)
+        elif app is not None:
+            self._config = load_config(app, config_element=config_element, multi=self.multi)
+            self._own_state = self._build_state(None)
+
+    @property
+    def extension_key(self) -> str:
+        """The key of this extension in ``app.extensions``."""
+        return self.config_element.lower()
+
+    def init_app(self, app: Flask) -> None:
+        """Register on ``app``: read its config (unless one was given), build the clients, add ``flask redis``.
+
+        No connection is opened here; the first command connects.
+        """
+        key = self.extension_key
+        taken = app.extensions.get(key)
+        if taken is self:
+            raise FlaskRedisError(
+                f"this {type(self).__name__} is already registered on app {app.name!r}; call init_app once per app"
+            )
+        if taken is not None:
+            raise FlaskRedisError(
+                f"app.extensions[{key!r}] is already taken by {type(taken).__name__}; "
+                f"give this extension another config_element"
+            )
+        self._states[app] = self._build_state(app)
+        app.extensions[key] = self
+        from .cli import redis_group
+
+        app.cli.add_command(redis_group(self), name=key)
+
+    def _build_state(self, app: Flask | None) -> _AppState:
+        if self._config is not None:
+            config, label = self._config
+        else:
+            assert app is not None
+            config, label = load_config(
+                app.config, config_element=self.config_element, multi=self.multi, flask_config=True
+            )
+        specs = resolve(config, label, prefix=self.prefix, client_kwargs=self.client_kwargs)
+        return _AppState(specs=specs, sessions=build_sessions(specs))
+
+    def _state(self) -> _AppState:
+        if has_app_context():
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            state = self._states.get(app)
+            if state is None:
+                raise NotInitializedError(
+                    f"{type(self).__name__} is not initialised for app {app.name!r}. "
+                    f"Did you forget to call init_app(app)?"
+                )
+            return state
+        if self._own_state is None:
+            raise NotInitializedError(
+                f"{type(self).__name__} is used outside of an application context. "
+                f"Use 'with app.app_context():', or configure it from a dict or model to use it without an app."
+            )
+        return self._own_state
+
+    def getRedis(self, name_or_index: str | int | None = None) -> RedisSession:  # noqa: N802 - the seeds' name
+        """The session of a database, by NAME or by database index; with one database the argument may be left out.
+
+        :raises UnknownDatabaseError: no such database (the message lists the known ones).
+        """
+        return self._state().lookup(name_or_index)
+
+    @property
+    def databases(self) -> list[str]:
+        """The configured database names, in configuration order."""
+        return list(self._state().sessions)
+
+    def addresses(self) -> dict[str, str]:
+        """Database name -> server address with any password replaced by ``***``."""
+        return {spec.name: spec.address for spec in self._state().specs}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} config_element={self.config_element!r}>"
+
+
+class FlaskRedisSingle(_FlaskRedis):
+    """One Redis database, configured from ``app.config[config_element]`` (or flat ``REDIS_*`` keys), a dict,
+    a URL or an :class:`~flask_multi_redis.IRedisSimpleConfig`.
+
+    ``getRedis()`` returns its :class:`~flask_multi_redis.RedisSession`.
+    """
+
+    multi = False
+
+
+class FlaskRedisMulti(_FlaskRedis):
+    """Several named Redis databases (``DATABASES``), possibly on several servers, configured like
+    :class:`FlaskRedisSingle` or from an :class:`~flask_multi_redis.IRedisMultiConfig`.
+
+    ``getRedis(name_or_index)`` returns the :class:`~flask_multi_redis.RedisSession` of one of them.
+    """
+
+    multi = True

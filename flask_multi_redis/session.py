@@ -1,0 +1,149 @@
+"""RedisSession: a ``redis.Redis`` that knows its name and channel prefix, with typed publish and reply waiting."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar, cast, overload
+
+import redis
+from pydantic import BaseModel
+from redis.client import PubSub
+
+from .codec import decode, encode
+from .errors import DecodeError, ReplyTimeout
+
+__all__ = ["RedisSession", "prefixed"]
+
+M = TypeVar("M", bound=BaseModel)
+
+#: How long ``subscribe`` waits for the server to confirm, unless the client has a socket timeout.
+SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
+
+
+def prefixed(prefix: str, channel: str) -> str:
+    """The wire name of ``channel`` in the environment ``prefix`` (``PREFIX:channel``; no prefix, no colon)."""
+    return f"{prefix}:{channel}" if prefix else channel
+
+
+class RedisSession(redis.Redis):
+    """A ``redis.Redis`` client for one configured database: every Redis command works as usual.
+
+    Pub/sub does not depend on the selected database (a Redis fact): the channel ``prefix`` is what keeps two
+    environments on one server apart, so ``publish`` and ``subscribe`` apply it.
+    """
+
+    def __init__(self, *args: Any, name: str = "default", prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.name = name
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} db={self.database} prefix={self.prefix!r} {self.connection_pool!r}>"
+        )
+
+    @property
+    def database(self) -> int:
+        """The database index this session's connections select."""
+        return int(self.connection_pool.connection_kwargs.get("db", 0))
+
+    def channel(self, name: str) -> str:
+        """The wire name of channel ``name``, prefix applied."""
+        return prefixed(self.prefix, name)
+
+    def publish(self, channel: Any, data: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        """Publish ``data`` (str, bytes, int, float, dict, list or a pydantic model) on the prefixed channel.
+
+        :returns: the number of clients that received it; 0 means nobody listens.
+        """
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        return int(super().publish(self.channel(name), encode(data), **kwargs))
+
+    def subscribe(self, *channels: str) -> PubSub:
+        """A new PubSub subscribed to the prefixed ``channels``, returned once the server has confirmed them.
+
+        Each call gets its own PubSub (and connection), so two callers never read each other's messages.
+        """
+        pubsub = cast(PubSub, self.pubsub())  # type: ignore[no-untyped-call]
+        if not channels:
+            return pubsub
+        pubsub.subscribe(*(self.channel(name) for name in channels))
+        timeout = self.connection_pool.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
+        deadline = time.monotonic() + timeout
+        pending = len(channels)
+        while pending:
+            remaining = deadline - time.monotonic()
+            message = pubsub.get_message(timeout=remaining) if remaining > 0 else None
+            if message is None and remaining <= 0:
+                pubsub.close()
+                raise redis.TimeoutError(f"the server did not confirm SUBSCRIBE within {timeout} s")
+            if message is not None and message["type"] == "subscribe":
+                pending -= 1
+        return pubsub
+
+    @overload
+    def wait_for_reply(
+        self,
+        pubsub: PubSub,
+        return_type: type[M],
+        timeout: float = ...,
+        encoding: str = ...,
+        allow_error: bool = ...,
+    ) -> M: ...
+    @overload
+    def wait_for_reply(
+        self,
+        pubsub: PubSub,
+        return_type: type[Any] = ...,
+        timeout: float = ...,
+        encoding: str = ...,
+        allow_error: bool = ...,
+    ) -> Any: ...
+    def wait_for_reply(
+        self,
+        pubsub: PubSub,
+        return_type: type[Any] = str,
+        timeout: float = 30,
+        encoding: str = "utf-8",
+        allow_error: bool = False,
+    ) -> Any:
+        """The next data message on ``pubsub``, decoded as ``return_type``.
+
+        Only messages on channels or patterns this very PubSub is subscribed to count; subscribe confirmations
+        and pings are skipped. ``timeout`` is one overall deadline, however many messages are skipped.
+
+        :param return_type: str, bytes, int, float, dict, list or a pydantic model class.
+        :param allow_error: return None instead of raising on a timeout or an undecodable message.
+        :raises ReplyTimeout: nothing arrived in time (a ``TimeoutError``).
+        :raises DecodeError: the message does not decode as ``return_type``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if allow_error:
+                    return None
+                raise ReplyTimeout(f"no reply within {timeout} s")
+            message = pubsub.get_message(timeout=remaining)
+            if message is None or not _is_own_data(pubsub, message):
+                continue
+            try:
+                return decode(message["data"], return_type, encoding)
+            except DecodeError:
+                if allow_error:
+                    return None
+                raise
+
+
+def _is_own_data(pubsub: PubSub, message: dict[str, Any]) -> bool:
+    """A data message on a channel (or pattern) that ``pubsub`` is subscribed to right now."""
+    kind = message["type"]
+    if kind == "message":
+        return _as_bytes(message["channel"]) in {_as_bytes(name) for name in pubsub.channels}
+    if kind == "pmessage":
+        return _as_bytes(message["pattern"]) in {_as_bytes(name) for name in pubsub.patterns}
+    return False
+
+
+def _as_bytes(name: str | bytes) -> bytes:
+    return name if isinstance(name, bytes) else name.encode()
