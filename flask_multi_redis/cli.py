@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import click
 import redis
 from flask.cli import AppGroup
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 if TYPE_CHECKING:
     from .extension import _FlaskRedis
@@ -26,19 +28,28 @@ def redis_group(ext: _FlaskRedis) -> click.Group:
         addresses = ext.addresses()
         width = max(len(name) for name in addresses)
         for name, address in addresses.items():
-            session = ext.getRedis(name)
+            client = _one_try_client(ext.getRedis(name))
             try:
-                version = session.info("server").get("redis_version", "?")
+                version = client.info("server").get("redis_version", "?")
                 started = time.perf_counter()
-                session.ping()
+                client.ping()
                 rtt_ms = (time.perf_counter() - started) * 1000
             except redis.RedisError as exc:
                 failed += 1
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 click.echo(f"{name:<{width}}  {address}  unreachable: {reason}", err=True)
                 continue
+            finally:
+                client.connection_pool.disconnect()
             click.echo(f"{name:<{width}}  {address}  redis {version}  {rtt_ms:.2f} ms")
         if failed:
             raise SystemExit(1)
 
     return group
+
+
+def _one_try_client(session: redis.Redis) -> redis.Redis:
+    """A client like ``session`` that tries once: a ping should report an outage, not retry through it."""
+    pool = session.connection_pool
+    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))

@@ -399,17 +399,15 @@ def _parse_url(url: str, key: str) -> dict[str, Any]:
 
 def safe_url(url: str) -> str:
     """The URL with its password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a malformed URL>"
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{parts.port}" if _has_port(parts.netloc) else "")
-    return parts._replace(netloc=netloc).geturl()
-
-
-def _has_port(netloc: str) -> bool:
-    host = netloc.rpartition("@")[2]
-    return ":" in host.rpartition("]")[2]
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hostinfo}").geturl()
 
 
 def _spec(

@@ -1,0 +1,91 @@
+"""The README's examples run as written, against a server the tests start (its URL replaces localhost:6379)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from flask import Flask
+
+from flask_multi_redis import FlaskRedisMulti
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = README.parent
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("index", range(len(blocks("python"))))
+def test_python_example_runs(index: int, redis_url: str, tmp_path: Path) -> None:
+    code = blocks("python")[index].replace("redis://localhost:6379", redis_url)
+    script = tmp_path / f"readme_{index}.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, cwd=tmp_path, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_yaml_example_configures_the_extension() -> None:
+    (text,) = blocks("yaml")
+    app = Flask("readme")
+    app.config.update(yaml.safe_load(text))
+    ext = FlaskRedisMulti(app)
+    with app.app_context():
+        assert ext.databases == ["General", "ExampleDatabase", "OtherDatabase"]
+        assert ext.getRedis("OtherDatabase").database == 2
+        assert ext.addresses()["General"] == "redis://:***@localhost:6379/0"
+
+
+def test_quickstart_demo_runs_against_a_throwaway_server() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    done = subprocess.run(
+        [sys.executable, "examples/quickstart.py"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "started a throwaway redis-server" in done.stdout
+    assert "reply: Sum(total=42)" in done.stdout
+    assert "quickstart finished: OK" in done.stdout
+
+
+def test_quickstart_uses_redis_url_when_it_answers(redis_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "examples/quickstart.py"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "REDIS_URL": redis_url},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "using the Redis at REDIS_URL" in done.stdout
+
+
+def test_quickstart_says_what_to_install_when_there_is_no_redis(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env["PATH"] = str(Path(sys.executable).parent)  # python only: no redis-server on this PATH
+    done = subprocess.run(
+        [sys.executable, "examples/quickstart.py"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "apt-get install redis-server" in done.stderr
