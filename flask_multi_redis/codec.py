@@ -32,8 +32,10 @@ def encode(value: object, encoding: str = "utf-8") -> bytes:
             return orjson.dumps(value)
         except TypeError as exc:
             raise EncodeError(f"cannot encode {type(value).__name__} as JSON: {exc}") from exc
-    if isinstance(value, (int, float)):
-        return repr(value).encode("ascii")
+    if isinstance(value, int):
+        return repr(int(value)).encode("ascii")  # int() so that an IntEnum sends its number, not its repr
+    if isinstance(value, float):
+        return repr(float(value)).encode("ascii")
     raise EncodeError(
         f"cannot encode a {type(value).__name__}; send str, bytes, int, float, bool, dict, list or a pydantic model"
     )
@@ -78,21 +80,25 @@ def decode(data: bytes | str, return_type: type[Any], encoding: str = "utf-8") -
             return value
     except (ValueError, TypeError, UnicodeError, ValidationError) as exc:
         name = getattr(return_type, "__name__", repr(return_type))
-        reason = _reason(exc)
+        reason = _reason(exc, return_type)
         raise DecodeError(f"a {len(raw)}-byte message does not decode as {name}: {reason}") from exc
     raise DecodeError(
         f"cannot decode as {return_type!r}; use str, bytes, int, float, bool, dict, list or a pydantic model"
     )
 
 
-def _reason(exc: Exception) -> str:
-    """A short reason that does not echo the input (pydantic's default text includes the value)."""
+def _reason(exc: Exception, return_type: type[Any]) -> str:
+    """A short reason that echoes nothing of the input (pydantic's own text and locations can quote it)."""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        return f"{where}: {first['msg']} ({exc.error_count()} error(s))"
+        head = first["loc"][0] if first["loc"] else None
+        fields = getattr(return_type, "model_fields", {})
+        where = f"{head}: " if isinstance(head, str) and head in fields else ""
+        return f"{where}{first['type']} ({exc.error_count()} error(s))"
     if isinstance(exc, UnicodeError):
         return "not valid text in the given encoding"
     if isinstance(exc, orjson.JSONDecodeError):
         return "not valid JSON"
-    return str(exc).split(":")[0] if "'" in str(exc) else str(exc)
+    if return_type is int or return_type is float:
+        return "not a decimal number"
+    return str(exc)

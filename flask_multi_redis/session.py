@@ -67,10 +67,11 @@ class RedisSession(redis.Redis):
         pubsub = cast(PubSub, self.pubsub())  # type: ignore[no-untyped-call]
         if not channels:
             return pubsub
-        pubsub.subscribe(*(self.channel(name) for name in channels))
+        names = {self.channel(name) for name in channels}
+        pubsub.subscribe(*names)
         timeout = self.connection_pool.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
         deadline = time.monotonic() + timeout
-        pending = len(channels)
+        pending = len(names)
         while pending:
             remaining = deadline - time.monotonic()
             message = pubsub.get_message(timeout=remaining) if remaining > 0 else None
@@ -136,13 +137,16 @@ class RedisSession(redis.Redis):
 
 
 def _is_own_data(pubsub: PubSub, message: dict[str, Any]) -> bool:
-    """A data message on a channel (or pattern) that ``pubsub`` is subscribed to right now."""
+    """A data message on a channel (or pattern) that ``pubsub`` is subscribed to and not leaving."""
     kind = message["type"]
     if kind == "message":
-        return _as_bytes(message["channel"]) in {_as_bytes(name) for name in pubsub.channels}
-    if kind == "pmessage":
-        return _as_bytes(message["pattern"]) in {_as_bytes(name) for name in pubsub.patterns}
-    return False
+        live, leaving, name = pubsub.channels, pubsub.pending_unsubscribe_channels, message["channel"]
+    elif kind == "pmessage":
+        live, leaving, name = pubsub.patterns, pubsub.pending_unsubscribe_patterns, message["pattern"]
+    else:
+        return False
+    wanted = _as_bytes(name)
+    return any(_as_bytes(n) == wanted for n in live) and not any(_as_bytes(n) == wanted for n in leaving)
 
 
 def _as_bytes(name: str | bytes) -> bytes:

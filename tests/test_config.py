@@ -359,3 +359,21 @@ def test_model_of_the_wrong_kind_is_refused() -> None:
 def test_source_of_the_wrong_type_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="not a Redis configuration"):
         FlaskRedisSingle(42)  # type: ignore[arg-type]
+
+
+def test_flask_and_redis_charset_and_errors_aliases(make_app: MakeApp) -> None:
+    app = make_app(REDIS_HOST="h", REDIS_CHARSET="latin-1", REDIS_ERRORS="replace")
+    ext = FlaskRedisSingle(app)
+    with app.app_context():
+        kwargs = kwargs_of(ext)
+    assert (kwargs["encoding"], kwargs["encoding_errors"]) == ("latin-1", "replace")
+
+
+def test_flat_databases_for_multi(make_app: MakeApp) -> None:
+    app = make_app(REDIS_URL="redis://h.local:6390", REDIS_DATABASES={"General": 0, "Jobs": {"DATABASE": 3}})
+    ext = FlaskRedisMulti(app)
+    with app.app_context():
+        assert ext.addresses() == {"General": "redis://h.local:6390/0", "Jobs": "redis://h.local:6390/3"}
+    with pytest.raises(ConfigurationError) as caught:
+        FlaskRedisMulti(make_app(REDIS_DATABASES={"Jobs": {"PORT": "x"}}))
+    assert caught.value.key == "REDIS_DATABASES.Jobs.PORT"

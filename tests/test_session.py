@@ -1,0 +1,509 @@
+"""RedisSession against a real server: prefixed publish/subscribe, typed reply waiting, deadlines and isolation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+import redis
+from pydantic import BaseModel
+from redis.client import PubSub
+
+from flask_multi_redis import DecodeError, FlaskRedisError, FlaskRedisSingle, RedisSession, ReplyTimeout
+
+WAIT = 5.0  # generous deadline for things that should happen at once
+
+
+class Reply(BaseModel):
+    id: int
+    text: str
+    tags: list[str] = []
+
+
+def make_session(redis_url: str, **config: Any) -> RedisSession:
+    client_kwargs = config.pop("client_kwargs", {})
+    return FlaskRedisSingle({"URL": redis_url, **config}, **client_kwargs).getRedis()
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[RedisSession]]:
+    """Sessions a test creates; their connections are closed afterwards."""
+    created: list[RedisSession] = []
+    yield created
+    for session in created:
+        session.connection_pool.disconnect()
+
+
+@pytest.fixture
+def session(redis_url: str, sessions: list[RedisSession]) -> RedisSession:
+    created = make_session(redis_url, PREFIX="test")
+    sessions.append(created)
+    return created
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client that knows nothing of prefixes."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def raw_subscriber(client: redis.Redis, *channels: str) -> PubSub:
+    """A plain PubSub on the exact ``channels``, returned once the server has confirmed them."""
+    pubsub = cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
+    pubsub.subscribe(*channels)
+    confirmed = 0
+    deadline = time.monotonic() + WAIT
+    while confirmed < len(channels):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "the server did not confirm SUBSCRIBE"
+        message = pubsub.get_message(timeout=remaining)
+        if message is not None and message["type"] == "subscribe":
+            confirmed += 1
+    return pubsub
+
+
+def next_data(pubsub: PubSub, timeout: float = WAIT) -> dict[str, Any] | None:
+    """The next ``message`` on a plain PubSub, or None at the deadline."""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=remaining)
+        if message is not None and message["type"] == "message":
+            return cast(dict[str, Any], message)
+    return None
+
+
+# --- the session itself ----------------------------------------------------------------------------------------
+
+
+def test_session_is_a_redis_client(session: RedisSession) -> None:
+    assert isinstance(session, redis.Redis)
+    assert session.ping() is True
+    session.set("key", "value")
+    assert session.get("key") == b"value"
+
+
+def test_session_name_database_and_prefix(redis_url: str, sessions: list[RedisSession]) -> None:
+    default = make_session(redis_url)
+    named = make_session(redis_url, NAME="cache", PREFIX="prod", DATABASE=2)
+    sessions += [default, named]
+    assert (default.name, default.database, default.prefix) == ("default", 0, "")
+    assert (named.name, named.database, named.prefix) == ("cache", 2, "prod")
+    assert named.channel("chan") == "prod:chan"
+    assert default.channel("chan") == "chan"
+    text = repr(named)
+    assert "'cache'" in text
+    assert "db=2" in text
+    assert "prefix='prod'" in text
+
+
+def test_database_from_url_path(redis_url: str, sessions: list[RedisSession]) -> None:
+    session = make_session(f"{redis_url}/5")
+    sessions.append(session)
+    assert session.database == 5
+
+
+# --- publish -----------------------------------------------------------------------------------------------------
+
+
+def test_publish_applies_prefix(session: RedisSession, raw: redis.Redis) -> None:
+    prefixed = raw_subscriber(raw, "test:chan")
+    bare = raw_subscriber(raw, "chan")
+    try:
+        assert session.publish("chan", "hello") == 1
+        message = next_data(prefixed)
+        assert message is not None
+        assert message["channel"] == b"test:chan"
+        assert message["data"] == b"hello"
+        # the bare subscriber's first message must be this marker, not the session's publish
+        assert raw.publish("chan", b"marker") == 1
+        message = next_data(bare)
+        assert message is not None
+        assert message["data"] == b"marker"
+    finally:
+        prefixed.close()
+        bare.close()
+
+
+def test_publish_without_prefix_uses_bare_channel(
+    redis_url: str, raw: redis.Redis, sessions: list[RedisSession]
+) -> None:
+    session = make_session(redis_url)
+    sessions.append(session)
+    subscriber = raw_subscriber(raw, "chan")
+    try:
+        assert session.publish("chan", "plain") == 1
+        message = next_data(subscriber)
+        assert message is not None
+        assert (message["channel"], message["data"]) == (b"chan", b"plain")
+    finally:
+        subscriber.close()
+
+
+def test_publish_accepts_bytes_channel_name(session: RedisSession, raw: redis.Redis) -> None:
+    subscriber = raw_subscriber(raw, "test:chan")
+    try:
+        assert session.publish(b"chan", "from bytes name") == 1
+        message = next_data(subscriber)
+        assert message is not None
+        assert message["data"] == b"from bytes name"
+    finally:
+        subscriber.close()
+
+
+def test_publish_returns_receiver_count(session: RedisSession, raw: redis.Redis) -> None:
+    assert session.publish("chan", "nobody listens") == 0
+    first = raw_subscriber(raw, "test:chan")
+    try:
+        assert session.publish("chan", "one listener") == 1
+        second = raw_subscriber(raw, "test:chan")
+        try:
+            assert session.publish("chan", "two listeners") == 2
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        ("text", b"text"),
+        (b"\x00raw", b"\x00raw"),
+        (7, b"7"),
+        (0.5, b"0.5"),
+        ({"a": 1}, b'{"a":1}'),
+        ([1, "b"], b'[1,"b"]'),
+        (Reply(id=1, text="t"), b'{"id":1,"text":"t","tags":[]}'),
+    ],
+    ids=repr,
+)
+def test_publish_encodes_value(session: RedisSession, raw: redis.Redis, value: Any, wire: bytes) -> None:
+    subscriber = raw_subscriber(raw, "test:chan")
+    try:
+        assert session.publish("chan", value) == 1
+        message = next_data(subscriber)
+        assert message is not None
+        assert message["data"] == wire
+    finally:
+        subscriber.close()
+
+
+# --- subscribe ---------------------------------------------------------------------------------------------------
+
+
+def test_subscribe_returns_a_new_pubsub_per_call(session: RedisSession) -> None:
+    with session.subscribe("chan") as first, session.subscribe("chan") as second:
+        assert first is not second
+        assert first.connection is not None
+        assert first.connection is not second.connection
+        assert session.publish("chan", "to both") == 2
+        assert session.wait_for_reply(first, timeout=WAIT) == "to both"
+        assert session.wait_for_reply(second, timeout=WAIT) == "to both"
+
+
+def test_subscribe_uses_prefixed_names(session: RedisSession, raw: redis.Redis) -> None:
+    with session.subscribe("a", "b") as pubsub:
+        assert set(pubsub.channels) == {b"test:a", b"test:b"}
+        assert raw.pubsub_numsub("test:a", "test:b", "a", "b") == [
+            (b"test:a", 1),
+            (b"test:b", 1),
+            (b"a", 0),
+            (b"b", 0),
+        ]
+
+
+def test_subscribe_is_confirmed_on_return(session: RedisSession) -> None:
+    with session.subscribe("a", "b", "c") as pubsub:
+        # the server already knows the subscriptions ...
+        assert session.publish("c", "right away") == 1
+        # ... and the confirmations were consumed: the next message is the data itself
+        message = pubsub.get_message(timeout=WAIT)
+        assert message is not None
+        assert message["type"] == "message"
+        assert message["channel"] == b"test:c"
+        assert message["data"] == b"right away"
+
+
+def test_subscribe_without_channels_returns_unsubscribed_pubsub(session: RedisSession) -> None:
+    with session.subscribe() as pubsub:
+        assert isinstance(pubsub, PubSub)
+        assert not pubsub.channels
+        assert not pubsub.subscribed
+
+
+def test_subscribe_with_repeated_channel(redis_url: str, sessions: list[RedisSession]) -> None:
+    session = make_session(redis_url, PREFIX="test", client_kwargs={"socket_timeout": 0.5})
+    sessions.append(session)
+    with session.subscribe("chan", "chan") as pubsub:
+        assert session.publish("chan", "once") == 1
+        assert session.wait_for_reply(pubsub, timeout=WAIT) == "once"
+
+
+# --- wait_for_reply ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "return_type"),
+    [
+        ("hello ✓", str),
+        (b"\x00\xff bytes", bytes),
+        (-42, int),
+        (3.25, float),
+        (True, bool),
+        ({"a": [1, 2], "b": None}, dict),
+        ([1, "two", {"three": 3}], list),
+        (Reply(id=7, text="seven", tags=["x"]), Reply),
+    ],
+    ids=repr,
+)
+def test_wait_for_reply_returns_decoded_value(session: RedisSession, value: Any, return_type: type[Any]) -> None:
+    with session.subscribe("reply") as pubsub:
+        assert session.publish("reply", value) == 1
+        result = session.wait_for_reply(pubsub, return_type, timeout=WAIT)
+        assert type(result) is return_type
+        assert result == value
+
+
+def test_wait_for_reply_large_model(session: RedisSession) -> None:
+    big = Reply(id=1, text="x" * 10_000, tags=[f"tag-{i}" for i in range(100)])
+    with session.subscribe("reply") as pubsub:
+        assert session.publish("reply", big) == 1
+        assert session.wait_for_reply(pubsub, Reply, timeout=WAIT) == big
+
+
+def test_wait_for_reply_returns_messages_in_order(session: RedisSession) -> None:
+    with session.subscribe("reply") as pubsub:
+        for i in range(5):
+            assert session.publish("reply", i) == 1
+        assert [session.wait_for_reply(pubsub, int, timeout=WAIT) for _ in range(5)] == [0, 1, 2, 3, 4]
+
+
+def test_wait_for_reply_encoding(session: RedisSession) -> None:
+    with session.subscribe("reply") as pubsub:
+        assert session.publish("reply", "café".encode("latin-1")) == 1
+        assert session.wait_for_reply(pubsub, str, timeout=WAIT, encoding="latin-1") == "café"
+        assert session.publish("reply", "café".encode("latin-1")) == 1
+        with pytest.raises(DecodeError, match="str"):
+            session.wait_for_reply(pubsub, str, timeout=WAIT)
+
+
+def test_wait_for_reply_on_pattern_subscription(session: RedisSession) -> None:
+    with session.subscribe() as pubsub:
+        pubsub.psubscribe(session.channel("events.*"))
+        confirmation = pubsub.get_message(timeout=WAIT)
+        assert confirmation is not None
+        assert confirmation["type"] == "psubscribe"
+        assert session.publish("events.1", {"n": 1}) == 1
+        assert session.wait_for_reply(pubsub, dict, timeout=WAIT) == {"n": 1}
+
+
+def test_wait_for_reply_timeout_raises_reply_timeout(session: RedisSession) -> None:
+    timeout = 0.3
+    with session.subscribe("reply") as pubsub:
+        start = time.monotonic()
+        with pytest.raises(ReplyTimeout) as caught:
+            session.wait_for_reply(pubsub, timeout=timeout)
+        elapsed = time.monotonic() - start
+    assert isinstance(caught.value, TimeoutError)
+    assert isinstance(caught.value, FlaskRedisError)
+    assert timeout <= elapsed <= timeout + 0.5
+
+
+def test_wait_for_reply_allow_error_returns_none_on_timeout(session: RedisSession) -> None:
+    timeout = 0.3
+    with session.subscribe("reply") as pubsub:
+        start = time.monotonic()
+        assert session.wait_for_reply(pubsub, timeout=timeout, allow_error=True) is None
+        elapsed = time.monotonic() - start
+    assert timeout <= elapsed <= timeout + 0.5
+
+
+def test_wait_for_reply_undecodable_raises_decode_error(session: RedisSession) -> None:
+    payload = b"SECRET-PAYLOAD-123"
+    with session.subscribe("reply") as pubsub:
+        assert session.publish("reply", payload) == 1
+        with pytest.raises(DecodeError) as caught:
+            session.wait_for_reply(pubsub, int, timeout=WAIT)
+    assert "int" in str(caught.value)
+    assert payload.decode() not in str(caught.value)
+
+
+def test_wait_for_reply_allow_error_returns_none_on_undecodable(session: RedisSession) -> None:
+    with session.subscribe("reply") as pubsub:
+        assert session.publish("reply", b"abc") == 1
+        assert session.publish("reply", b"12") == 1
+        start = time.monotonic()
+        assert session.wait_for_reply(pubsub, int, timeout=WAIT, allow_error=True) is None
+        # it returned on the bad message, not at the deadline ...
+        assert time.monotonic() - start < WAIT / 2
+        # ... and consumed only that one
+        assert session.wait_for_reply(pubsub, int, timeout=WAIT) == 12
+
+
+@pytest.mark.parametrize("noise", ["handled", "foreign"])
+def test_wait_for_reply_timeout_is_one_overall_deadline(session: RedisSession, raw: redis.Redis, noise: str) -> None:
+    # Steady traffic the waiter must skip neither extends nor cuts short the deadline.
+    # "handled": messages on a channel subscribed with a handler, for which get_message returns None.
+    # "foreign": messages on a channel this PubSub no longer counts as its own (dropped from
+    # pubsub.channels), for which get_message returns a message that wait_for_reply must skip.
+    timeout = 0.5
+    handled: list[Any] = []
+    with session.subscribe("reply", "noise") as pubsub:
+        if noise == "handled":
+            pubsub.subscribe(**{session.channel("noise"): handled.append})
+        else:
+            del pubsub.channels[session.channel("noise").encode()]
+        # subscribe/unsubscribe confirmations for the waiter to skip as well
+        pubsub.subscribe(session.channel("extra"))
+        pubsub.unsubscribe(session.channel("extra"))  # type: ignore[no-untyped-call]
+
+        stop = threading.Event()
+        delivered: list[int] = []
+
+        def publish_noise() -> None:
+            # Noise for four times the timeout: a waiter that restarted its timeout would outlast it.
+            end = time.monotonic() + 4 * timeout
+            while not stop.is_set() and time.monotonic() < end:
+                delivered.append(raw.publish("test:noise", b"noise"))
+                stop.wait(0.01)
+
+        thread = threading.Thread(target=publish_noise)
+        thread.start()
+        try:
+            start = time.monotonic()
+            with pytest.raises(ReplyTimeout):
+                session.wait_for_reply(pubsub, timeout=timeout)
+            elapsed = time.monotonic() - start
+        finally:
+            stop.set()
+            thread.join(WAIT)
+        assert not thread.is_alive()
+    assert timeout <= elapsed <= timeout + 0.5
+    assert sum(delivered) >= 10  # the waiter really was exposed to steady traffic
+    if noise == "handled":
+        assert len(handled) >= 10
+
+
+# --- isolation ---------------------------------------------------------------------------------------------------
+
+
+def test_concurrent_waiters_receive_only_their_own_messages(session: RedisSession) -> None:
+    rounds = 50
+    for round_number in range(rounds):
+        results: dict[str, Any] = {}
+        ready = {name: threading.Event() for name in ("left", "right")}
+
+        def wait(name: str, results: dict[str, Any] = results, ready: dict[str, threading.Event] = ready) -> None:
+            try:
+                with session.subscribe(name) as pubsub:
+                    ready[name].set()
+                    results[name] = session.wait_for_reply(pubsub, timeout=WAIT)
+            except Exception as exc:  # reported by the main thread
+                results[name] = exc
+                ready[name].set()
+
+        threads = [threading.Thread(target=wait, args=(name,)) for name in ready]
+        for thread in threads:
+            thread.start()
+        try:
+            assert all(event.wait(WAIT) for event in ready.values())
+            assert session.publish("right", f"right-{round_number}") == 1
+            assert session.publish("left", f"left-{round_number}") == 1
+        finally:
+            for thread in threads:
+                thread.join(WAIT)
+        assert not any(thread.is_alive() for thread in threads)
+        assert results == {"left": f"left-{round_number}", "right": f"right-{round_number}"}
+
+
+def test_waiter_ignores_other_channel(session: RedisSession) -> None:
+    with session.subscribe("x") as pubsub:
+        assert session.publish("y", "not for x") == 0
+        with pytest.raises(ReplyTimeout):
+            session.wait_for_reply(pubsub, timeout=0.3)
+        assert session.publish("x", "for x") == 1
+        assert session.wait_for_reply(pubsub, timeout=WAIT) == "for x"
+
+
+def test_message_in_flight_before_unsubscribe_is_not_returned(session: RedisSession) -> None:
+    with session.subscribe("x", "y") as pubsub:
+        # The server queues "stale" ahead of the UNSUBSCRIBE confirmation, deterministically.
+        assert session.publish("x", "stale") == 1
+        pubsub.unsubscribe(session.channel("x"))  # type: ignore[no-untyped-call]
+        assert session.publish("y", "fresh") == 1
+        assert session.wait_for_reply(pubsub, timeout=WAIT) == "fresh"
+
+
+def test_prefixes_isolate_environments(redis_url: str, sessions: list[RedisSession]) -> None:
+    dev = make_session(redis_url, PREFIX="dev")
+    prod = make_session(redis_url, PREFIX="prod")
+    sessions += [dev, prod]
+    with prod.subscribe("chan") as pubsub:
+        assert dev.publish("chan", "from dev") == 0
+        assert prod.publish("chan", "from prod") == 1
+        # had the dev message arrived, it would come first
+        assert prod.wait_for_reply(pubsub, timeout=WAIT) == "from prod"
+        with pytest.raises(ReplyTimeout):
+            prod.wait_for_reply(pubsub, timeout=0.2)
+
+
+def test_database_index_and_cross_database_pubsub(
+    redis_url: str, raw: redis.Redis, sessions: list[RedisSession]
+) -> None:
+    db3 = make_session(redis_url, DATABASE=3, PREFIX="test")
+    db0 = make_session(redis_url, PREFIX="test")
+    sessions += [db3, db0]
+    assert db3.database == 3
+    db3.set("where", "three")
+    assert raw.get("where") is None
+    with redis.Redis.from_url(redis_url, db=3) as raw3:
+        assert raw3.get("where") == b"three"
+    # pub/sub ignores the database
+    with db3.subscribe("chan") as pubsub:
+        assert db0.publish("chan", "from db 0") == 1
+        assert db3.wait_for_reply(pubsub, timeout=WAIT) == "from db 0"
+    with db0.subscribe("chan") as pubsub:
+        assert db3.publish("chan", "from db 3") == 1
+        assert db0.wait_for_reply(pubsub, timeout=WAIT) == "from db 3"
+
+
+# --- decode_responses=True ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def text_session(redis_url: str, sessions: list[RedisSession]) -> RedisSession:
+    created = make_session(redis_url, PREFIX="test", client_kwargs={"decode_responses": True})
+    sessions.append(created)
+    return created
+
+
+@pytest.mark.parametrize(
+    ("value", "return_type"),
+    [
+        ("hello ✓", str),
+        ({"a": [1, "é"]}, dict),
+        (Reply(id=3, text="three ✓"), Reply),
+        (5, int),
+        (b"bytes", bytes),
+    ],
+    ids=repr,
+)
+def test_wait_for_reply_with_decode_responses(text_session: RedisSession, value: Any, return_type: type[Any]) -> None:
+    with text_session.subscribe("reply") as pubsub:
+        assert set(pubsub.channels) == {"test:reply"}
+        assert text_session.publish("reply", value) == 1
+        result = text_session.wait_for_reply(pubsub, return_type, timeout=WAIT)
+        assert type(result) is return_type
+        assert result == value
+
+
+def test_decode_responses_waiter_ignores_other_channel(text_session: RedisSession) -> None:
+    with text_session.subscribe("x") as pubsub:
+        assert text_session.publish("y", "not for x") == 0
+        assert text_session.publish("x", "for x") == 1
+        assert text_session.wait_for_reply(pubsub, timeout=WAIT) == "for x"
