@@ -1,0 +1,222 @@
+"""The listener: one pub/sub connection per process that reads every subscription of that process.
+
+It runs in a daemon thread, which is a greenlet when gevent has patched the process. A supervising loop
+catches everything, logs it at ERROR, and reconnects with capped exponential backoff, resubscribing all
+channels; a PING after a silence notices a peer that stopped answering (a half-open connection). Callbacks
+that raise are logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+from redis.client import PubSub
+
+__all__ = ["Callback", "Listener", "ListenerHealth"]
+
+log = logging.getLogger(__name__)
+
+#: Receives (wire channel, payload) for every message on a channel it was subscribed with.
+Callback = Callable[[bytes, bytes], None]
+
+
+@dataclass(frozen=True)
+class ListenerHealth:
+    """A snapshot of the listener's state, for health checks and discovery."""
+
+    running: bool
+    connected: bool
+    subscriptions: tuple[str, ...]
+    last_message_at: float | None
+    received: int
+    failed: int
+    reconnects: int
+
+
+class Listener:
+    """Reads one pub/sub connection and calls the callback registered for each message's channel.
+
+    :param client: the redis client whose pool provides the pub/sub connection.
+    :param silence: seconds without traffic after which a PING is sent; no answer within as long again
+        means the connection is dead and is rebuilt.
+    :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        name: str = "flask-redis-listener",
+        silence: float = 10.0,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.silence = silence
+        self.backoff_cap = backoff_cap
+        self._callbacks: dict[bytes, Callback] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connected = False
+        self._last_message_at: float | None = None
+        self._received = 0
+        self._failed = 0
+        self._reconnects = 0
+
+    # --- public API, safe from any thread -------------------------------------------------------------------
+
+    def subscribe(self, channel: str | bytes, callback: Callback) -> None:
+        """Deliver messages of the wire ``channel`` to ``callback``; takes effect on the listener's own thread."""
+        key = channel.encode() if isinstance(channel, str) else channel
+        with self._lock:
+            self._callbacks[key] = callback
+            self._ready.clear()
+        self._changed.set()
+
+    def unsubscribe(self, channel: str | bytes) -> None:
+        """Stop delivering messages of the wire ``channel``."""
+        key = channel.encode() if isinstance(channel, str) else channel
+        with self._lock:
+            self._callbacks.pop(key, None)
+        self._changed.set()
+
+    def start(self) -> Listener:
+        """Start reading, once; later calls do nothing while it runs."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop reading and close the connection; True when the listener has ended within ``timeout``."""
+        self._stopping.set()
+        self._changed.set()
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until connected with every current subscription confirmed by the server."""
+        return self._ready.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def health(self) -> ListenerHealth:
+        with self._lock:
+            channels = tuple(sorted(key.decode(errors="replace") for key in self._callbacks))
+        return ListenerHealth(
+            running=self.running,
+            connected=self._connected,
+            subscriptions=channels,
+            last_message_at=self._last_message_at,
+            received=self._received,
+            failed=self._failed,
+            reconnects=self._reconnects,
+        )
+
+    # --- the listener's own thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = 0.05
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                self._serve()
+            except Exception:
+                log.exception("listener %s lost its connection; reconnecting in %.2f s", self.name, delay)
+            finally:
+                self._connected = False
+                self._ready.clear()
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - started > self.backoff_cap:
+                delay = 0.05  # it had been serving for a while: this is a new outage
+            self._stopping.wait(delay)
+            delay = min(self.backoff_cap, delay * 2)
+            self._reconnects += 1
+        log.info("listener %s stopped", self.name)
+
+    def _serve(self) -> None:
+        pubsub = cast(PubSub, self.client.pubsub())  # type: ignore[no-untyped-call]
+        try:
+            self._read(pubsub)
+        finally:
+            pubsub.close()
+
+    def _read(self, pubsub: PubSub) -> None:
+        subscribed: set[bytes] = set()
+        confirmed: set[bytes] = set()
+        last_traffic = time.monotonic()
+        ping_sent: float | None = None
+        while not self._stopping.is_set():
+            if self._changed.is_set() or not subscribed:
+                self._changed.clear()
+                with self._lock:
+                    wanted = set(self._callbacks)
+                if wanted - subscribed:
+                    pubsub.subscribe(*(wanted - subscribed))
+                if subscribed - wanted:
+                    pubsub.unsubscribe(*(subscribed - wanted))  # type: ignore[no-untyped-call]
+                    confirmed &= wanted
+                subscribed = wanted
+                self._check_ready(subscribed, confirmed)
+            if not subscribed:
+                self._changed.wait(0.25)
+                continue
+            message = pubsub.get_message(timeout=min(0.25, self.silence))
+            now = time.monotonic()
+            if message is None:
+                if ping_sent is None and now - last_traffic > self.silence:
+                    pubsub.ping()
+                    ping_sent = now
+                elif ping_sent is not None and now - ping_sent > self.silence:
+                    raise redis.ConnectionError(f"no answer to PING within {self.silence} s: the peer is silent")
+                continue
+            last_traffic, ping_sent = now, None
+            kind = message["type"]
+            if kind == "message":
+                self._dispatch(_as_bytes(message["channel"]), message["data"])
+            elif kind == "subscribe":
+                confirmed.add(_as_bytes(message["channel"]))
+                self._check_ready(subscribed, confirmed)
+
+    def _check_ready(self, subscribed: set[bytes], confirmed: set[bytes]) -> None:
+        """Report ready once the server has confirmed every channel we want (and no change is pending)."""
+        if not subscribed or not confirmed >= subscribed or self._changed.is_set():
+            return
+        if not self._connected:
+            log.info("listener %s subscribed to %d channel(s)", self.name, len(subscribed))
+        self._connected = True
+        self._ready.set()
+
+    def _dispatch(self, channel: bytes, data: Any) -> None:
+        self._received += 1
+        self._last_message_at = time.time()
+        with self._lock:
+            callback = self._callbacks.get(channel)
+        if callback is None:
+            return  # unsubscribed while the message was on its way
+        try:
+            callback(channel, _as_bytes(data))
+        except Exception:
+            self._failed += 1
+            log.exception("listener %s: callback for channel %s raised", self.name, channel.decode(errors="replace"))
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
