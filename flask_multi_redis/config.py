@@ -16,6 +16,7 @@ import importlib
 import inspect
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -63,6 +64,21 @@ CLIENT_FIELDS = (
     *SSL_FIELDS,
 )
 
+#: redis.Redis keyword arguments that have a config key of their own (so they cannot also come from OPTIONS).
+MODELLED_KWARGS = {
+    "host": "HOST",
+    "port": "PORT",
+    "db": "DATABASE",
+    "username": "USERNAME",
+    "password": "PASSWORD",
+    "unix_socket_path": "UNIX_SOCKET_PATH",
+    "ssl": "SCHEMA",
+    **{name.lower(): name for name in CLIENT_FIELDS},
+}
+
+#: Keys that say where the server is: a per-database override naming one of them names a server of its own.
+LOCATION_FIELDS = ("SCHEMA", "HOST", "PORT", "UNIX_SOCKET_PATH", *SSL_FIELDS)
+
 Label = Callable[[tuple[str, ...]], str]
 
 
@@ -101,6 +117,16 @@ class _ServerFields(BaseModel):
         default_factory=dict, description="a mapping of further redis.Redis keyword arguments"
     )
 
+    def __repr_args__(self) -> Any:
+        """Show the URL with its password masked, and no password-like OPTIONS value."""
+        for key, value in super().__repr_args__():
+            if key == "URL" and isinstance(value, str):
+                yield key, safe_url(value)
+            elif key == "OPTIONS" and isinstance(value, dict):
+                yield key, {k: "***" if "password" in k else v for k, v in value.items()}
+            else:
+                yield key, value
+
     @model_validator(mode="before")
     @classmethod
     def _normalise_keys(cls, data: Any) -> Any:
@@ -114,6 +140,8 @@ class _ServerFields(BaseModel):
             upper = str(key).upper()
             if upper == "OPTIONS":
                 continue
+            if upper in out:
+                raise ValueError(f"{upper} is given twice (keys are case-insensitive)")
             if upper in known:
                 out[upper] = value
             elif str(key).lower() in REDIS_KWARGS:
@@ -137,6 +165,10 @@ class _ServerFields(BaseModel):
         unknown = sorted(set(value) - REDIS_KWARGS)
         if unknown:
             raise ValueError(f"not a redis.Redis keyword argument: {', '.join(unknown)}")
+        modelled = sorted(name for name in value if name in MODELLED_KWARGS)
+        if modelled:
+            keys = ", ".join(MODELLED_KWARGS[name] for name in modelled)
+            raise ValueError(f"{', '.join(modelled)} must be set with the {keys} key(s), not in OPTIONS")
         return value
 
 
@@ -220,6 +252,8 @@ def load_config(
         section = source.get(config_element)
         if section is None:
             section, label = _flat_keys(source, config_element)
+        if isinstance(section, BaseModel):
+            return load_config(section, config_element=config_element, multi=multi)
         source = section
     if isinstance(source, str):
         source = {"URL": source}
@@ -233,7 +267,7 @@ def load_config(
     try:
         return model_cls.model_validate(dict(source)), label
     except ValidationError as exc:
-        raise _configuration_error(exc, label) from None
+        raise _configuration_error(exc, label, model_cls) from None
 
 
 def _check_shape(section: Mapping[Any, Any], config_element: str, multi: bool) -> None:
@@ -277,7 +311,7 @@ def _flat_keys(config: Mapping[str, Any], config_element: str) -> tuple[dict[str
     return section, label
 
 
-def _configuration_error(exc: ValidationError, label: Label) -> ConfigurationError:
+def _configuration_error(exc: ValidationError, label: Label, model_cls: type[BaseModel]) -> ConfigurationError:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     path = tuple(str(part) for part in first["loc"])
@@ -287,7 +321,7 @@ def _configuration_error(exc: ValidationError, label: Label) -> ConfigurationErr
     problem = first["msg"]
     if first["type"] == "extra_forbidden":
         problem = "is not a known key"
-        expected = "one of " + ", ".join(sorted(IRedisSimpleConfig.model_fields | IRedisMultiConfig.model_fields))
+        expected = "one of " + ", ".join(sorted(model_cls.model_fields))
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ConfigurationError(label(path), problem[:1].lower() + problem[1:] + more, expected)
 
@@ -331,7 +365,11 @@ def resolve(
     specs = []
     for name, override in config.DATABASES.items():
         path = ("DATABASES", name)
-        merged = {**top, **_given(override, label, path)}
+        own = _given(override, label, path)
+        inherited = top
+        if override.URL is not None or any(key in own for key in LOCATION_FIELDS):
+            inherited = {key: value for key, value in top.items() if key not in LOCATION_FIELDS}
+        merged = {**inherited, **own}
         specs.append(_spec(name, merged, label, path, prefix, extra))
     return specs
 
@@ -366,28 +404,28 @@ def _plain(value: Any) -> Any:
 
 def _parse_url(url: str, key: str) -> dict[str, Any]:
     """Split a redis://, rediss:// or unix:// URL into config fields; credentials are percent-decoded."""
-    shown = safe_url(url)
+    expected = "a redis://, rediss:// or unix:// URL, with special characters in the password percent-encoded"
     try:
         parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError on a malformed port
-    except ValueError as exc:
-        reason = str(exc).replace(url, shown)
-        raise ConfigurationError(
-            key, f"{shown!r} is not a valid Redis URL: {reason}", "a redis://, rediss:// or unix:// URL"
-        ) from None
+        problem = None
+    except ValueError:
+        problem = "is not a valid Redis URL"  # the URL itself is not quoted: it may hold a password
+    if problem is None and parts.scheme != "unix" and parts.path.strip("/") and "db" not in parsed:
+        problem = "has a path that is not a database index"
+    if problem is not None:
+        raise ConfigurationError(key, problem, expected)
+    unknown = sorted(name for name in parsed if name not in REDIS_KWARGS and name not in _URL_PARTS)
+    if unknown:
+        raise ConfigurationError(key, f"has unknown query argument(s): {', '.join(unknown)}", "redis.Redis arguments")
     out: dict[str, Any] = {"SCHEMA": parts.scheme}
-    if parts.scheme != "unix" and parts.path.strip("/") and "db" not in parsed:
-        raise ConfigurationError(key, f"the path of {shown!r} is not a database index", "redis://host:port/INDEX")
-    renames = {"host": "HOST", "port": "PORT", "db": "DATABASE", "username": "USERNAME", "path": "UNIX_SOCKET_PATH"}
     options: dict[str, Any] = {}
     for name, value in parsed.items():
         if name == "connection_class":
             continue
-        if name in renames:
-            out[renames[name]] = value
-        elif name == "password":
-            out["PASSWORD"] = SecretStr(value)
+        if name in _URL_PARTS:
+            out[_URL_PARTS[name]] = SecretStr(value) if name == "password" else value
         elif name.upper() in CLIENT_FIELDS:
             out[name.upper()] = value
         else:
@@ -397,17 +435,30 @@ def _parse_url(url: str, key: str) -> dict[str, Any]:
     return out
 
 
+_URL_PARTS = {
+    "host": "HOST",
+    "port": "PORT",
+    "db": "DATABASE",
+    "username": "USERNAME",
+    "password": "PASSWORD",
+    "path": "UNIX_SOCKET_PATH",
+    "connection_class": "SCHEMA",
+}
+
+
 def safe_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<a malformed URL>"
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return parts._replace(netloc=f"{user}:***@{hostinfo}").geturl()
+    """The URL with any password replaced by ``***``, for messages, reprs and logs.
+
+    Robust to unencoded ``/``, ``?`` or ``@`` in the password: everything up to the last ``@`` is user info.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<not a URL>"
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{hostpart}" if colon else f"{user}@{hostpart}"
+    return f"{scheme}://" + re.sub(r"(?i)(password=)[^&#]*", r"\1***", rest)
 
 
 def _spec(
@@ -422,6 +473,14 @@ def _spec(
     socket_path = given.get("UNIX_SOCKET_PATH")
     if socket_path is None and host.startswith("/"):
         socket_path = host  # Flask-And-Redis accepted a socket path in REDIS_HOST
+    if "UNIX_SOCKET_PATH" in given and ("HOST" in given or "PORT" in given):
+        raise ConfigurationError(
+            label((*path, "UNIX_SOCKET_PATH")), "is set together with HOST/PORT", "a unix socket or a host, not both"
+        )
+    if socket_path and given.get("SCHEMA", "unix") != "unix":
+        raise ConfigurationError(
+            label((*path, "SCHEMA")), f"is {given['SCHEMA']} but a unix socket path is set", "SCHEMA unix"
+        )
     scheme = given.get("SCHEMA") or ("unix" if socket_path else "redis")
     index = int(given.get("DATABASE", 0))
     kwargs: dict[str, Any] = {"db": index}

@@ -20,8 +20,11 @@ def session_class(client_class: type[redis.Redis]) -> type[RedisSession]:
     """A RedisSession that is also a ``client_class`` (a user's redis.Redis subclass from CLASS)."""
     with _classes_lock:
         cls = _classes.get(client_class)
+        if cls is None and issubclass(client_class, RedisSession):
+            cls = client_class
         if cls is None:
-            cls = type(f"RedisSession[{client_class.__name__}]", (RedisSession, client_class), {})
+            name = f"RedisSession[{client_class.__name__}]"
+            cls = type(name, (RedisSession, client_class), {"__module__": __name__})
             _classes[client_class] = cls
         return cls
 

@@ -119,7 +119,7 @@ class _FlaskRedis:
     def _state(self) -> _AppState:
         if has_app_context():
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-            state = self._states.get(app)
+            state = self._states.get(app) or self._own_state
             if state is None:
                 raise NotInitializedError(
                     f"{type(self).__name__} is not initialised for app {app.name!r}. "

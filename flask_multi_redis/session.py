@@ -42,6 +42,12 @@ class RedisSession(redis.Redis):
             f"<{type(self).__name__} {self.name!r} db={self.database} prefix={self.prefix!r} {self.connection_pool!r}>"
         )
 
+    def client(self) -> RedisSession:
+        """A client bound to one connection of this session's pool, with the same name and prefix."""
+        return type(self)(
+            connection_pool=self.connection_pool, single_connection_client=True, name=self.name, prefix=self.prefix
+        )
+
     @property
     def database(self) -> int:
         """The database index this session's connections select."""
@@ -120,14 +126,14 @@ class RedisSession(redis.Redis):
         """
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            remaining = max(0.0, deadline - time.monotonic())
+            message = pubsub.get_message(timeout=remaining)  # polls at least once, even with timeout=0
+            if message is None or not _is_own_data(pubsub, message):
+                if time.monotonic() < deadline:
+                    continue
                 if allow_error:
                     return None
                 raise ReplyTimeout(f"no reply within {timeout} s")
-            message = pubsub.get_message(timeout=remaining)
-            if message is None or not _is_own_data(pubsub, message):
-                continue
             try:
                 return decode(message["data"], return_type, encoding)
             except DecodeError:

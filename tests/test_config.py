@@ -17,6 +17,7 @@ from flask_multi_redis import (
     FlaskRedisSingle,
     IRedisMultiConfig,
     IRedisSimpleConfig,
+    RedisSession,
 )
 
 MakeApp = Callable[..., Flask]
@@ -377,3 +378,63 @@ def test_flat_databases_for_multi(make_app: MakeApp) -> None:
     with pytest.raises(ConfigurationError) as caught:
         FlaskRedisMulti(make_app(REDIS_DATABASES={"Jobs": {"PORT": "x"}}))
     assert caught.value.key == "REDIS_DATABASES.Jobs.PORT"
+
+
+def test_override_with_its_own_server_inherits_no_location() -> None:
+    ext = FlaskRedisMulti(
+        {"URL": "unix:///run/redis.sock", "DATABASES": {"local": 0, "remote": {"HOST": "10.0.0.2", "PORT": 6390}}}
+    )
+    assert kwargs_of(ext, "remote")["host"] == "10.0.0.2"
+    assert "path" not in kwargs_of(ext, "remote")
+    assert kwargs_of(ext, "local")["path"] == "/run/redis.sock"
+
+
+def test_mixed_tls_and_plain_databases(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    ext = FlaskRedisMulti(
+        {
+            "URL": "rediss://secure.local:6390",
+            "SSL_CA_CERTS": str(ca),
+            "DATABASES": {"secure": 0, "plain": {"URL": "redis://plain.local/2"}},
+        }
+    )
+    assert ext.getRedis("secure").connection_pool.connection_class is redis.SSLConnection
+    plain = kwargs_of(ext, "plain")
+    assert (plain["host"], plain["port"], plain["db"]) == ("plain.local", 6379, 2)
+    assert "ssl_ca_certs" not in plain
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "fragment"),
+    [
+        ({"HOST": "h", "UNIX_SOCKET_PATH": "/s"}, "REDIS.UNIX_SOCKET_PATH", "not both"),
+        ({"SCHEMA": "redis", "UNIX_SOCKET_PATH": "/s"}, "REDIS.SCHEMA", "unix socket"),
+        ({"port": 1111, "PORT": 2222}, "REDIS", "PORT is given twice"),
+        ({"OPTIONS": {"db": 5}}, "REDIS.OPTIONS", "DATABASE"),
+        ({"URL": "redis://h/0?foo=bar"}, "REDIS.URL", "unknown query argument(s): foo"),
+    ],
+)
+def test_a_value_given_twice_or_in_the_wrong_place(config: dict[str, Any], key: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        FlaskRedisSingle(config)
+    assert caught.value.key == key
+    assert fragment in str(caught.value)
+
+
+def test_model_inside_flask_config(make_app: MakeApp) -> None:
+    app = make_app(REDIS=IRedisMultiConfig(HOST="m", DATABASES={"General": 3}))
+    ext = FlaskRedisMulti(app)
+    with app.app_context():
+        assert ext.getRedis("General").database == 3
+
+
+class SessionSubclass(RedisSession):
+    pass
+
+
+def test_client_class_that_is_already_a_session() -> None:
+    session = FlaskRedisSingle({"CLASS": SessionSubclass, "PREFIX": "p"}).getRedis()
+    assert type(session) is SessionSubclass
+    assert session.prefix == "p"
+    assert type(FlaskRedisSingle({"CLASS": CustomRedis}).getRedis()).__module__ == "flask_multi_redis.connection"

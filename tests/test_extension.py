@@ -175,3 +175,20 @@ def test_kwargs_reach_the_live_client(redis_url: str) -> None:
     session.set("text", "value")
     assert session.get("text") == "value"
     assert session.client_getname() == "kwargs-test"
+
+
+def test_dict_configured_extension_works_inside_any_app_context(make_app: MakeApp, redis_url: str) -> None:
+    cache = FlaskRedisSingle({"URL": redis_url, "DATABASE": 2})
+    with make_app().app_context():
+        cache.getRedis().set("k", "v")
+        assert cache.getRedis().get("k") == b"v"
+
+
+def test_single_connection_client_keeps_name_and_prefix(redis_url: str) -> None:
+    session = FlaskRedisSingle({"URL": redis_url, "PREFIX": "env", "NAME": "Main"}).getRedis()
+    with session.client() as pinned:
+        assert isinstance(pinned, RedisSession)
+        assert (pinned.name, pinned.prefix) == ("Main", "env")
+        with session.subscribe("chan") as pubsub:
+            assert pinned.publish("chan", "via-client") == 1
+            assert session.wait_for_reply(pubsub, timeout=5) == "via-client"

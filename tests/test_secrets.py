@@ -83,3 +83,29 @@ def test_no_log_line_carries_the_password(
     assert secret not in caplog.text
     assert SECRET not in caplog.text
     assert secret not in result.output
+
+
+def test_model_repr_masks_a_password_in_the_url() -> None:
+    single = IRedisSimpleConfig(URL=f"redis://u:{SECRET}@h/0", OPTIONS={"ssl_password": SECRET})
+    multi = FlaskRedisMulti({"URL": f"redis://:{SECRET}@h", "DATABASES": {"a": 0}})
+    for text in (repr(single), str(single), repr(multi)):
+        assert SECRET not in text
+    assert "redis://u:***@h/0" in repr(single)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:my/{SECRET}@h:6379/0",  # an unencoded / in the password (base64 passwords have them)
+        f"redis://default:p@ss:w/rd{SECRET}%@127.0.0.1:6379/0",
+        f"redis://h:bad/0?password={SECRET}",
+        f"redis://h/0?password={SECRET}&bogus=1",
+    ],
+)
+def test_malformed_urls_are_not_echoed(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        FlaskRedisSingle({"URL": url})
+    error = caught.value
+    assert SECRET not in str(error)
+    for chained in (error.__cause__, error.__context__):
+        assert chained is None or SECRET not in str(chained)

@@ -14,6 +14,8 @@ from redis.client import PubSub
 
 from flask_multi_redis import DecodeError, FlaskRedisError, FlaskRedisSingle, RedisSession, ReplyTimeout
 
+from .waiting import wait_until
+
 WAIT = 5.0  # generous deadline for things that should happen at once
 
 
@@ -507,3 +509,9 @@ def test_decode_responses_waiter_ignores_other_channel(text_session: RedisSessio
         assert text_session.publish("y", "not for x") == 0
         assert text_session.publish("x", "for x") == 1
         assert text_session.wait_for_reply(pubsub, timeout=WAIT) == "for x"
+
+
+def test_wait_for_reply_with_zero_timeout_returns_a_buffered_message(session: RedisSession) -> None:
+    with session.subscribe("reply") as pubsub:
+        assert session.publish("reply", "ready") == 1
+        wait_until(lambda: session.wait_for_reply(pubsub, timeout=0, allow_error=True) == "ready", timeout=5)
