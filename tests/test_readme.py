@@ -44,9 +44,15 @@ def test_yaml_example_configures_the_extension() -> None:
         assert ext.addresses()["General"] == "redis://:***@localhost:6379/0"
 
 
-def test_quickstart_demo_runs_against_a_throwaway_server() -> None:
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    done = subprocess.run(
+def run_quickstart(**env_changes: str | None) -> subprocess.CompletedProcess[str]:
+    """Run the demo as `make demo` does, with environment variables set (a value) or removed (None)."""
+    env = dict(os.environ)
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run(
         [sys.executable, "examples/quickstart.py"],
         capture_output=True,
         text=True,
@@ -55,6 +61,10 @@ def test_quickstart_demo_runs_against_a_throwaway_server() -> None:
         env=env,
         check=False,
     )
+
+
+def test_quickstart_demo_runs_against_a_throwaway_server() -> None:
+    done = run_quickstart(REDIS_URL=None)
     assert done.returncode == 0, done.stderr
     assert "started a throwaway redis-server" in done.stdout
     assert "reply: Sum(total=42)" in done.stdout
@@ -62,30 +72,12 @@ def test_quickstart_demo_runs_against_a_throwaway_server() -> None:
 
 
 def test_quickstart_uses_redis_url_when_it_answers(redis_url: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "examples/quickstart.py"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**os.environ, "REDIS_URL": redis_url},
-        check=False,
-    )
+    done = run_quickstart(REDIS_URL=redis_url)
     assert done.returncode == 0, done.stderr
     assert "using the Redis at REDIS_URL" in done.stdout
 
 
-def test_quickstart_says_what_to_install_when_there_is_no_redis(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    env["PATH"] = str(Path(sys.executable).parent)  # python only: no redis-server on this PATH
-    done = subprocess.run(
-        [sys.executable, "examples/quickstart.py"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+def test_quickstart_says_what_to_install_when_there_is_no_redis() -> None:
+    done = run_quickstart(REDIS_URL=None, PATH=str(Path(sys.executable).parent))  # no redis-server on this PATH
     assert done.returncode == 2
     assert "apt-get install redis-server" in done.stderr
