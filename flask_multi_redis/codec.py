@@ -13,10 +13,15 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import DecodeError, EncodeError
 
-__all__ = ["Decodable", "decode", "encode"]
+__all__ = ["Decodable", "as_bytes", "decode", "encode"]
 
 M = TypeVar("M", bound=BaseModel)
 Decodable = type[str] | type[bytes] | type[int] | type[float] | type[dict] | type[list] | type[BaseModel]  # type: ignore[type-arg]
+
+
+def as_bytes(value: str | bytes) -> bytes:
+    """``value`` as bytes: channel names and payloads arrive as either, depending on ``decode_responses``."""
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def encode(value: object, encoding: str = "utf-8") -> bytes:

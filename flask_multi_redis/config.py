@@ -416,7 +416,8 @@ def _parse_url(url: str, key: str) -> dict[str, Any]:
         problem = "has a path that is not a database index"
     if problem is not None:
         raise ConfigurationError(key, problem, expected)
-    unknown = sorted(name for name in parsed if name not in REDIS_KWARGS and name not in _URL_PARTS)
+    known = REDIS_KWARGS | _URL_PARTS.keys() | {"connection_class"}  # connection_class: parse_url's scheme marker
+    unknown = sorted(name for name in parsed if name not in known)
     if unknown:
         raise ConfigurationError(key, f"has unknown query argument(s): {', '.join(unknown)}", "redis.Redis arguments")
     out: dict[str, Any] = {"SCHEMA": parts.scheme}
@@ -442,7 +443,6 @@ _URL_PARTS = {
     "username": "USERNAME",
     "password": "PASSWORD",
     "path": "UNIX_SOCKET_PATH",
-    "connection_class": "SCHEMA",
 }
 
 

@@ -9,7 +9,7 @@ import redis
 from pydantic import BaseModel
 from redis.client import PubSub
 
-from .codec import decode, encode
+from .codec import as_bytes, decode, encode
 from .errors import DecodeError, ReplyTimeout
 
 __all__ = ["RedisSession", "prefixed"]
@@ -151,9 +151,5 @@ def _is_own_data(pubsub: PubSub, message: dict[str, Any]) -> bool:
         live, leaving, name = pubsub.patterns, pubsub.pending_unsubscribe_patterns, message["pattern"]
     else:
         return False
-    wanted = _as_bytes(name)
-    return any(_as_bytes(n) == wanted for n in live) and not any(_as_bytes(n) == wanted for n in leaving)
-
-
-def _as_bytes(name: str | bytes) -> bytes:
-    return name if isinstance(name, bytes) else name.encode()
+    wanted = as_bytes(name)
+    return any(as_bytes(n) == wanted for n in live) and not any(as_bytes(n) == wanted for n in leaving)

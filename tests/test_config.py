@@ -304,6 +304,12 @@ def test_url_and_explicit_key_that_disagree_is_an_error() -> None:
         ({"SCHEMA": "rediss", "SSL_CA_CERTS": "/no/such/ca.pem"}, "REDIS.SSL_CA_CERTS", "no such file"),
         ({"SCHEMA": "unix"}, "REDIS.UNIX_SOCKET_PATH", "required"),
         ({"DATABASES": {"a": 0}}, "REDIS.DATABASES", "FlaskRedisMulti"),
+        # a value given twice, or in the wrong place
+        ({"HOST": "h", "UNIX_SOCKET_PATH": "/s"}, "REDIS.UNIX_SOCKET_PATH", "not both"),
+        ({"SCHEMA": "redis", "UNIX_SOCKET_PATH": "/s"}, "REDIS.SCHEMA", "unix socket"),
+        ({"port": 1111, "PORT": 2222}, "REDIS", "PORT is given twice"),
+        ({"OPTIONS": {"db": 5}}, "REDIS.OPTIONS", "DATABASE"),
+        ({"URL": "redis://h/0?foo=bar"}, "REDIS.URL", "unknown query argument(s): foo"),
     ],
 )
 def test_wrong_single_config_names_the_key_problem_and_form(config: dict[str, Any], key: str, fragment: str) -> None:
@@ -403,23 +409,6 @@ def test_mixed_tls_and_plain_databases(tmp_path: Path) -> None:
     plain = kwargs_of(ext, "plain")
     assert (plain["host"], plain["port"], plain["db"]) == ("plain.local", 6379, 2)
     assert "ssl_ca_certs" not in plain
-
-
-@pytest.mark.parametrize(
-    ("config", "key", "fragment"),
-    [
-        ({"HOST": "h", "UNIX_SOCKET_PATH": "/s"}, "REDIS.UNIX_SOCKET_PATH", "not both"),
-        ({"SCHEMA": "redis", "UNIX_SOCKET_PATH": "/s"}, "REDIS.SCHEMA", "unix socket"),
-        ({"port": 1111, "PORT": 2222}, "REDIS", "PORT is given twice"),
-        ({"OPTIONS": {"db": 5}}, "REDIS.OPTIONS", "DATABASE"),
-        ({"URL": "redis://h/0?foo=bar"}, "REDIS.URL", "unknown query argument(s): foo"),
-    ],
-)
-def test_a_value_given_twice_or_in_the_wrong_place(config: dict[str, Any], key: str, fragment: str) -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        FlaskRedisSingle(config)
-    assert caught.value.key == key
-    assert fragment in str(caught.value)
 
 
 def test_model_inside_flask_config(make_app: MakeApp) -> None:

@@ -18,6 +18,8 @@ from typing import Any, cast
 import redis
 from redis.client import PubSub
 
+from flask_multi_redis.codec import as_bytes
+
 __all__ = ["Callback", "Listener", "ListenerHealth"]
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class Listener:
 
     def subscribe(self, channel: str | bytes, callback: Callback) -> None:
         """Deliver messages of the wire ``channel`` to ``callback``; takes effect on the listener's own thread."""
-        key = channel.encode() if isinstance(channel, str) else channel
+        key = as_bytes(channel)
         with self._lock:
             self._callbacks[key] = callback
             self._ready.clear()
@@ -84,7 +86,7 @@ class Listener:
 
     def unsubscribe(self, channel: str | bytes) -> None:
         """Stop delivering messages of the wire ``channel``."""
-        key = channel.encode() if isinstance(channel, str) else channel
+        key = as_bytes(channel)
         with self._lock:
             self._callbacks.pop(key, None)
         self._changed.set()
@@ -190,9 +192,9 @@ class Listener:
             last_traffic, ping_sent = now, None
             kind = message["type"]
             if kind == "message":
-                self._dispatch(_as_bytes(message["channel"]), message["data"])
+                self._dispatch(as_bytes(message["channel"]), message["data"])
             elif kind == "subscribe":
-                confirmed.add(_as_bytes(message["channel"]))
+                confirmed.add(as_bytes(message["channel"]))
                 self._check_ready(subscribed, confirmed)
 
     def _check_ready(self, subscribed: set[bytes], confirmed: set[bytes]) -> None:
@@ -212,11 +214,7 @@ class Listener:
         if callback is None:
             return  # unsubscribed while the message was on its way
         try:
-            callback(channel, _as_bytes(data))
+            callback(channel, as_bytes(data))
         except Exception:
             self._failed += 1
             log.exception("listener %s: callback for channel %s raised", self.name, channel.decode(errors="replace"))
-
-
-def _as_bytes(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
