@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import DecodeError, EncodeError
 
-__all__ = ["Decodable", "as_bytes", "decode", "encode"]
+__all__ = ["Decodable", "as_bytes", "decode", "encode", "explain"]
 
 M = TypeVar("M", bound=BaseModel)
 Decodable = type[str] | type[bytes] | type[int] | type[float] | type[dict] | type[list] | type[BaseModel]  # type: ignore[type-arg]
@@ -85,14 +85,14 @@ def decode(data: bytes | str, return_type: type[Any], encoding: str = "utf-8") -
             return value
     except (ValueError, TypeError, UnicodeError, ValidationError) as exc:
         name = getattr(return_type, "__name__", repr(return_type))
-        reason = _reason(exc, return_type)
+        reason = explain(exc, return_type)
         raise DecodeError(f"a {len(raw)}-byte message does not decode as {name}: {reason}") from exc
     raise DecodeError(
         f"cannot decode as {return_type!r}; use str, bytes, int, float, bool, dict, list or a pydantic model"
     )
 
 
-def _reason(exc: Exception, return_type: type[Any]) -> str:
+def explain(exc: Exception, return_type: type[Any]) -> str:
     """A short reason that echoes nothing of the input (pydantic's own text and locations can quote it)."""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_input=False, include_url=False)[0]

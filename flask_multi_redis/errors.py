@@ -66,3 +66,45 @@ class DecodeError(CodecError):
 
 class ReplyTimeout(FlaskRedisError, TimeoutError):
     """No reply arrived before the deadline of ``wait_for_reply``."""
+
+
+class BrokerError(FlaskRedisError):
+    """Root of the errors raised by :mod:`flask_multi_redis.broker`."""
+
+
+class NoResponders(BrokerError, LookupError):
+    """Nobody serves the channel: raised as soon as a publish reaches no process, not after the timeout."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class RequestTimeout(BrokerError, TimeoutError):
+    """A request (or a gathered broadcast) was not answered before its deadline."""
+
+
+class RemoteError(BrokerError):
+    """The remote handler failed: ``remote_type`` and ``remote_message`` say how.
+
+    Also raised when the remote side rejected the request payload (``remote_type`` is ``InvalidMessage``)
+    or was too busy to take it (``Overloaded``).
+    """
+
+    def __init__(self, remote_type: str, remote_message: str, sender: str | None = None) -> None:
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.sender = sender
+        where = f" in {sender}" if sender else ""
+        super().__init__(f"{remote_type}{where}: {remote_message}")
+
+
+class InvalidMessage(BrokerError, ValueError):
+    """A payload does not fit its channel's declared type, or a received envelope is malformed."""
+
+
+class MessageTooLarge(InvalidMessage):
+    """A message exceeds the broker's ``max_message_size``."""
+
+
+class BrokerUnavailable(BrokerError, ConnectionError):
+    """Redis could not be reached to send a message or its reply."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app, has_app_context
@@ -12,6 +13,10 @@ from .config import AnyConfig, DatabaseSpec, Label, load_config, resolve
 from .connection import build_sessions
 from .errors import FlaskRedisError, NotInitializedError, UnknownDatabaseError
 from .session import RedisSession
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .broker.runtime import Runtime
 
 __all__ = ["FlaskRedisMulti", "FlaskRedisSingle"]
 
@@ -22,6 +27,11 @@ class _AppState:
 
     specs: list[DatabaseSpec]
     sessions: dict[str, RedisSession]
+    app: Flask | None = None
+    runtime: Runtime | None = field(default=None, repr=False)  # the broker's machinery in this process
+
+    def first(self) -> RedisSession:
+        return next(iter(self.sessions.values()))
 
     def lookup(self, wanted: str | int | None) -> RedisSession:
         if wanted is None:
@@ -99,11 +109,25 @@ class _FlaskRedis:
                 f"app.extensions[{key!r}] is already taken by {type(taken).__name__}; "
                 f"give this extension another config_element"
             )
-        self._states[app] = self._build_state(app)
+        state = self._states[app] = self._build_state(app)
         app.extensions[key] = self
         from .cli import redis_group
 
         app.cli.add_command(redis_group(self), name=key)
+        if "broker" in self.__dict__:
+            self.broker.bind(state)
+
+    @cached_property
+    def broker(self) -> Broker:
+        """The message broker over this extension's first database (see :class:`~flask_multi_redis.broker.Broker`)."""
+        from .broker import Broker
+
+        return Broker(self)
+
+    def _bound_states(self) -> list[_AppState]:
+        """The states of every app this extension serves, and its own one."""
+        states = list(self._states.values())
+        return [*states, self._own_state] if self._own_state is not None else states
 
     def _build_state(self, app: Flask | None) -> _AppState:
         if self._config is not None:
@@ -114,7 +138,7 @@ class _FlaskRedis:
                 app.config, config_element=self.config_element, multi=self.multi, flask_config=True
             )
         specs = resolve(config, label, prefix=self.prefix, client_kwargs=self.client_kwargs)
-        return _AppState(specs=specs, sessions=build_sessions(specs))
+        return _AppState(specs=specs, sessions=build_sessions(specs), app=app)
 
     def _state(self) -> _AppState:
         if has_app_context():

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
+
+from flask_multi_redis import FlaskRedisSingle
 
 from .servers import ACLUser, RedisServer, TLSFiles
 
@@ -79,3 +85,50 @@ def tmp_file(tmp_path: Path) -> Path:
     path = tmp_path / "file.pem"
     path.write_text("not a certificate")
     return path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def broker_env(redis_url: str) -> dict[str, str]:
+    """Environment for processes that run tests/apps: our server, and a prefix of this test's own."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"t{secrets.token_hex(4)}",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def spawn_backend(broker_env: dict[str, str]) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+    """Start tests/apps/serve.py processes (they serve svc.backend); each is stopped at teardown."""
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn() -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.apps.serve"], env=broker_env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        started.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.split() == ["ready", str(process.pid)], f"serve.py did not start: {line!r}"
+        return process
+
+    yield spawn
+    for process in started:
+        process.terminate()
+    for process in started:
+        process.wait(10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+@pytest.fixture
+def caller(broker_env: dict[str, str]) -> Iterator[FlaskRedisSingle]:
+    """An extension configured from a dict, as a script or a web process without routes would use it."""
+    ext = FlaskRedisSingle({"URL": broker_env["REDIS_URL"], "PREFIX": broker_env["REDIS_PREFIX"]})
+    yield ext
+    ext.broker.stop()

@@ -1,7 +1,37 @@
-"""The message broker, built on RedisSession. In progress: so far the per-process pub/sub listener."""
+"""The message broker: typed channels, commands broadcast to every process, request/reply with one handler."""
 
 from __future__ import annotations
 
-from .listener import Listener, ListenerHealth
+from flask_multi_redis.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    InvalidMessage,
+    MessageTooLarge,
+    NoResponders,
+    RemoteError,
+    RequestTimeout,
+)
 
-__all__ = ["Listener", "ListenerHealth"]
+from .broker import Broker, BrokerHealth, Reply
+from .channel import Channel
+from .envelope import Sender
+from .listener import Listener, ListenerHealth
+from .router import Router
+
+__all__ = [
+    "Broker",
+    "BrokerError",
+    "BrokerHealth",
+    "BrokerUnavailable",
+    "Channel",
+    "InvalidMessage",
+    "Listener",
+    "ListenerHealth",
+    "MessageTooLarge",
+    "NoResponders",
+    "RemoteError",
+    "Reply",
+    "RequestTimeout",
+    "Router",
+    "Sender",
+]

@@ -48,6 +48,9 @@ class Listener:
     :param silence: seconds without traffic after which a PING is sent; no answer within as long again
         means the connection is dead and is rebuilt.
     :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
+    :param on_ready: called on the listener's thread each time it is connected with every subscription
+        confirmed, after a reconnect too: messages published while it was away are lost (a Redis fact), so
+        this is where a user catches up on them.
     """
 
     def __init__(
@@ -57,11 +60,13 @@ class Listener:
         name: str = "flask-redis-listener",
         silence: float = 10.0,
         backoff_cap: float = 5.0,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.name = name
         self.silence = silence
         self.backoff_cap = backoff_cap
+        self.on_ready = on_ready
         self._callbacks: dict[bytes, Callback] = {}
         self._lock = threading.Lock()
         self._changed = threading.Event()
@@ -201,9 +206,16 @@ class Listener:
         """Report ready once the server has confirmed every channel we want (and no change is pending)."""
         if not subscribed or not confirmed >= subscribed or self._changed.is_set():
             return
-        if not self._connected:
-            log.info("listener %s subscribed to %d channel(s)", self.name, len(subscribed))
+        if self._connected:
+            self._ready.set()
+            return
+        log.info("listener %s subscribed to %d channel(s)", self.name, len(subscribed))
         self._connected = True
+        if self.on_ready is not None:
+            try:
+                self.on_ready()
+            except Exception:
+                log.exception("listener %s: on_ready raised", self.name)
         self._ready.set()
 
     def _dispatch(self, channel: bytes, data: Any) -> None:

@@ -1,0 +1,87 @@
+"""Channel declarations: a name plus the request and reply types, validated with pydantic on both ends."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from flask_multi_redis.codec import explain
+from flask_multi_redis.errors import InvalidMessage
+
+from .names import RESERVED
+
+__all__ = ["Channel"]
+
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
+
+
+class _Payload:
+    """Validation and JSON serialization of one payload type (a pydantic model, or any JSON value)."""
+
+    __slots__ = ("adapter", "type", "type_name")
+
+    def __init__(self, payload_type: type[Any] | None) -> None:
+        self.type: Any = Any if payload_type is None else payload_type
+        self.type_name = getattr(payload_type, "__name__", "JSON")
+        self.adapter: TypeAdapter[Any] = TypeAdapter(self.type)
+
+    def dump(self, value: object, what: str) -> bytes:
+        """``value`` validated and serialized to JSON; :class:`InvalidMessage` when it does not fit."""
+        try:
+            return self.adapter.dump_json(self.adapter.validate_python(value))
+        except (ValidationError, PydanticSerializationError, TypeError, ValueError) as exc:
+            raise InvalidMessage(f"{what} is not a valid {self.type_name}: {explain(exc, self.type)}") from exc
+
+    def load(self, body: object, what: str) -> Any:
+        """A received JSON ``body`` validated as the declared type."""
+        try:
+            return self.adapter.validate_python(body)
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise InvalidMessage(f"{what} is not a valid {self.type_name}: {explain(exc, self.type)}") from exc
+
+
+class Channel(Generic[Req, Rep]):
+    """A typed channel: its ``name`` (the environment prefix is added by the broker), its request type and
+    its reply type. Either type may be left out to allow any JSON value. A declaration opens no connection.
+
+    :param name: the channel name, for example ``"math.add"``; ``fmr:`` is reserved for the broker itself.
+    :param request: the pydantic model (or other type pydantic validates) of what is sent on the channel.
+    :param reply: the type of what handlers answer.
+    """
+
+    __slots__ = ("_reply", "_request", "name")
+
+    def __init__(self, name: str, request: type[Req] | None = None, reply: type[Rep] | None = None) -> None:
+        if not isinstance(name, str) or not name or name.startswith(RESERVED) or any(c.isspace() for c in name):
+            raise ValueError(
+                f"channel name {name!r}: use a non-empty name without spaces, not starting with {RESERVED}"
+            )
+        self.name = name
+        self._request = _Payload(request)
+        self._reply = _Payload(reply)
+
+    def __repr__(self) -> str:
+        return f"Channel({self.name!r}, request={self._request.type_name}, reply={self._reply.type_name})"
+
+    @property
+    def request_type(self) -> Any:
+        return self._request.type
+
+    @property
+    def reply_type(self) -> Any:
+        return self._reply.type
+
+    def dump_request(self, message: Req | Any) -> bytes:
+        return self._request.dump(message, f"a request on {self.name!r}")
+
+    def load_request(self, body: object) -> Req:
+        return self._request.load(body, f"a request on {self.name!r}")  # type: ignore[no-any-return]
+
+    def dump_reply(self, value: Rep | Any) -> bytes:
+        return self._reply.dump(value, f"a reply on {self.name!r}")
+
+    def load_reply(self, body: object) -> Rep:
+        return self._reply.load(body, f"a reply on {self.name!r}")  # type: ignore[no-any-return]

@@ -1,0 +1,133 @@
+"""The envelope every broker message travels in: one JSON object (PROTOCOL.md is its specification)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from flask_multi_redis.errors import InvalidMessage, MessageTooLarge
+
+__all__ = ["KINDS", "VERSION", "Envelope", "Kind", "Sender", "deadline_after", "pack", "unpack"]
+
+#: The envelope version this code writes; it reads envelopes of the same major version.
+VERSION = 1
+
+Kind = Literal["request", "reply", "error", "command"]
+KINDS: frozenset[str] = frozenset(("request", "reply", "error", "command"))
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sent a message: a process, named by host, pid, role and a random id that is new in every process."""
+
+    id: str
+    host: str
+    pid: int
+    role: str
+
+    def __str__(self) -> str:
+        return f"{self.role}@{self.host}:{self.pid}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "host": self.host, "pid": self.pid, "role": self.role}
+
+    @classmethod
+    def from_json(cls, value: object) -> Sender | None:
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(id=str(value["id"]), host=str(value["host"]), pid=int(value["pid"]), role=str(value["role"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A received message: its kind, correlation id, logical channel, reply address, deadline and body."""
+
+    kind: Kind
+    id: str
+    channel: str
+    body: Any
+    reply_to: str | None = None
+    deadline: int | None = None  # unix time in milliseconds
+    sender: Sender | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def expired(self, now_ms: int | None = None) -> bool:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        return self.deadline is not None and now_ms >= self.deadline
+
+
+def deadline_after(seconds: float) -> int:
+    """The unix-millisecond deadline ``seconds`` from now."""
+    return int((time.time() + seconds) * 1000)
+
+
+def pack(
+    kind: Kind,
+    id: str,
+    channel: str,
+    body_json: bytes,
+    *,
+    reply_to: str | None = None,
+    deadline: int | None = None,
+    sender: Sender | None = None,
+    headers: dict[str, str] | None = None,
+    max_size: int,
+) -> bytes:
+    """Serialize an envelope around an already serialized JSON body; refuse one larger than ``max_size``."""
+    head: dict[str, Any] = {"v": VERSION, "kind": kind, "id": id, "channel": channel}
+    if reply_to is not None:
+        head["reply_to"] = reply_to
+    if deadline is not None:
+        head["deadline"] = deadline
+    if sender is not None:
+        head["sender"] = sender.as_json()
+    if headers:
+        head["headers"] = headers
+    data = b"".join((orjson.dumps(head)[:-1], b',"body":', body_json, b"}"))
+    if len(data) > max_size:
+        raise MessageTooLarge(f"a {len(data)}-byte {kind} on {channel!r} exceeds max_message_size={max_size}")
+    return data
+
+
+def unpack(data: bytes, max_size: int) -> Envelope:
+    """Parse and check a received envelope; :class:`InvalidMessage` says what is wrong without quoting it."""
+    if len(data) > max_size:
+        raise MessageTooLarge(f"a {len(data)}-byte message exceeds max_message_size={max_size}")
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage(f"a {len(data)}-byte message is not JSON") from exc
+    if not isinstance(raw, dict):
+        raise InvalidMessage("the message is not a JSON object")
+    if raw.get("v") != VERSION:
+        raise InvalidMessage(f"unsupported envelope version {str(raw.get('v'))[:20]!r} (this side speaks {VERSION})")
+    kind, ident, channel = raw.get("kind"), raw.get("id"), raw.get("channel")
+    if kind not in KINDS:
+        raise InvalidMessage(f"unknown kind {str(kind)[:20]!r}")
+    if not isinstance(ident, str) or not 0 < len(ident) <= 128:
+        raise InvalidMessage("the id is missing or not a string of at most 128 characters")
+    if not isinstance(channel, str):
+        raise InvalidMessage("the channel is missing")
+    reply_to, deadline, headers = raw.get("reply_to"), raw.get("deadline"), raw.get("headers") or {}
+    if reply_to is not None and not isinstance(reply_to, str):
+        raise InvalidMessage("reply_to is not a string")
+    if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool)):
+        raise InvalidMessage("deadline is not an integer (unix milliseconds)")
+    if not isinstance(headers, dict):
+        raise InvalidMessage("headers is not an object")
+    return Envelope(
+        kind=kind,
+        id=ident,
+        channel=channel,
+        body=raw.get("body"),
+        reply_to=reply_to or None,
+        deadline=deadline,
+        sender=Sender.from_json(raw.get("sender")),
+        headers={str(k): str(v) for k, v in headers.items()},
+    )

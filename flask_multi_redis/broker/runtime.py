@@ -1,0 +1,484 @@
+"""The broker's machinery in one process: its listener and inbox, the calls waiting for replies, the handlers
+it serves, and its heartbeat in the registry.
+
+Delivery (PROTOCOL.md has the details): a request goes to ONE live responder's own inbox channel, picked in
+turn from the registry, so exactly one handler runs without a claim on the hot path; when no registered
+responder receives it, it goes to the shared channel, where subscribers race for a SET NX claim; when nobody
+receives that either, :class:`NoResponders` is raised at once. A reply is published to the caller's inbox and,
+only when that reaches nobody (the caller's connection is down), kept in a short-lived list the caller reads
+once it is connected again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from flask_multi_redis.errors import (
+    BrokerUnavailable,
+    InvalidMessage,
+    NoResponders,
+)
+
+from . import names
+from .channel import Channel
+from .envelope import Envelope, Kind, Sender, deadline_after, pack, unpack
+from .listener import Listener, ListenerHealth
+from .pool import HandlerPool
+from .process import new_sender
+from .router import Route, RouteKind
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from flask_multi_redis.session import RedisSession
+
+    from .broker import Broker
+
+__all__ = ["Call", "Counters", "Runtime", "new_id"]
+
+log = logging.getLogger(__name__)
+
+# Publish a reply to the caller's inbox; keep it in a list (TTL: the request's deadline) if that reaches nobody.
+_REPLY_SCRIPT = """
+local receivers = 0
+if ARGV[1] ~= '' then receivers = redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+if receivers == 0 then
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return receivers
+"""
+
+#: How long a stored reply or a claim outlives a request without a deadline, in milliseconds.
+NO_DEADLINE_TTL_MS = 60_000
+#: The longest remote error message passed back to a caller.
+MAX_ERROR_MESSAGE = 2000
+
+
+def _client_like(session: RedisSession, connections: int, **overrides: Any) -> redis.Redis:
+    """A client with the session's settings on a pool of at most ``connections`` (callers queue beyond it)."""
+    pool = session.connection_pool
+    kwargs = {**pool.connection_kwargs, **overrides}
+    bounded = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        connection_class=pool.connection_class, max_connections=connections, **kwargs
+    )
+    return redis.Redis(connection_pool=bounded)
+
+
+def new_id() -> str:
+    """An unguessable correlation id (128 random bits)."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass
+class Call:
+    """A request or gathered broadcast in flight: the replies that have come in, and how many are awaited."""
+
+    id: str
+    expected: int
+    replies: list[Envelope] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def add(self, envelope: Envelope) -> None:
+        self.replies.append(envelope)
+        if len(self.replies) >= self.expected:
+            self.done.set()
+
+    def expect(self, count: int) -> None:
+        self.expected = count
+        if len(self.replies) >= count:
+            self.done.set()
+
+
+@dataclass
+class Counters:
+    handled: int = 0
+    failed: int = 0
+    expired: int = 0
+    dropped: int = 0
+    overloaded: int = 0
+
+
+class Runtime:
+    """Everything the broker runs in this process for one app (or one dict-configured extension)."""
+
+    def __init__(self, broker: Broker, session: RedisSession, app: Flask | None) -> None:
+        self.broker = broker
+        self.session = session
+        self.app = app
+        self.pid = os.getpid()
+        self.sender: Sender = new_sender(broker.role)
+        self.prefix = session.prefix
+        self.inbox = names.inbox_channel(self.prefix, self.sender.id)
+        self.started_at = time.time()
+        self.counters = Counters()
+        self.redis = _client_like(session, broker.connections)
+        # No retries inside redis-py for the pub/sub connection: the listener's own loop reconnects, so it
+        # knows when it was away and can catch up on the replies kept meanwhile.
+        listening = _client_like(session, 1, retry=Retry(NoBackoff(), 0))
+        self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
+        self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
+        self._calls: dict[str, Call] = {}
+        self._wire_names: dict[bytes, str] = {}
+        self._responders: dict[str, tuple[float, list[str]]] = {}
+        self._turn = itertools.count()
+        self._reply = self.redis.register_script(_REPLY_SCRIPT)
+        self._beat_now = threading.Event()
+        self._registered = threading.Event()
+        self._generation = 0
+        self._stopping = threading.Event()
+        self._heart: threading.Thread | None = None
+        self._serving = False
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        """Subscribe the inbox and every routed channel, and start the listener (and, when serving, the heartbeat)."""
+        self.listener.subscribe(self.inbox, self._on_inbox)
+        self.sync()
+        self.listener.start()
+        return self
+
+    def sync(self) -> None:
+        """Follow the broker's routes: subscribe channels that gained a route, renew the heartbeat now."""
+        routes = self.broker.routes()
+        for route in routes:
+            wire = names.channel_wire(self.prefix, route.channel.name)
+            if wire.encode() not in self._wire_names:
+                self._wire_names[wire.encode()] = route.channel.name
+                self.listener.subscribe(wire, self._on_shared)
+        if routes and not self._serving:
+            self._serving = True
+            self._heart = threading.Thread(
+                target=self._heartbeat, name=f"flask-redis-heartbeat-{self.pid}", daemon=True
+            )
+            self._heart.start()
+        self._generation += 1
+        self._registered.clear()
+        self._beat_now.set()
+
+    def ensure_started(self, deadline: float) -> None:
+        """Start if needed and wait (until the monotonic ``deadline``) for the inbox to be subscribed."""
+        if not self.listener.running:
+            self.start()
+        if not self.listener.wait_ready(max(0.0, deadline - time.monotonic())):
+            raise BrokerUnavailable(f"the broker's listener is not connected to Redis ({self.session.name!r})")
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the listener is subscribed and, when serving, registered in the registry."""
+        deadline = time.monotonic() + timeout
+        if not self.listener.wait_ready(timeout):
+            return False
+        return not self._serving or self._registered.wait(max(0.0, deadline - time.monotonic()))
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Leave the registry, stop listening, and let running handlers finish within ``timeout``."""
+        self._stopping.set()
+        self._beat_now.set()
+        if self._heart is not None:
+            self._heart.join(timeout)
+        with contextlib.suppress(redis.RedisError):
+            self._unregister()
+        stopped = self.listener.stop(timeout)
+        stopped = self.handlers.join(timeout) and stopped
+        self.redis.connection_pool.disconnect()
+        self.listener.client.connection_pool.disconnect()
+        return stopped
+
+    def health(self) -> ListenerHealth:
+        return self.listener.health()
+
+    # --- calling ----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def call(self, expected: int) -> Iterator[Call]:
+        """Register a call so that replies to its id are collected, for as long as the block runs."""
+        call = Call(id=new_id(), expected=expected)
+        self._calls[call.id] = call
+        try:
+            yield call
+        finally:
+            self._calls.pop(call.id, None)
+
+    def envelope(
+        self, kind: Kind, call_id: str, channel: Channel[Any, Any], body: bytes, timeout: float | None, reply: bool
+    ) -> bytes:
+        return pack(
+            kind,
+            call_id,
+            channel.name,
+            body,
+            reply_to=self.inbox if reply else None,
+            deadline=None if timeout is None else deadline_after(timeout),
+            sender=self.sender,
+            max_size=self.broker.max_message_size,
+        )
+
+    def send_request(self, channel: Channel[Any, Any], data: bytes) -> None:
+        """Deliver to exactly one responder: one in the registry by turns, else the shared channel, else raise."""
+        for target in self._responder_ids(channel.name):
+            if self._publish(names.inbox_channel(self.prefix, target), data):
+                return
+            self._forget(channel.name, target)
+        if not self._publish(names.channel_wire(self.prefix, channel.name), data):
+            raise NoResponders(f"nobody serves channel {channel.name!r} (prefix {self.prefix!r})")
+
+    def broadcast(self, channel: Channel[Any, Any], data: bytes) -> int:
+        return self._publish(names.channel_wire(self.prefix, channel.name), data)
+
+    def wait(self, call: Call, deadline: float) -> list[Envelope]:
+        """The replies that arrived by the monotonic ``deadline``, including any kept while we were disconnected."""
+        if not call.done.wait(max(0.0, deadline - time.monotonic())):
+            with contextlib.suppress(redis.RedisError):
+                for data in self._stored_replies([call.id])[call.id]:
+                    self._deliver(data, "stored reply")
+        return list(call.replies)
+
+    def _publish(self, wire: str, data: bytes) -> int:
+        try:
+            return int(self.redis.execute_command("PUBLISH", wire, data))  # type: ignore[no-untyped-call]
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not publish on {wire!r}: {type(exc).__name__}") from exc
+
+    def _responder_ids(self, channel: str) -> list[str]:
+        now = time.monotonic()
+        cached = self._responders.get(channel)
+        if cached is None or cached[0] < now:
+            key = names.serves_key(self.prefix, channel)
+            try:
+                found = self.redis.zrangebyscore(key, int(time.time() * 1000), "+inf")
+            except redis.RedisError as exc:
+                raise BrokerUnavailable(f"could not read the responders of {channel!r}") from exc
+            ids = [member.decode() if isinstance(member, bytes) else str(member) for member in found]
+            cached = (now + self.broker.registry_cache, ids)
+            self._responders[channel] = cached
+        ids = cached[1]
+        if len(ids) < 2:
+            return list(ids)
+        start = next(self._turn) % len(ids)
+        return ids[start:] + ids[:start]
+
+    def _forget(self, channel: str, target: str) -> None:
+        cached = self._responders.get(channel)
+        if cached is not None and target in cached[1]:
+            self._responders[channel] = (cached[0], [other for other in cached[1] if other != target])
+
+    def _stored_replies(self, call_ids: list[str]) -> dict[str, list[bytes]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for call_id in call_ids:
+            key = names.reply_key(self.prefix, call_id)
+            pipe.lrange(key, 0, -1)
+            pipe.delete(key)
+        results = pipe.execute()
+        return {call_id: list(results[2 * index] or []) for index, call_id in enumerate(call_ids)}
+
+    def _catch_up(self) -> None:
+        """After a (re)connect: read the replies kept for our calls while the inbox was not subscribed."""
+        call_ids = list(self._calls)
+        if not call_ids:
+            return
+        for stored in self._stored_replies(call_ids).values():
+            for data in stored:
+                self._deliver(data, "stored reply")
+
+    # --- receiving --------------------------------------------------------------------------------------------
+
+    def _on_inbox(self, wire: bytes, data: bytes) -> None:
+        envelope = self._unpack(wire, data)
+        if envelope is None:
+            return
+        if envelope.kind == "request":
+            self._accept(envelope, self.broker.route("handler", envelope.channel), claimed=True)
+        elif envelope.kind in ("reply", "error"):
+            self._resolve(envelope)
+        else:
+            self._drop(envelope, "a command cannot be sent to an inbox")
+
+    def _on_shared(self, wire: bytes, data: bytes) -> None:
+        envelope = self._unpack(wire, data)
+        if envelope is None:
+            return
+        name = self._wire_names.get(wire, envelope.channel)
+        if envelope.kind in ("command", "request"):
+            route_kind: RouteKind = "command" if envelope.kind == "command" else "handler"
+            self._accept(envelope, self.broker.route(route_kind, name), claimed=envelope.kind == "command")
+        else:
+            self._drop(envelope, f"a {envelope.kind} cannot be sent to a shared channel")
+
+    def _deliver(self, data: bytes, where: str) -> None:
+        envelope = self._unpack(where.encode(), data)
+        if envelope is not None:
+            self._resolve(envelope)
+
+    def _resolve(self, envelope: Envelope) -> None:
+        call = self._calls.get(envelope.id)
+        if call is None:
+            log.debug("late or unknown reply dropped: id=%s channel=%s", envelope.id, envelope.channel)
+            return
+        call.add(envelope)
+
+    def _unpack(self, wire: bytes, data: bytes) -> Envelope | None:
+        try:
+            return unpack(data, self.broker.max_message_size)
+        except InvalidMessage as exc:
+            self.counters.dropped += 1
+            log.warning("dropped a message on %s: %s", wire.decode(errors="replace"), exc)
+            return None
+
+    def _drop(self, envelope: Envelope, reason: str) -> None:
+        self.counters.dropped += 1
+        log.warning("dropped %s id=%s channel=%s: %s", envelope.kind, envelope.id, envelope.channel, reason)
+
+    # --- serving ----------------------------------------------------------------------------------------------
+
+    def _accept(self, envelope: Envelope, route: Route | None, claimed: bool) -> None:
+        if route is None:
+            self._drop(envelope, "no route for this channel in this process")
+            return
+        if envelope.expired():
+            self.counters.expired += 1
+            log.warning(
+                "expired before it started, not run: %s id=%s channel=%s",
+                envelope.kind,
+                envelope.id,
+                route.channel.name,
+            )
+            return
+        if not self.handlers.submit(lambda: self._run(envelope, route, claimed)):
+            self.counters.overloaded += 1
+            log.error("handler pool full, refused %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name)
+            self._answer_error(envelope, "Overloaded", "the handler pool of this process is full")
+
+    def _run(self, envelope: Envelope, route: Route, claimed: bool) -> None:
+        if not claimed and not self._claim(envelope):
+            return
+        if envelope.expired():
+            self.counters.expired += 1
+            log.warning("expired in the queue, not run: id=%s channel=%s", envelope.id, route.channel.name)
+            return
+        try:
+            message = route.channel.load_request(envelope.body)
+        except InvalidMessage as exc:
+            self.counters.failed += 1
+            log.warning("invalid %s id=%s channel=%s: %s", envelope.kind, envelope.id, route.channel.name, exc)
+            self._answer_error(envelope, "InvalidMessage", str(exc))
+            return
+        try:
+            with self._app_context():
+                result = route.func(message)
+            body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
+        except Exception as exc:
+            self.counters.failed += 1
+            log.exception("%s for id=%s channel=%s raised", route.kind, envelope.id, route.channel.name)
+            self._answer_error(envelope, type(exc).__name__, str(exc))
+            return
+        self.counters.handled += 1
+        self._answer(envelope, "reply", body)
+
+    def _claim(self, envelope: Envelope) -> bool:
+        key = names.claim_key(self.prefix, envelope.id)
+        try:
+            return bool(self.redis.set(key, self.sender.id, nx=True, px=self._ttl_ms(envelope)))
+        except redis.RedisError:
+            log.exception("could not claim request id=%s channel=%s", envelope.id, envelope.channel)
+            return False
+
+    def _answer_error(self, envelope: Envelope, error_type: str, message: str) -> None:
+        body = orjson.dumps({"type": error_type, "message": message[:MAX_ERROR_MESSAGE]})
+        self._answer(envelope, "error", body)
+
+    def _answer(self, envelope: Envelope, kind: Kind, body: bytes) -> None:
+        if envelope.kind == "command" and not envelope.reply_to:
+            return  # a plain broadcast: nobody waits
+        try:
+            data = pack(
+                kind, envelope.id, envelope.channel, body, sender=self.sender, max_size=self.broker.max_message_size
+            )
+        except InvalidMessage as exc:
+            data = pack(
+                kind="error",
+                id=envelope.id,
+                channel=envelope.channel,
+                sender=self.sender,
+                max_size=self.broker.max_message_size,
+                body_json=orjson.dumps({"type": type(exc).__name__, "message": str(exc)}),
+            )
+        key = names.reply_key(self.prefix, envelope.id)
+        try:
+            self._reply(keys=[key], args=[envelope.reply_to or "", data, self._ttl_ms(envelope)])
+        except redis.RedisError:
+            log.exception("could not send the %s for id=%s channel=%s", kind, envelope.id, envelope.channel)
+
+    @staticmethod
+    def _ttl_ms(envelope: Envelope) -> int:
+        if envelope.deadline is None:
+            return NO_DEADLINE_TTL_MS
+        return max(1000, envelope.deadline - int(time.time() * 1000) + 1000)
+
+    def _app_context(self) -> contextlib.AbstractContextManager[Any]:
+        return self.app.app_context() if self.app is not None else contextlib.nullcontext()
+
+    # --- registry ---------------------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        self.listener.wait_ready(self.broker.heartbeat_interval)
+        while not self._stopping.is_set():
+            try:
+                self._beat_now.clear()
+                generation = self._generation
+                self._register()
+                if generation == self._generation:
+                    self._registered.set()
+            except Exception:
+                self._beat_now.set()
+                log.exception("heartbeat of %s failed", self.sender)
+            self._beat_now.wait(self.broker.heartbeat_interval)
+
+    def info(self) -> dict[str, Any]:
+        """This process as the registry shows it."""
+        routes = self.broker.routes()
+        return {
+            "sender": self.sender.as_json(),
+            "inbox": self.inbox,
+            "handlers": sorted(r.channel.name for r in routes if r.kind == "handler"),
+            "commands": sorted(r.channel.name for r in routes if r.kind == "command"),
+            "started_at": self.started_at,
+            "handled": self.counters.handled,
+            "failed": self.counters.failed,
+        }
+
+    def _register(self) -> None:
+        info = self.info()
+        ttl = int(self.broker.heartbeat_interval * 3000)
+        now = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(names.process_key(self.prefix, self.sender.id), orjson.dumps(info), px=ttl)
+        for channel in info["handlers"]:
+            key = names.serves_key(self.prefix, channel)
+            pipe.zadd(key, {self.sender.id: now + ttl})
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.pexpire(key, ttl)
+        pipe.execute()
+
+    def _unregister(self) -> None:
+        if not self._serving:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(names.process_key(self.prefix, self.sender.id))
+        for channel in self.info()["handlers"]:
+            pipe.zrem(names.serves_key(self.prefix, channel), self.sender.id)
+        pipe.execute()

@@ -1,0 +1,263 @@
+"""Request/reply and broadcast between real processes: tests/apps/serve.py serves, the test process calls."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from fnmatch import fnmatch
+from subprocess import Popen
+from typing import Any
+
+import pytest
+
+from flask_multi_redis import FlaskRedisSingle
+from flask_multi_redis.broker import (
+    BrokerError,
+    Channel,
+    InvalidMessage,
+    MessageTooLarge,
+    NoResponders,
+    RemoteError,
+    RequestTimeout,
+)
+from flask_multi_redis.broker.envelope import deadline_after, pack
+
+from .apps.svc import AddIn, AddOut, Gate, Who, add, bad_reply, fail, gate, stats, whoami
+from .waiting import wait_until
+
+Spawn = Callable[[], "Popen[str]"]
+
+
+def test_a_request_is_served_by_another_process(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    backend = spawn_backend()
+    out = caller.broker.request(add, AddIn(a=2, b=3), timeout=5)
+    assert isinstance(out, AddOut)
+    assert (out.sum, out.pid) == (5, backend.pid)
+    assert out.pid != os.getpid()
+
+
+def test_each_request_runs_once_and_load_spreads(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    pids = {spawn_backend().pid for _ in range(3)}
+    served = Counter(caller.broker.request(add, AddIn(a=i, b=1), timeout=5).pid for i in range(300))
+    assert set(served) == pids
+    assert all(count >= 60 for count in served.values()), served
+    handled = caller.broker.broadcast(stats, None, gather=True, timeout=5)
+    assert sum(reply.value.added for reply in handled if reply.value) == 300  # exactly once: no duplicates ran
+
+
+def test_no_responders_is_raised_at_once(caller: FlaskRedisSingle) -> None:
+    started = time.monotonic()
+    with pytest.raises(NoResponders, match=r"math\.add"):
+        caller.broker.request(add, AddIn(a=1, b=1), timeout=10)
+    assert time.monotonic() - started < 1.0  # not the 10 s timeout
+
+
+def test_no_responders_once_the_last_server_is_killed(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    backend = spawn_backend()
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).pid == backend.pid
+    backend.kill()
+    backend.wait(5)
+    started = time.monotonic()
+    with pytest.raises(NoResponders):  # its registry entry is still there: the publish to it reaches nobody
+        caller.broker.request(add, AddIn(a=1, b=1), timeout=10)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_handler_that_raises_gives_remote_error(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    backend = spawn_backend()
+    with pytest.raises(RemoteError) as caught:
+        caller.broker.request(fail, {"x": 1}, timeout=5)
+    assert caught.value.remote_type == "ValueError"
+    assert caught.value.remote_message == "refused ['x']"
+    assert str(backend.pid) in str(caught.value)
+
+
+def test_an_invalid_request_is_refused_before_sending(caller: FlaskRedisSingle) -> None:
+    with pytest.raises(InvalidMessage, match="not a valid AddIn"):
+        caller.broker.request(add, {"a": "one", "b": 2}, timeout=5)
+
+
+def test_an_invalid_request_is_reported_by_the_server(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    loose = Channel("math.add", request=dict, reply=dict)  # a caller whose declaration disagrees
+    with pytest.raises(RemoteError) as caught:
+        caller.broker.request(loose, {"a": "one"}, timeout=5)
+    assert caught.value.remote_type == "InvalidMessage"
+    assert "AddIn" in caught.value.remote_message
+
+
+def test_an_invalid_reply_is_reported_both_ways(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    with pytest.raises(RemoteError) as caught:  # the handler returned something that is not an AddOut
+        caller.broker.request(bad_reply, {}, timeout=5)
+    assert caught.value.remote_type == "InvalidMessage"
+    expecting_who = Channel("math.add", request=AddIn, reply=Who)  # a reply that the caller cannot accept
+    with pytest.raises(InvalidMessage, match="not a valid Who"):
+        caller.broker.request(expecting_who, AddIn(a=1, b=2), timeout=5)
+
+
+def test_request_timeout_at_the_deadline(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    session = caller.getRedis()
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout) as caught:
+        caller.broker.request(gate, Gate(key="gate:timeout"), timeout=0.5)
+    assert isinstance(caught.value, TimeoutError)
+    assert 0.5 <= time.monotonic() - started < 3
+    session.rpush("gate:timeout", 1)  # release the handler
+
+
+def test_a_request_past_its_deadline_is_not_started(
+    spawn_backend: Spawn, caller: FlaskRedisSingle, broker_env: dict[str, str]
+) -> None:
+    spawn_backend()
+    prefix = broker_env["REDIS_PREFIX"]
+    session = caller.getRedis()
+    expired = pack("request", "expired-1", "math.add", b'{"a":1,"b":2}', deadline=deadline_after(-1), max_size=1 << 20)
+    assert session.execute_command("PUBLISH", f"{prefix}:math.add", expired) == 1
+    (reply,) = caller.broker.broadcast(stats, None, gather=True, timeout=5)
+    assert reply.value is not None
+    assert (reply.value.expired, reply.value.added) == (1, 0)
+    assert session.keys(f"{prefix}:fmr:reply:*") == []
+
+
+def test_broadcast_gathers_one_reply_per_process(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    pids = {spawn_backend().pid for _ in range(2)}
+    assert caller.broker.broadcast(whoami, None) == 2
+    replies = caller.broker.broadcast(whoami, None, gather=True, timeout=5)
+    assert {reply.value.pid for reply in replies if reply.value} == pids
+    assert all(reply.ok and reply.sender is not None for reply in replies)
+    assert {reply.sender.pid for reply in replies if reply.sender} == pids
+
+
+def test_a_gather_reports_processes_that_do_not_answer(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    backend = spawn_backend()
+    silent = caller.getRedis().subscribe(whoami.name)  # a subscriber that never answers
+    try:
+        started = time.monotonic()
+        replies = caller.broker.broadcast(whoami, None, gather=True, timeout=0.5)
+        assert time.monotonic() - started < 3
+    finally:
+        silent.close()
+    answered = [reply for reply in replies if reply.ok]
+    assert [reply.value.pid for reply in answered if reply.value] == [backend.pid]
+    (missing,) = [reply for reply in replies if not reply.ok]
+    assert missing.sender is None
+    assert isinstance(missing.error, RequestTimeout)
+
+
+def test_oversized_messages_are_refused_and_dropped(
+    spawn_backend: Spawn, caller: FlaskRedisSingle, broker_env: dict[str, str]
+) -> None:
+    spawn_backend()
+    with pytest.raises(MessageTooLarge):
+        caller.broker.request(fail, {"x": "y" * (2 << 20)}, timeout=5)
+    huge = b'{"v":1,"kind":"request","id":"big","channel":"test.fail","body":"' + b"y" * (2 << 20) + b'"}'
+    caller.getRedis().execute_command("PUBLISH", f"{broker_env['REDIS_PREFIX']}:test.fail", huge)
+    (reply,) = caller.broker.broadcast(stats, None, gather=True, timeout=5)
+    assert reply.value is not None
+    assert reply.value.dropped == 1
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2
+
+
+def test_garbage_leaves_the_listener_alive(
+    spawn_backend: Spawn, caller: FlaskRedisSingle, broker_env: dict[str, str]
+) -> None:
+    spawn_backend()
+    prefix = broker_env["REDIS_PREFIX"]
+    garbage: list[bytes] = [
+        b"",
+        b"not json",
+        b"[1,2]",
+        b'{"v":2}',
+        b'{"v":1,"kind":"explode","id":"x","channel":"math.add"}',
+        b'{"v":1,"kind":"request","channel":"math.add"}',
+        b'{"v":1,"kind":"request","id":"x","channel":"math.add","deadline":"soon"}',
+        b'{"v":1,"kind":"reply","id":"x","channel":"math.add","body":1}',
+        bytes(range(256)),
+        b'{"v":1,"kind":"request","id":"x","channel":"math.add","body":{"a":"not a number"}}',
+    ]
+    pipe = caller.getRedis().pipeline(transaction=False)
+    for index in range(1000):
+        pipe.execute_command("PUBLISH", f"{prefix}:{add.name}", garbage[index % len(garbage)])
+    pipe.execute()
+    (reply,) = caller.broker.broadcast(stats, None, gather=True, timeout=10)
+    assert reply.value is not None
+    assert reply.value.dropped == 900  # the last kind is a well-formed request: answered with an error
+    assert reply.value.failed == 1  # all 100 share one id: one claim, one handler run, 99 skipped
+    assert caller.broker.request(add, AddIn(a=20, b=22), timeout=5).sum == 42
+
+
+def test_no_keys_are_left_behind(spawn_backend: Spawn, caller: FlaskRedisSingle, broker_env: dict[str, str]) -> None:
+    backend = spawn_backend()
+    for i in range(20):
+        caller.broker.request(add, AddIn(a=i, b=i), timeout=5)
+    with pytest.raises(RemoteError):
+        caller.broker.request(fail, {}, timeout=5)
+    caller.broker.broadcast(whoami, None, gather=True, timeout=5)
+    session = caller.getRedis()
+    prefix = broker_env["REDIS_PREFIX"]
+    keys = sorted(key.decode() for key in session.keys("*"))
+    served = ("math.add", "test.bad-reply", "test.fail", "test.gate")
+    assert [key for key in keys if ":fmr:serves:" in key] == [f"{prefix}:fmr:serves:{name}" for name in served]
+    (process_key,) = [key for key in keys if ":fmr:serves:" not in key]
+    assert fnmatch(process_key, f"{prefix}:fmr:process:*-{backend.pid}-*")
+    backend.terminate()
+    backend.wait(10)
+    assert session.keys("*") == []  # a stopped process leaves the registry
+
+
+def test_a_reply_survives_a_killed_caller_connection(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    admin = caller.getRedis()
+    result: dict[str, Any] = {}
+    waiting = threading.Thread(
+        target=lambda: result.update(out=caller.broker.request(gate, Gate(key="gate:kill"), timeout=10))
+    )
+    waiting.start()
+    wait_until(lambda: any(c.get("cmd") == "blpop" for c in admin.client_list()), timeout=5)
+    assert admin.client_kill_filter(_type="pubsub") == 2  # the caller's inbox and the server's listener
+    admin.rpush("gate:kill", 1)  # the handler answers while the caller may still be reconnecting
+    waiting.join(15)
+    assert isinstance(result.get("out"), AddOut)
+    assert caller.broker.health().listener.reconnects >= 1
+
+
+def test_typed_errors_only_while_pubsub_connections_are_killed(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    pids = {spawn_backend().pid for _ in range(2)}
+    admin = caller.getRedis()
+    outcomes = _traffic(caller, lambda: [admin.client_kill_filter(_type="pubsub") for _ in range(3)])
+    assert outcomes["ok"] > 0
+    assert set(outcomes) <= {"ok", "NoResponders", "RequestTimeout", "BrokerUnavailable"}, outcomes
+    wait_until(
+        lambda: {r.value.pid for r in caller.broker.broadcast(whoami, None, gather=True, timeout=2) if r.value} == pids
+    )
+
+
+def _traffic(caller: FlaskRedisSingle, disrupt: Callable[[], object], calls: int = 200) -> Counter[str]:
+    """Requests from 4 threads while ``disrupt`` runs once; how each call ended, by outcome."""
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def call_many() -> None:
+        for i in range(calls // 4):
+            try:
+                caller.broker.request(add, AddIn(a=i, b=0), timeout=2)
+                outcome = "ok"
+            except BrokerError as exc:
+                outcome = type(exc).__name__
+            with lock:
+                outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=call_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: outcomes["ok"] >= 10)
+    disrupt()
+    for thread in threads:
+        thread.join(60)
+    assert sum(outcomes.values()) == calls  # every call ended, none hung
+    return outcomes
