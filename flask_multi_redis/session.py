@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any, TypeVar, cast, overload
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 from redis.client import PubSub
 
 from .codec import as_bytes, decode, encode
-from .errors import DecodeError, ReplyTimeout
+from .errors import DecodeError, EncodeError, NoResponders, ReplyTimeout
 
 __all__ = ["RedisSession", "prefixed"]
 
@@ -140,6 +141,42 @@ class RedisSession(redis.Redis):
                 if allow_error:
                     return None
                 raise
+
+    def publish_and_wait_reply(
+        self,
+        channel: str,
+        data: dict[str, Any] | BaseModel,
+        return_type: type[Any] = str,
+        timeout: float = 30,
+        encoding: str = "utf-8",
+        reply_field: str = "reply_to",
+    ) -> Any:
+        """Publish ``data`` with a fresh reply channel in ``data[reply_field]`` and return the answer sent there.
+
+        For services that answer by publishing to the channel named in the message. The reply channel is
+        subscribed (and confirmed) before the publish, used for this call only, and closed afterwards.
+
+        :returns: the reply decoded as ``return_type`` (as :meth:`wait_for_reply`).
+        :raises NoResponders: nobody listens on ``channel`` (at once, not after the timeout).
+        :raises ReplyTimeout: no reply within ``timeout`` seconds.
+        """
+        from .broker.names import reply_channel
+
+        if isinstance(data, BaseModel):
+            payload = data.model_dump(mode="json")
+        elif isinstance(data, dict):
+            payload = dict(data)
+        else:
+            raise EncodeError(f"publish_and_wait_reply sends a dict or a pydantic model, not {type(data).__name__}")
+        name = reply_channel(secrets.token_urlsafe(16))
+        pubsub = self.subscribe(name)
+        try:
+            payload[reply_field] = self.channel(name)
+            if not self.publish(channel, payload):
+                raise NoResponders(f"nobody listens on channel {self.channel(channel)!r}")
+            return self.wait_for_reply(pubsub, return_type, timeout, encoding)
+        finally:
+            pubsub.close()
 
 
 def _is_own_data(pubsub: PubSub, message: dict[str, Any]) -> bool:

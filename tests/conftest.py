@@ -91,11 +91,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def broker_env(redis_url: str) -> dict[str, str]:
+def broker_server(redis_server: RedisServer) -> RedisServer:
+    """The server the broker tests use: the shared one, emptied; a test module may override it with its own."""
+    redis_server.admin().flushall()
+    return redis_server
+
+
+@pytest.fixture
+def broker_env(broker_server: RedisServer) -> dict[str, str]:
     """Environment for processes that run tests/apps: our server, and a prefix of this test's own."""
     return {
         **os.environ,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": broker_server.url,
         "REDIS_PREFIX": f"t{secrets.token_hex(4)}",
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",

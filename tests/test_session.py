@@ -7,12 +7,14 @@ import time
 from collections.abc import Iterator
 from typing import Any, cast
 
+import orjson
 import pytest
 import redis
 from pydantic import BaseModel
 from redis.client import PubSub
 
-from flask_multi_redis import DecodeError, FlaskRedisError, FlaskRedisSingle, RedisSession, ReplyTimeout
+from flask_multi_redis import DecodeError, EncodeError, FlaskRedisError, FlaskRedisSingle, RedisSession, ReplyTimeout
+from flask_multi_redis.broker import NoResponders
 
 from .waiting import wait_until
 
@@ -515,3 +517,62 @@ def test_wait_for_reply_with_zero_timeout_returns_a_buffered_message(session: Re
     with session.subscribe("reply") as pubsub:
         assert session.publish("reply", "ready") == 1
         wait_until(lambda: session.wait_for_reply(pubsub, timeout=0, allow_error=True) == "ready", timeout=5)
+
+
+# --- publish_and_wait_reply ------------------------------------------------------------------------------------
+
+
+def answer_once(raw: redis.Redis, channel: str, reply: Any) -> threading.Thread:
+    """A service on ``channel`` that answers one message by publishing to the channel named in its reply_to."""
+    pubsub = raw_subscriber(raw, channel)
+
+    def serve() -> None:
+        try:
+            message = next_data(pubsub)
+            assert message is not None
+            request = orjson.loads(message["data"])
+            raw.publish(request["reply_to"], orjson.dumps({"echo": request, "reply": reply}))
+        finally:
+            pubsub.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    return thread
+
+
+def test_publish_and_wait_reply_injects_a_reply_address(session: RedisSession, raw: redis.Redis) -> None:
+    service = answer_once(raw, "test:jobs", 42)
+    answer = session.publish_and_wait_reply("jobs", {"job": "sum"}, return_type=dict, timeout=WAIT)
+    service.join(WAIT)
+    assert answer["reply"] == 42
+    assert answer["echo"]["job"] == "sum"
+    assert answer["echo"]["reply_to"].startswith("test:fmr:reply:")  # prefixed, and unique per call
+    assert raw.pubsub_channels("test:fmr:reply:*") == []  # its subscription is gone
+
+
+def test_publish_and_wait_reply_sends_a_model(session: RedisSession, raw: redis.Redis) -> None:
+    service = answer_once(raw, "test:jobs", "done")
+    answer = session.publish_and_wait_reply("jobs", Reply(id=1, text="x"), return_type=dict, timeout=WAIT)
+    service.join(WAIT)
+    assert answer["echo"]["text"] == "x"
+
+
+def test_publish_and_wait_reply_without_listeners_fails_at_once(session: RedisSession) -> None:
+    started = time.monotonic()
+    with pytest.raises(NoResponders):
+        session.publish_and_wait_reply("nobody-here", {"job": 1}, timeout=10)
+    assert time.monotonic() - started < 1.0
+
+
+def test_publish_and_wait_reply_times_out(session: RedisSession, raw: redis.Redis) -> None:
+    silent = raw_subscriber(raw, "test:jobs")
+    try:
+        with pytest.raises(ReplyTimeout):
+            session.publish_and_wait_reply("jobs", {"job": 1}, timeout=0.2)
+    finally:
+        silent.close()
+
+
+def test_publish_and_wait_reply_needs_a_mapping(session: RedisSession) -> None:
+    with pytest.raises(EncodeError, match="dict or a pydantic model"):
+        session.publish_and_wait_reply("jobs", "text")  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ __all__ = [
     "inbox_channel",
     "process_key",
     "process_pattern",
+    "reply_channel",
     "reply_key",
     "serves_key",
 ]
@@ -36,6 +37,11 @@ def inbox_channel(prefix: str, process_id: str) -> str:
 def reply_key(prefix: str, request_id: str) -> str:
     """A list that keeps replies its caller could not receive by pub/sub (TTL: the request's deadline)."""
     return prefixed(prefix, f"fmr:reply:{request_id}")
+
+
+def reply_channel(token: str) -> str:
+    """The one-call reply channel of ``RedisSession.publish_and_wait_reply`` (the session adds the prefix)."""
+    return f"fmr:reply:{token}"
 
 
 def claim_key(prefix: str, request_id: str) -> str:

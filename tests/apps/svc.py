@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+import gevent
 from flask import Flask, current_app, jsonify, request
 from pydantic import BaseModel
 
@@ -28,6 +29,7 @@ class Who(BaseModel):
     pid: int
     role: str
     app: str
+    greenlet: bool  # the command ran in a gevent greenlet, not an OS thread
 
 
 class Stats(BaseModel):
@@ -59,7 +61,8 @@ added: list[int] = []  # one entry per math.add handled in this process (append 
 
 @redis.broker.command(whoami)
 def who_am_i(_: object) -> Who:
-    return Who(pid=os.getpid(), role=redis.broker.role, app=current_app.name)
+    greenlet = isinstance(gevent.getcurrent(), gevent.Greenlet)
+    return Who(pid=os.getpid(), role=redis.broker.role, app=current_app.name, greenlet=greenlet)
 
 
 @redis.broker.command(stats)

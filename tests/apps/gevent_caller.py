@@ -1,0 +1,49 @@
+"""A gevent process with many requests in flight at once; prints how they ended and the connections it held.
+
+Usage: python -m tests.apps.gevent_caller COUNT GATE_KEY (environment as for svc.py).
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402 - after patching, as a gevent program must
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+
+from flask_multi_redis import FlaskRedisSingle  # noqa: E402
+from tests.apps.svc import Gate, gate  # noqa: E402
+
+
+def main() -> None:
+    count, gate_key = int(sys.argv[1]), sys.argv[2]
+    ext = FlaskRedisSingle({"URL": os.environ["REDIS_URL"], "PREFIX": os.environ["REDIS_PREFIX"]})
+    runtime = ext.broker.start(timeout=10)
+    calls = Pool(count)
+    results = [calls.spawn(ext.broker.request, gate, Gate(key=gate_key, timeout=30), timeout=60) for _ in range(count)]
+    while len(runtime._calls) < count:  # every request is published and waiting for its reply
+        gevent.sleep(0.01)
+    in_flight = len(runtime._calls)
+    ext.getRedis().rpush(gate_key, *range(count))  # now let the handlers answer
+    calls.join()
+    pools = (runtime.redis.connection_pool, runtime.listener.client.connection_pool)
+    print(
+        json.dumps(
+            {
+                "in_flight": in_flight,
+                "ok": sum(1 for result in results if result.successful()),
+                "connections": sum(len(pool._connections) for pool in pools),  # type: ignore[attr-defined]
+            }
+        ),
+        flush=True,
+    )
+    ext.broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Faults in the middle of traffic: killed pub/sub connections and a restarted server. Each test has its own
+redis-server, so it may kill and restart it."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from subprocess import Popen
+from typing import Any
+
+import pytest
+
+from flask_multi_redis import FlaskRedisSingle
+from flask_multi_redis.broker import BrokerError
+
+from .apps.svc import AddIn, AddOut, Gate, add, gate, whoami
+from .conftest import ServerFactory
+from .servers import RedisServer
+from .waiting import wait_until
+
+Spawn = Callable[[], "Popen[str]"]
+
+
+@pytest.fixture
+def broker_server(redis_server_factory: ServerFactory) -> RedisServer:
+    return redis_server_factory()
+
+
+def test_a_reply_survives_a_killed_caller_connection(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    admin = caller.getRedis()
+    result: dict[str, Any] = {}
+    waiting = threading.Thread(
+        target=lambda: result.update(out=caller.broker.request(gate, Gate(key="gate:kill"), timeout=10))
+    )
+    waiting.start()
+    wait_until(lambda: any(c.get("cmd") == "blpop" for c in admin.client_list()), timeout=5)
+    assert admin.client_kill_filter(_type="pubsub") == 2  # the caller's inbox and the server's listener
+    admin.rpush("gate:kill", 1)  # the handler answers while the caller may still be reconnecting
+    waiting.join(15)
+    assert isinstance(result.get("out"), AddOut)
+    assert caller.broker.health().listener.reconnects >= 1
+
+
+def test_typed_errors_only_while_pubsub_connections_are_killed(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    pids = {spawn_backend().pid for _ in range(2)}
+    admin = caller.getRedis()
+    outcomes = _traffic(caller, lambda: [admin.client_kill_filter(_type="pubsub") for _ in range(3)])
+    assert outcomes["ok"] > 0
+    assert set(outcomes) <= {"ok", "NoResponders", "RequestTimeout", "BrokerUnavailable"}, outcomes
+    wait_until(
+        lambda: {r.value.pid for r in caller.broker.broadcast(whoami, None, gather=True, timeout=2) if r.value} == pids
+    )
+
+
+def _traffic(caller: FlaskRedisSingle, disrupt: Callable[[], object], calls: int = 200) -> Counter[str]:
+    """Requests from 4 threads while ``disrupt`` runs once; how each call ended, by outcome."""
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def call_many() -> None:
+        for i in range(calls // 4):
+            try:
+                caller.broker.request(add, AddIn(a=i, b=0), timeout=2)
+                outcome = "ok"
+            except BrokerError as exc:
+                outcome = type(exc).__name__
+            with lock:
+                outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=call_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: outcomes["ok"] >= 10)
+    ended_before = sum(outcomes.values())
+    disrupt()
+    for thread in threads:
+        thread.join(60)
+    assert ended_before < calls  # the fault came in the middle of the traffic
+    assert sum(outcomes.values()) == calls  # every call ended, none hung
+    return outcomes
+
+
+def test_typed_errors_only_while_the_server_restarts(
+    spawn_backend: Spawn, caller: FlaskRedisSingle, broker_server: RedisServer
+) -> None:
+    pids = {spawn_backend().pid for _ in range(2)}
+
+    def restart() -> None:
+        broker_server.stop()
+        broker_server.start()
+
+    outcomes = _traffic(caller, restart)
+    assert outcomes["ok"] > 0
+    assert set(outcomes) <= {"ok", "NoResponders", "RequestTimeout", "BrokerUnavailable"}, outcomes
+    wait_until(lambda: _answering(caller) == pids, timeout=20)
+    assert caller.broker.request(add, AddIn(a=1, b=2), timeout=5).sum == 3
+
+
+def _answering(caller: FlaskRedisSingle) -> set[int]:
+    return {reply.value.pid for reply in caller.broker.broadcast(whoami, None, gather=True, timeout=2) if reply.value}
