@@ -27,6 +27,7 @@ from flask_multi_redis.broker.envelope import deadline_after, pack
 
 from .apps.svc import AddIn, AddOut, Gate, Who, add, bad_reply, fail, gate, stats, whoami
 from .conftest import ROOT
+from .waiting import wait_until
 
 Spawn = Callable[[], "Popen[str]"]
 
@@ -117,11 +118,11 @@ def test_a_request_past_its_deadline_is_not_started(
     prefix = broker_env["REDIS_PREFIX"]
     session = caller.getRedis()
     expired = pack("request", "expired-1", "math.add", b'{"a":1,"b":2}', deadline=deadline_after(-1), max_size=1 << 20)
-    assert session.execute_command("PUBLISH", f"{prefix}:math.add", expired) == 1
+    assert session.execute_command("PUBLISH", f"{prefix}:fmr:req:math.add", expired) == 1
     (reply,) = caller.broker.broadcast(stats, None, gather=True, timeout=5)
     assert reply.value is not None
     assert (reply.value.expired, reply.value.added) == (1, 0)
-    assert session.keys(f"{prefix}:fmr:reply:*") == []
+    assert not session.exists(f"{prefix}:fmr:reply:expired-1")  # no reply either
 
 
 def test_broadcast_gathers_one_reply_per_process(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
@@ -156,7 +157,7 @@ def test_oversized_messages_are_refused_and_dropped(
     with pytest.raises(MessageTooLarge):
         caller.broker.request(fail, {"x": "y" * (2 << 20)}, timeout=5)
     huge = b'{"v":1,"kind":"request","id":"big","channel":"test.fail","body":"' + b"y" * (2 << 20) + b'"}'
-    caller.getRedis().execute_command("PUBLISH", f"{broker_env['REDIS_PREFIX']}:test.fail", huge)
+    caller.getRedis().execute_command("PUBLISH", f"{broker_env['REDIS_PREFIX']}:fmr:req:test.fail", huge)
     (reply,) = caller.broker.broadcast(stats, None, gather=True, timeout=5)
     assert reply.value is not None
     assert reply.value.dropped == 1
@@ -182,7 +183,7 @@ def test_garbage_leaves_the_listener_alive(
     ]
     pipe = caller.getRedis().pipeline(transaction=False)
     for index in range(1000):
-        pipe.execute_command("PUBLISH", f"{prefix}:{add.name}", garbage[index % len(garbage)])
+        pipe.execute_command("PUBLISH", f"{prefix}:fmr:req:{add.name}", garbage[index % len(garbage)])
     pipe.execute()
     (reply,) = caller.broker.broadcast(stats, None, gather=True, timeout=10)
     assert reply.value is not None
@@ -200,6 +201,7 @@ def test_no_keys_are_left_behind(spawn_backend: Spawn, caller: FlaskRedisSingle,
     caller.broker.broadcast(whoami, None, gather=True, timeout=5)
     session = caller.getRedis()
     prefix = broker_env["REDIS_PREFIX"]
+    wait_until(lambda: not session.keys(f"{prefix}:fmr:reply:*"), timeout=5)  # deleted by the caller's heartbeat
     keys = sorted(key.decode() for key in session.keys("*"))
     served = ("math.add", "test.bad-reply", "test.fail", "test.gate")
     assert [key for key in keys if ":fmr:serves:" in key] == [f"{prefix}:fmr:serves:{name}" for name in served]
@@ -227,3 +229,18 @@ def test_many_requests_in_flight_from_gevent_share_a_few_connections(
     assert report["in_flight"] == 200
     assert report["ok"] == 200
     assert report["connections"] <= 5  # the broker's bounded pool of 4 and its one pub/sub connection
+
+
+def test_a_gather_counts_only_processes_with_a_command(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()  # it has a handler for math.add, and no command for it
+    started = time.monotonic()
+    assert caller.broker.broadcast(add, AddIn(a=1, b=1), gather=True, timeout=5) == []
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_request_on_a_command_only_channel_has_no_responders(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()  # it has a command for test.whoami, and no handler for it
+    started = time.monotonic()
+    with pytest.raises(NoResponders):
+        caller.broker.request(whoami, None, timeout=5)
+    assert time.monotonic() - started < 1.0

@@ -94,19 +94,27 @@ def test_every_gunicorn_worker_answers_a_broadcast_and_the_master_does_not(
     worker_class: str,
     preload: bool,
 ) -> None:
+    check_web_tier(serve_web, spawn_backend, caller, worker_class, preload, "tests.apps.svc:create_app()")
+
+
+def test_gevent_workers_listen_when_the_app_module_patches_first(
+    serve_web: Callable[..., Served], spawn_backend: Callable[[], subprocess.Popen[str]], caller: FlaskRedisSingle
+) -> None:
+    check_web_tier(serve_web, spawn_backend, caller, "gevent", True, "tests.apps.svc_patched:create_app()")
+
+
+def check_web_tier(
+    serve_web: Callable[..., Served],
+    spawn_backend: Callable[[], subprocess.Popen[str]],
+    caller: FlaskRedisSingle,
+    worker_class: str,
+    preload: bool,
+    app: str,
+) -> None:
+    """4 workers and a backend answer a gathered broadcast, the master does not; a view calls the backend."""
     backend = spawn_backend()
     options = ["--preload"] if preload else []
-    web = serve_web(
-        "gunicorn",
-        "-w",
-        str(WORKERS),
-        "-k",
-        worker_class,
-        *options,
-        "-b",
-        "127.0.0.1:{port}",
-        "tests.apps.svc:create_app()",
-    )
+    web = serve_web("gunicorn", "-w", str(WORKERS), "-k", worker_class, *options, "-b", "127.0.0.1:{port}", app)
     replies = gather_pids(caller, WORKERS + 1)  # the 4 workers and the backend process
     assert len(replies) == WORKERS + 1
     assert all(reply.ok and reply.value is not None for reply in replies)

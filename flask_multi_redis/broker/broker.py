@@ -164,7 +164,8 @@ class Broker(Router):
         deadline = time.monotonic() + timeout
         runtime.ensure_started(deadline)
         with runtime.call(expected=1 << 30) as call:
-            receivers = runtime.broadcast(channel, runtime.envelope("command", call.id, channel, body, timeout, True))
+            remaining = deadline - time.monotonic()
+            receivers = runtime.broadcast(channel, runtime.envelope("command", call.id, channel, body, remaining, True))
             call.expect(receivers)
             envelopes = runtime.wait(call, deadline) if receivers else []
         replies = [self._reply(channel, envelope) for envelope in envelopes[:receivers]]
@@ -185,7 +186,8 @@ class Broker(Router):
         body = channel.dump_request(message)
         runtime.ensure_started(deadline)
         with runtime.call(expected=1) as call:
-            runtime.send_request(channel, runtime.envelope("request", call.id, channel, body, timeout, True))
+            remaining = deadline - time.monotonic()  # the deadline sent is the caller's, however long it waited
+            runtime.send_request(channel, runtime.envelope("request", call.id, channel, body, remaining, True))
             envelopes = runtime.wait(call, deadline)
         if not envelopes:
             raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")

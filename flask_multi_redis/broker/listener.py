@@ -86,8 +86,8 @@ class Listener:
         key = as_bytes(channel)
         with self._lock:
             self._callbacks[key] = callback
+            self._changed.set()  # before clearing ready, so that the loop cannot report ready in between
             self._ready.clear()
-        self._changed.set()
 
     def unsubscribe(self, channel: str | bytes) -> None:
         """Stop delivering messages of the wire ``channel``."""

@@ -17,6 +17,7 @@ __all__ = [
     "process_pattern",
     "reply_channel",
     "reply_key",
+    "request_channel",
     "serves_key",
 ]
 
@@ -25,8 +26,15 @@ RESERVED = "fmr:"
 
 
 def channel_wire(prefix: str, channel: str) -> str:
-    """The shared channel every subscriber of ``channel`` listens on (commands; requests from foreign clients)."""
+    """The channel of ``channel``'s commands: every process with a command for it subscribes (as may anyone)."""
     return prefixed(prefix, channel)
+
+
+def request_channel(prefix: str, channel: str) -> str:
+    """The shared request channel of ``channel``: every process with a handler for it subscribes, and the one
+    that claims a request serves it. Callers use it when no registered responder takes a request (and foreign
+    clients always may)."""
+    return prefixed(prefix, f"fmr:req:{channel}")
 
 
 def inbox_channel(prefix: str, process_id: str) -> str:

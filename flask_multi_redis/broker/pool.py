@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["HandlerPool"]
@@ -48,11 +49,15 @@ class HandlerPool:
 
     def join(self, timeout: float) -> bool:
         """Let the queued and running jobs finish, then stop the workers; True when they ended in time."""
-        for _ in self._workers:
-            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        try:
+            for _ in self._workers:
+                self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Full:
+            return False  # still full of work at the deadline; the daemon workers end with the process
         stopped = True
         for worker in self._workers:
-            worker.join(timeout)
+            worker.join(max(0.0, deadline - time.monotonic()))
             stopped = stopped and not worker.is_alive()
         self._workers.clear()
         return stopped

@@ -29,6 +29,7 @@ Start = Literal["now", "after-fork", "after-gevent-fork", "never"]
 
 _fork_callbacks: list[Callable[[], None]] = []
 _gevent_callbacks: list[Callable[[], None]] = []
+_master_pid: int | None = None  # the preloading gunicorn master whose children start the callbacks
 
 
 def new_sender(role: str) -> Sender:
@@ -48,7 +49,10 @@ def when_to_start() -> Start:
 
 
 def after_fork(callback: Callable[[], None], gevent: bool) -> None:
-    """Run ``callback`` in each forked child once a listener may start there (see the module docstring)."""
+    """Run ``callback`` in each child this process forks, once a listener may start there (see the module
+    docstring); not in grandchildren, such as a multiprocessing fork inside a worker."""
+    global _master_pid
+    _master_pid = os.getpid()
     (_gevent_callbacks if gevent else _fork_callbacks).append(callback)
 
 
@@ -95,10 +99,16 @@ def _run(callbacks: list[Callable[[], None]]) -> None:
 
 
 def _in_child() -> None:
+    if _master_pid is None or os.getppid() != _master_pid:
+        return
     _run(_fork_callbacks)
-    if _gevent_callbacks:
-        from gevent import events  # type: ignore[import-untyped]
+    if not _gevent_callbacks:
+        return
+    from gevent import events, monkey, spawn  # type: ignore[import-untyped]
 
+    if monkey.is_module_patched("threading"):  # the app patched in the master: the worker's patch_all is a no-op
+        spawn(_run, _gevent_callbacks)
+    else:
         events.subscribers.append(_on_gevent_event)
 
 

@@ -3,10 +3,11 @@ it serves, and its heartbeat in the registry.
 
 Delivery (PROTOCOL.md has the details): a request goes to ONE live responder's own inbox channel, picked in
 turn from the registry, so exactly one handler runs without a claim on the hot path; when no registered
-responder receives it, it goes to the shared channel, where subscribers race for a SET NX claim; when nobody
-receives that either, :class:`NoResponders` is raised at once. A reply is published to the caller's inbox and,
-only when that reaches nobody (the caller's connection is down), kept in a short-lived list the caller reads
-once it is connected again.
+responder receives it, it goes to the channel's shared request channel, where subscribers race for a SET NX
+claim; when nobody receives that either, :class:`NoResponders` is raised at once. A reply is kept in a list
+that lives until the request's deadline and published to the caller's inbox; the caller reads the list after a
+reconnect, and deletes it with its next command once it has the reply. Commands that change Redis are never
+retried by redis-py here: a retried PUBLISH could run a handler twice.
 """
 
 from __future__ import annotations
@@ -52,29 +53,33 @@ __all__ = ["Call", "Counters", "Runtime", "new_id"]
 
 log = logging.getLogger(__name__)
 
-# Publish a reply to the caller's inbox; keep it in a list (TTL: the request's deadline) if that reaches nobody.
+# Keep a reply in a list (TTL: the request's deadline) and publish it to the caller's inbox. The list is what
+# a caller reads when its pub/sub connection was away (PUBLISH may count a receiver whose connection is dying);
+# a caller that got the reply by pub/sub deletes the list with its next command.
 _REPLY_SCRIPT = """
-local receivers = 0
-if ARGV[1] ~= '' then receivers = redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-if receivers == 0 then
-  redis.call('RPUSH', KEYS[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-end
-return receivers
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[1] ~= '' then return redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return 0
 """
 
 #: How long a stored reply or a claim outlives a request without a deadline, in milliseconds.
 NO_DEADLINE_TTL_MS = 60_000
+#: The socket timeout of the broker's connections when the session sets none, in seconds.
+SOCKET_TIMEOUT = 5.0
 #: The longest remote error message passed back to a caller.
 MAX_ERROR_MESSAGE = 2000
 
 
-def _client_like(session: RedisSession, connections: int, **overrides: Any) -> redis.Redis:
-    """A client with the session's settings on a pool of at most ``connections`` (callers queue beyond it)."""
+def _client_like(session: RedisSession, connections: int, wait: float) -> redis.Redis:
+    """A client with the session's settings on a pool of at most ``connections`` (callers wait up to ``wait``
+    seconds for one), without redis-py's retries, and with a socket timeout even when the session has none."""
     pool = session.connection_pool
-    kwargs = {**pool.connection_kwargs, **overrides}
+    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+    kwargs["socket_timeout"] = kwargs.get("socket_timeout") or SOCKET_TIMEOUT
+    kwargs["socket_connect_timeout"] = kwargs.get("socket_connect_timeout") or SOCKET_TIMEOUT
     bounded = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
-        connection_class=pool.connection_class, max_connections=connections, **kwargs
+        connection_class=pool.connection_class, max_connections=connections, timeout=wait, **kwargs
     )
     return redis.Redis(connection_pool=bounded)
 
@@ -94,6 +99,10 @@ class Call:
     done: threading.Event = field(default_factory=threading.Event)
 
     def add(self, envelope: Envelope) -> None:
+        """Count a reply once per sender: a reply may arrive both by pub/sub and from the kept list."""
+        sender = envelope.sender.id if envelope.sender is not None else None
+        if sender is not None and any(r.sender is not None and r.sender.id == sender for r in self.replies):
+            return
         self.replies.append(envelope)
         if len(self.replies) >= self.expected:
             self.done.set()
@@ -106,11 +115,18 @@ class Call:
 
 @dataclass
 class Counters:
+    """What this process's broker has done with the messages it received."""
+
     handled: int = 0
     failed: int = 0
     expired: int = 0
     dropped: int = 0
     overloaded: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
 
 class Runtime:
@@ -126,14 +142,14 @@ class Runtime:
         self.inbox = names.inbox_channel(self.prefix, self.sender.id)
         self.started_at = time.time()
         self.counters = Counters()
-        self.redis = _client_like(session, broker.connections)
-        # No retries inside redis-py for the pub/sub connection: the listener's own loop reconnects, so it
-        # knows when it was away and can catch up on the replies kept meanwhile.
-        listening = _client_like(session, 1, retry=Retry(NoBackoff(), 0))
+        self.redis = _client_like(session, broker.connections, wait=SOCKET_TIMEOUT)
+        # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
+        listening = _client_like(session, 1, wait=SOCKET_TIMEOUT)
         self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
         self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
         self._calls: dict[str, Call] = {}
-        self._wire_names: dict[bytes, str] = {}
+        self._spent: list[str] = []  # reply lists of finished calls, deleted with the next command
+        self._wire_routes: dict[bytes, tuple[RouteKind, str]] = {}
         self._responders: dict[str, tuple[float, list[str]]] = {}
         self._turn = itertools.count()
         self._reply = self.redis.register_script(_REPLY_SCRIPT)
@@ -147,26 +163,33 @@ class Runtime:
     # --- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> Runtime:
-        """Subscribe the inbox and every routed channel, and start the listener (and, when serving, the heartbeat)."""
+        """Subscribe the inbox and every routed channel; start the listener and the heartbeat."""
         self.listener.subscribe(self.inbox, self._on_inbox)
         self.sync()
         self.listener.start()
-        return self
-
-    def sync(self) -> None:
-        """Follow the broker's routes: subscribe channels that gained a route, renew the heartbeat now."""
-        routes = self.broker.routes()
-        for route in routes:
-            wire = names.channel_wire(self.prefix, route.channel.name)
-            if wire.encode() not in self._wire_names:
-                self._wire_names[wire.encode()] = route.channel.name
-                self.listener.subscribe(wire, self._on_shared)
-        if routes and not self._serving:
-            self._serving = True
+        if self._heart is None:
             self._heart = threading.Thread(
                 target=self._heartbeat, name=f"flask-redis-heartbeat-{self.pid}", daemon=True
             )
             self._heart.start()
+        return self
+
+    def sync(self) -> None:
+        """Follow the broker's routes: subscribe channels that gained a route, renew the heartbeat now.
+
+        Commands and requests have channels of their own, so that a publish counts only processes that answer.
+        """
+        routes = self.broker.routes()
+        for route in routes:
+            name = route.channel.name
+            if route.kind == "command":
+                wire = names.channel_wire(self.prefix, name)
+            else:
+                wire = names.request_channel(self.prefix, name)
+            if wire.encode() not in self._wire_routes:
+                self._wire_routes[wire.encode()] = (route.kind, name)
+                self.listener.subscribe(wire, self._on_shared)
+        self._serving = bool(routes)
         self._generation += 1
         self._registered.clear()
         self._beat_now.set()
@@ -192,6 +215,7 @@ class Runtime:
         if self._heart is not None:
             self._heart.join(timeout)
         with contextlib.suppress(redis.RedisError):
+            self._flush_spent()
             self._unregister()
         stopped = self.listener.stop(timeout)
         stopped = self.handlers.join(timeout) and stopped
@@ -234,7 +258,7 @@ class Runtime:
             if self._publish(names.inbox_channel(self.prefix, target), data):
                 return
             self._forget(channel.name, target)
-        if not self._publish(names.channel_wire(self.prefix, channel.name), data):
+        if not self._publish(names.request_channel(self.prefix, channel.name), data):
             raise NoResponders(f"nobody serves channel {channel.name!r} (prefix {self.prefix!r})")
 
     def broadcast(self, channel: Channel[Any, Any], data: bytes) -> int:
@@ -242,17 +266,31 @@ class Runtime:
 
     def wait(self, call: Call, deadline: float) -> list[Envelope]:
         """The replies that arrived by the monotonic ``deadline``, including any kept while we were disconnected."""
-        if not call.done.wait(max(0.0, deadline - time.monotonic())):
+        if call.done.wait(max(0.0, deadline - time.monotonic())):
+            self._spent.append(names.reply_key(self.prefix, call.id))
+        else:
             with contextlib.suppress(redis.RedisError):
                 for data in self._stored_replies([call.id])[call.id]:
                     self._deliver(data, "stored reply")
         return list(call.replies)
 
     def _publish(self, wire: str, data: bytes) -> int:
+        """PUBLISH, deleting the reply lists of finished calls in the same round trip."""
+        spent, self._spent = self._spent, []
         try:
-            return int(self.redis.execute_command("PUBLISH", wire, data))  # type: ignore[no-untyped-call]
+            if not spent:
+                return int(self.redis.execute_command("PUBLISH", wire, data))  # type: ignore[no-untyped-call]
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.unlink(*spent)
+            pipe.execute_command("PUBLISH", wire, data)  # type: ignore[no-untyped-call]
+            return int(pipe.execute()[-1])
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not publish on {wire!r}: {type(exc).__name__}") from exc
+
+    def _flush_spent(self) -> None:
+        spent, self._spent = self._spent, []
+        if spent:
+            self.redis.unlink(*spent)
 
     def _responder_ids(self, channel: str) -> list[str]:
         now = time.monotonic()
@@ -278,7 +316,7 @@ class Runtime:
             self._responders[channel] = (cached[0], [other for other in cached[1] if other != target])
 
     def _stored_replies(self, call_ids: list[str]) -> dict[str, list[bytes]]:
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=True)  # read and delete at once: no reply slips between them
         for call_id in call_ids:
             key = names.reply_key(self.prefix, call_id)
             pipe.lrange(key, 0, -1)
@@ -312,12 +350,12 @@ class Runtime:
         envelope = self._unpack(wire, data)
         if envelope is None:
             return
-        name = self._wire_names.get(wire, envelope.channel)
-        if envelope.kind in ("command", "request"):
-            route_kind: RouteKind = "command" if envelope.kind == "command" else "handler"
-            self._accept(envelope, self.broker.route(route_kind, name), claimed=envelope.kind == "command")
-        else:
-            self._drop(envelope, f"a {envelope.kind} cannot be sent to a shared channel")
+        route_kind, name = self._wire_routes[wire]
+        expected = "command" if route_kind == "command" else "request"
+        if envelope.kind != expected:
+            self._drop(envelope, f"a {envelope.kind} on a {expected} channel")
+            return
+        self._accept(envelope, self.broker.route(route_kind, name), claimed=route_kind == "command")
 
     def _deliver(self, data: bytes, where: str) -> None:
         envelope = self._unpack(where.encode(), data)
@@ -335,12 +373,12 @@ class Runtime:
         try:
             return unpack(data, self.broker.max_message_size)
         except InvalidMessage as exc:
-            self.counters.dropped += 1
+            self.counters.count("dropped")
             log.warning("dropped a message on %s: %s", wire.decode(errors="replace"), exc)
             return None
 
     def _drop(self, envelope: Envelope, reason: str) -> None:
-        self.counters.dropped += 1
+        self.counters.count("dropped")
         log.warning("dropped %s id=%s channel=%s: %s", envelope.kind, envelope.id, envelope.channel, reason)
 
     # --- serving ----------------------------------------------------------------------------------------------
@@ -350,7 +388,7 @@ class Runtime:
             self._drop(envelope, "no route for this channel in this process")
             return
         if envelope.expired():
-            self.counters.expired += 1
+            self.counters.count("expired")
             log.warning(
                 "expired before it started, not run: %s id=%s channel=%s",
                 envelope.kind,
@@ -359,7 +397,7 @@ class Runtime:
             )
             return
         if not self.handlers.submit(lambda: self._run(envelope, route, claimed)):
-            self.counters.overloaded += 1
+            self.counters.count("overloaded")
             log.error("handler pool full, refused %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name)
             self._answer_error(envelope, "Overloaded", "the handler pool of this process is full")
 
@@ -367,13 +405,13 @@ class Runtime:
         if not claimed and not self._claim(envelope):
             return
         if envelope.expired():
-            self.counters.expired += 1
+            self.counters.count("expired")
             log.warning("expired in the queue, not run: id=%s channel=%s", envelope.id, route.channel.name)
             return
         try:
             message = route.channel.load_request(envelope.body)
         except InvalidMessage as exc:
-            self.counters.failed += 1
+            self.counters.count("failed")
             log.warning("invalid %s id=%s channel=%s: %s", envelope.kind, envelope.id, route.channel.name, exc)
             self._answer_error(envelope, "InvalidMessage", str(exc))
             return
@@ -382,11 +420,11 @@ class Runtime:
                 result = route.func(message)
             body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
         except Exception as exc:
-            self.counters.failed += 1
+            self.counters.count("failed")
             log.exception("%s for id=%s channel=%s raised", route.kind, envelope.id, route.channel.name)
             self._answer_error(envelope, type(exc).__name__, str(exc))
             return
-        self.counters.handled += 1
+        self.counters.count("handled")
         self._answer(envelope, "reply", body)
 
     def _claim(self, envelope: Envelope) -> bool:
@@ -440,7 +478,9 @@ class Runtime:
             try:
                 self._beat_now.clear()
                 generation = self._generation
-                self._register()
+                self._flush_spent()
+                if self._serving:
+                    self._register()
                 if generation == self._generation:
                     self._registered.set()
             except Exception:
