@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import click
 import redis
 from flask.cli import AppGroup
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from .connection import derived_client
 
 if TYPE_CHECKING:
     from .extension import _FlaskRedis
@@ -28,7 +28,7 @@ def redis_group(ext: _FlaskRedis) -> click.Group:
         addresses = ext.addresses()
         width = max(len(name) for name in addresses)
         for name, address in addresses.items():
-            client = _one_try_client(ext.getRedis(name))
+            client = derived_client(ext.getRedis(name), connections=1, wait=1.0)  # tries once: report, do not retry
             try:
                 version = client.info("server").get("redis_version", "?")
                 started = time.perf_counter()
@@ -46,10 +46,3 @@ def redis_group(ext: _FlaskRedis) -> click.Group:
             raise SystemExit(1)
 
     return group
-
-
-def _one_try_client(session: redis.Redis) -> redis.Redis:
-    """A client like ``session`` that tries once: a ping should report an outage, not retry through it."""
-    pool = session.connection_pool
-    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))

@@ -6,11 +6,13 @@ import threading
 from collections.abc import Iterable
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .config import DatabaseSpec
 from .session import RedisSession
 
-__all__ = ["build_sessions", "session_class"]
+__all__ = ["build_sessions", "derived_client", "session_class"]
 
 _classes: dict[type[redis.Redis], type[RedisSession]] = {RedisSession: RedisSession, redis.Redis: RedisSession}
 _classes_lock = threading.Lock()
@@ -43,3 +45,21 @@ def build_sessions(specs: Iterable[DatabaseSpec]) -> dict[str, RedisSession]:
             session = cls(name=spec.name, prefix=spec.prefix, connection_pool=pool)
         sessions[spec.name] = session
     return sessions
+
+
+#: The socket timeout of a derived client when the session sets none, in seconds.
+DERIVED_SOCKET_TIMEOUT = 5.0
+
+
+def derived_client(session: redis.Redis, connections: int, wait: float) -> redis.Redis:
+    """A client with ``session``'s settings on a pool of its own: at most ``connections`` (callers wait up to
+    ``wait`` seconds for one), no redis-py retries (the caller decides what is safe to repeat: a retried PUBLISH
+    is a second message), and a socket timeout even when the session has none."""
+    pool = session.connection_pool
+    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+    kwargs["socket_timeout"] = kwargs.get("socket_timeout") or DERIVED_SOCKET_TIMEOUT
+    kwargs["socket_connect_timeout"] = kwargs.get("socket_connect_timeout") or DERIVED_SOCKET_TIMEOUT
+    bounded = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        connection_class=pool.connection_class, max_connections=connections, timeout=wait, **kwargs
+    )
+    return redis.Redis(connection_pool=bounded)

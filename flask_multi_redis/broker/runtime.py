@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from flask_multi_redis.connection import derived_client
 from flask_multi_redis.errors import (
     BrokerUnavailable,
     InvalidMessage,
@@ -65,23 +64,10 @@ return 0
 
 #: How long a stored reply or a claim outlives a request without a deadline, in milliseconds.
 NO_DEADLINE_TTL_MS = 60_000
-#: The socket timeout of the broker's connections when the session sets none, in seconds.
+#: How long a call waits for one of the broker's connections, in seconds.
 SOCKET_TIMEOUT = 5.0
 #: The longest remote error message passed back to a caller.
 MAX_ERROR_MESSAGE = 2000
-
-
-def _client_like(session: RedisSession, connections: int, wait: float) -> redis.Redis:
-    """A client with the session's settings on a pool of at most ``connections`` (callers wait up to ``wait``
-    seconds for one), without redis-py's retries, and with a socket timeout even when the session has none."""
-    pool = session.connection_pool
-    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-    kwargs["socket_timeout"] = kwargs.get("socket_timeout") or SOCKET_TIMEOUT
-    kwargs["socket_connect_timeout"] = kwargs.get("socket_connect_timeout") or SOCKET_TIMEOUT
-    bounded = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
-        connection_class=pool.connection_class, max_connections=connections, timeout=wait, **kwargs
-    )
-    return redis.Redis(connection_pool=bounded)
 
 
 def new_id() -> str:
@@ -142,9 +128,9 @@ class Runtime:
         self.inbox = names.inbox_channel(self.prefix, self.sender.id)
         self.started_at = time.time()
         self.counters = Counters()
-        self.redis = _client_like(session, broker.connections, wait=SOCKET_TIMEOUT)
+        self.redis = derived_client(session, broker.connections, wait=SOCKET_TIMEOUT)
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
-        listening = _client_like(session, 1, wait=SOCKET_TIMEOUT)
+        listening = derived_client(session, 1, wait=SOCKET_TIMEOUT)
         self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
         self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
         self._calls: dict[str, Call] = {}
