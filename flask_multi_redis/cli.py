@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import redis
+from flask import current_app
 from flask.cli import AppGroup
 
 from .connection import derived_client
 
 if TYPE_CHECKING:
+    from .broker.registry import ProcessInfo
     from .extension import _FlaskRedis
 
 __all__ = ["redis_group"]
@@ -19,6 +21,8 @@ __all__ = ["redis_group"]
 
 def redis_group(ext: _FlaskRedis) -> click.Group:
     """A click group of commands that act on the databases of ``ext``."""
+    from .worker.cli import run_worker, worker_options
+
     group = AppGroup(ext.extension_key, help=f"Redis databases of the {ext.config_element} configuration.")
 
     @group.command("ping")
@@ -45,4 +49,36 @@ def redis_group(ext: _FlaskRedis) -> click.Group:
         if failed:
             raise SystemExit(1)
 
+    @group.command("worker")
+    @worker_options
+    def worker(**options: Any) -> None:
+        """Serve this app's broker handlers (as flask-redis-worker does)."""
+        run_worker(current_app._get_current_object(), **options)  # type: ignore[attr-defined]
+
+    @group.command("workers")
+    def workers() -> None:
+        """List the live processes (web workers and backend workers) from their heartbeats."""
+        try:
+            processes = ext.broker.processes()
+        except redis.RedisError as exc:
+            click.echo(f"Error: Redis is unreachable: {type(exc).__name__}", err=True)
+            raise SystemExit(1) from exc
+        click.echo(format_processes(processes))
+
     return group
+
+
+def format_processes(processes: list[ProcessInfo]) -> str:
+    """The ``flask redis workers`` table."""
+    rows = [("ROLE", "HOST", "PID", "UP", "HANDLED", "FAILED", "HANDLERS", "COMMANDS")]
+    now = time.time()
+    for p in processes:
+        up = f"{now - p.started_at:.0f}s"
+        handlers, commands = ",".join(p.handlers) or "-", ",".join(p.commands) or "-"
+        rows.append(
+            (p.sender.role, p.sender.host, str(p.sender.pid), up, str(p.handled), str(p.failed), handlers, commands)
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.append(f"{len(processes)} live process(es)")
+    return "\n".join(lines)

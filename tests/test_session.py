@@ -546,8 +546,8 @@ def test_publish_and_wait_reply_injects_a_reply_address(session: RedisSession, r
     service.join(WAIT)
     assert answer["reply"] == 42
     assert answer["echo"]["job"] == "sum"
-    assert answer["echo"]["reply_to"].startswith("test:fmr:reply:")  # prefixed, and unique per call
-    assert raw.pubsub_channels("test:fmr:reply:*") == []  # its subscription is gone
+    assert answer["echo"]["reply_to"].startswith("test:fmr:answer:")  # prefixed, and unique per call
+    assert raw.pubsub_channels("test:fmr:answer:*") == []  # its subscription is gone
 
 
 def test_publish_and_wait_reply_sends_a_model(session: RedisSession, raw: redis.Redis) -> None:

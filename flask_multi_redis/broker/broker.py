@@ -8,14 +8,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from flask_multi_redis.errors import BrokerError, InvalidMessage, RemoteError, RequestTimeout
+from flask_multi_redis.errors import BrokerError, InvalidMessage, NoResponders, RemoteError, RequestTimeout
 
+from . import registry
 from .channel import Channel
 from .envelope import Envelope, Sender
 from .listener import ListenerHealth
 from .process import after_fork, when_to_start
+from .registry import ProcessInfo
 from .router import Router
-from .runtime import Counters, Runtime, new_id
+from .runtime import SHUTTING_DOWN, Counters, Runtime, new_id
 
 if TYPE_CHECKING:
     from flask_multi_redis.extension import _AppState, _FlaskRedis
@@ -28,7 +30,13 @@ Rep = TypeVar("Rep")
 #: Default largest message, far below the 32 MB at which Redis drops a pub/sub client by default.
 MAX_MESSAGE_SIZE = 1024 * 1024
 
-_runtime_lock = threading.Lock()  # guards creation only; nothing that blocks runs while it is held
+_runtime_lock = threading.Lock()
+
+
+def _refused(reply: Reply[Any]) -> bool:
+    return (
+        isinstance(reply.error, RemoteError) and reply.error.remote_type == SHUTTING_DOWN
+    )  # guards creation only; nothing that blocks runs while it is held
 
 
 @dataclass(frozen=True)
@@ -185,16 +193,32 @@ class Broker(Router):
         runtime = self.runtime()
         body = channel.dump_request(message)
         runtime.ensure_started(deadline)
-        with runtime.call(expected=1) as call:
-            remaining = deadline - time.monotonic()  # the deadline sent is the caller's, however long it waited
-            runtime.send_request(channel, runtime.envelope("request", call.id, channel, body, remaining, True))
-            envelopes = runtime.wait(call, deadline)
-        if not envelopes:
-            raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
-        reply = self._reply(channel, envelopes[0])
-        if reply.error is not None:
-            raise reply.error
-        return reply.value  # type: ignore[return-value]
+        refused_by: set[str] = set()
+        while True:
+            with runtime.call(expected=1) as call:
+                remaining = deadline - time.monotonic()  # the deadline sent is the caller's, however long it waited
+                envelope = runtime.envelope("request", call.id, channel, body, remaining, True)
+                runtime.send_request(channel, envelope, avoid=frozenset(refused_by))
+                envelopes = runtime.wait(call, deadline)
+            if not envelopes:
+                raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
+            reply = self._reply(channel, envelopes[0])
+            if reply.error is None:
+                return reply.value  # type: ignore[return-value]
+            if not _refused(reply) or reply.sender is None or time.monotonic() >= deadline:
+                raise reply.error
+            if reply.sender.id in refused_by:
+                raise NoResponders(f"the processes that serve {channel.name!r} are shutting down") from reply.error
+            refused_by.add(reply.sender.id)  # it is shutting down and did not start the request: ask another
+
+    def processes(self) -> list[ProcessInfo]:
+        """Every live process of this environment (web workers and backend workers), from their heartbeats."""
+        runtime = self.runtime()
+        return registry.live_processes(runtime.redis, runtime.prefix)
+
+    def responders(self, channel: Channel[Any, Any]) -> list[ProcessInfo]:
+        """The live processes that handle requests on ``channel``."""
+        return [process for process in self.processes() if channel.name in process.handlers]
 
     @staticmethod
     def _reply(channel: Channel[Any, Rep], envelope: Envelope) -> Reply[Rep]:

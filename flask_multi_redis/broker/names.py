@@ -12,6 +12,7 @@ __all__ = [
     "RESERVED",
     "channel_wire",
     "claim_key",
+    "environment",
     "inbox_channel",
     "process_key",
     "process_pattern",
@@ -23,6 +24,11 @@ __all__ = [
 
 #: The namespace reserved for the broker's own keys and channels.
 RESERVED = "fmr:"
+
+
+def environment(prefix: str) -> str:
+    """What every channel and key name of the environment ``prefix`` starts with (``PREFIX:``, or nothing)."""
+    return prefixed(prefix, "")
 
 
 def channel_wire(prefix: str, channel: str) -> str:
@@ -49,7 +55,7 @@ def reply_key(prefix: str, request_id: str) -> str:
 
 def reply_channel(token: str) -> str:
     """The one-call reply channel of ``RedisSession.publish_and_wait_reply`` (the session adds the prefix)."""
-    return f"fmr:reply:{token}"
+    return f"fmr:answer:{token}"
 
 
 def claim_key(prefix: str, request_id: str) -> str:

@@ -31,9 +31,12 @@ class HandlerPool:
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._busy = 0
+        self._closing = False
 
     def submit(self, job: Job) -> bool:
-        """Queue ``job``; False when the queue is full (the caller reports the overload)."""
+        """Queue ``job``; False when the queue is full or the pool is closing (the caller reports it)."""
+        if self._closing:
+            return False
         if not self._workers:
             self._start()
         try:
@@ -50,6 +53,7 @@ class HandlerPool:
     def join(self, timeout: float) -> bool:
         """Let the queued and running jobs finish, then stop the workers; True when they ended in time."""
         deadline = time.monotonic() + timeout
+        self._closing = True  # no job may be queued behind the stop markers
         try:
             for _ in self._workers:
                 self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))

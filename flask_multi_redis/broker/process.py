@@ -19,7 +19,7 @@ from typing import Literal
 
 from .envelope import Sender
 
-__all__ = ["after_fork", "new_sender", "when_to_start"]
+__all__ = ["after_fork", "new_sender", "start_explicitly", "when_to_start"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,13 @@ Start = Literal["now", "after-fork", "after-gevent-fork", "never"]
 _fork_callbacks: list[Callable[[], None]] = []
 _gevent_callbacks: list[Callable[[], None]] = []
 _master_pid: int | None = None  # the preloading gunicorn master whose children start the callbacks
+_started_explicitly = False
+
+
+def start_explicitly() -> None:
+    """Declare that this process starts its broker itself (the worker does), so nothing starts on its own."""
+    global _started_explicitly
+    _started_explicitly = True
 
 
 def new_sender(role: str) -> Sender:
@@ -41,6 +48,8 @@ def new_sender(role: str) -> Sender:
 
 def when_to_start() -> Start:
     """Decide whether a listener registered now should start in this process, later in its children, or never."""
+    if _started_explicitly:
+        return "never"
     worker_class = _preloading_gunicorn_worker_class()
     if worker_class is not None:
         gevent_worker = worker_class.__module__ == "gunicorn.workers.ggevent"

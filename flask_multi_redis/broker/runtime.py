@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +33,13 @@ from flask_multi_redis.errors import (
     NoResponders,
 )
 
-from . import names
+from . import names, registry
 from .channel import Channel
 from .envelope import Envelope, Kind, Sender, deadline_after, pack, unpack
 from .listener import Listener, ListenerHealth
 from .pool import HandlerPool
 from .process import new_sender
+from .registry import ProcessInfo
 from .router import Route, RouteKind
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from .broker import Broker
 
-__all__ = ["Call", "Counters", "Runtime", "new_id"]
+__all__ = ["SHUTTING_DOWN", "Call", "Counters", "Runtime", "new_id"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ return 0
 NO_DEADLINE_TTL_MS = 60_000
 #: How long a call waits for one of the broker's connections, in seconds.
 SOCKET_TIMEOUT = 5.0
+#: The error type of a request refused by a process that is shutting down: safe to send elsewhere.
+SHUTTING_DOWN = "ShuttingDown"
 #: The longest remote error message passed back to a caller.
 MAX_ERROR_MESSAGE = 2000
 
@@ -145,6 +148,7 @@ class Runtime:
         self._stopping = threading.Event()
         self._heart: threading.Thread | None = None
         self._serving = False
+        self._draining = False
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -194,6 +198,20 @@ class Runtime:
             return False
         return not self._serving or self._registered.wait(max(0.0, deadline - time.monotonic()))
 
+    def drain(self, grace: float, on_closed: Callable[[], None] | None = None) -> bool:
+        """Stop taking work and let the handlers in flight finish within ``grace`` seconds; True when they did.
+
+        The process leaves the registry at once; a request that still reaches it is answered ``ShuttingDown``
+        (never started), and the caller sends it to another process. It stays subscribed until it stops: a
+        message published just before an UNSUBSCRIBE would be counted as received, and then lost.
+        """
+        self._draining = True
+        with contextlib.suppress(redis.RedisError):
+            self._unregister()
+        if on_closed is not None:
+            on_closed()
+        return self.handlers.join(grace)
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Leave the registry, stop listening, and let running handlers finish within ``timeout``."""
         self._stopping.set()
@@ -238,9 +256,12 @@ class Runtime:
             max_size=self.broker.max_message_size,
         )
 
-    def send_request(self, channel: Channel[Any, Any], data: bytes) -> None:
-        """Deliver to exactly one responder: one in the registry by turns, else the shared channel, else raise."""
+    def send_request(self, channel: Channel[Any, Any], data: bytes, avoid: frozenset[str] = frozenset()) -> None:
+        """Deliver to exactly one responder: one in the registry by turns (not those to ``avoid``), else the
+        shared request channel, else raise :class:`NoResponders`."""
         for target in self._responder_ids(channel.name):
+            if target in avoid:
+                continue
             if self._publish(names.inbox_channel(self.prefix, target), data):
                 return
             self._forget(channel.name, target)
@@ -282,12 +303,10 @@ class Runtime:
         now = time.monotonic()
         cached = self._responders.get(channel)
         if cached is None or cached[0] < now:
-            key = names.serves_key(self.prefix, channel)
             try:
-                found = self.redis.zrangebyscore(key, int(time.time() * 1000), "+inf")
+                ids = registry.responder_ids(self.redis, self.prefix, channel)
             except redis.RedisError as exc:
                 raise BrokerUnavailable(f"could not read the responders of {channel!r}") from exc
-            ids = [member.decode() if isinstance(member, bytes) else str(member) for member in found]
             cached = (now + self.broker.registry_cache, ids)
             self._responders[channel] = cached
         ids = cached[1]
@@ -336,7 +355,7 @@ class Runtime:
         envelope = self._unpack(wire, data)
         if envelope is None:
             return
-        route_kind, name = self._wire_routes[wire]
+        route_kind, name = self._wire_routes.get(wire, ("handler", ""))
         expected = "command" if route_kind == "command" else "request"
         if envelope.kind != expected:
             self._drop(envelope, f"a {envelope.kind} on a {expected} channel")
@@ -345,7 +364,7 @@ class Runtime:
 
     def _deliver(self, data: bytes, where: str) -> None:
         envelope = self._unpack(where.encode(), data)
-        if envelope is not None:
+        if envelope is not None and envelope.kind in ("reply", "error"):
             self._resolve(envelope)
 
     def _resolve(self, envelope: Envelope) -> None:
@@ -370,8 +389,14 @@ class Runtime:
     # --- serving ----------------------------------------------------------------------------------------------
 
     def _accept(self, envelope: Envelope, route: Route | None, claimed: bool) -> None:
+        if self._draining:
+            self._refuse(envelope, claimed)
+            return
         if route is None:
             self._drop(envelope, "no route for this channel in this process")
+            return
+        if envelope.reply_to and not envelope.reply_to.startswith(names.environment(self.prefix)):
+            self._drop(envelope, "reply_to is outside this environment's prefix")
             return
         if envelope.expired():
             self.counters.count("expired")
@@ -383,9 +408,19 @@ class Runtime:
             )
             return
         if not self.handlers.submit(lambda: self._run(envelope, route, claimed)):
+            if self._draining:  # it began to drain since the check above
+                self._refuse(envelope, claimed)
+                return
+            if not claimed and not self._claim(envelope):
+                return  # another process serves it
             self.counters.count("overloaded")
             log.error("handler pool full, refused %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name)
             self._answer_error(envelope, "Overloaded", "the handler pool of this process is full")
+
+    def _refuse(self, envelope: Envelope, claimed: bool) -> None:
+        """Answer ``ShuttingDown`` (the request was not started: the caller may send it elsewhere)."""
+        if claimed or self._claim(envelope):
+            self._answer_error(envelope, SHUTTING_DOWN, f"{self.sender} is shutting down; it did not start")
 
     def _run(self, envelope: Envelope, route: Route, claimed: bool) -> None:
         if not claimed and not self._claim(envelope):
@@ -470,41 +505,26 @@ class Runtime:
                 if generation == self._generation:
                     self._registered.set()
             except Exception:
-                self._beat_now.set()
-                log.exception("heartbeat of %s failed", self.sender)
+                log.exception("heartbeat of %s failed; next try in %.1f s", self.sender, self.broker.heartbeat_interval)
             self._beat_now.wait(self.broker.heartbeat_interval)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ProcessInfo:
         """This process as the registry shows it."""
-        routes = self.broker.routes()
-        return {
-            "sender": self.sender.as_json(),
-            "inbox": self.inbox,
-            "handlers": sorted(r.channel.name for r in routes if r.kind == "handler"),
-            "commands": sorted(r.channel.name for r in routes if r.kind == "command"),
-            "started_at": self.started_at,
-            "handled": self.counters.handled,
-            "failed": self.counters.failed,
-        }
+        routes = self.broker.routes() if self._serving else []
+        return ProcessInfo(
+            sender=self.sender,
+            inbox=self.inbox,
+            handlers=tuple(sorted(r.channel.name for r in routes if r.kind == "handler")),
+            commands=tuple(sorted(r.channel.name for r in routes if r.kind == "command")),
+            started_at=self.started_at,
+            handled=self.counters.handled,
+            failed=self.counters.failed,
+        )
 
     def _register(self) -> None:
-        info = self.info()
-        ttl = int(self.broker.heartbeat_interval * 3000)
-        now = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(names.process_key(self.prefix, self.sender.id), orjson.dumps(info), px=ttl)
-        for channel in info["handlers"]:
-            key = names.serves_key(self.prefix, channel)
-            pipe.zadd(key, {self.sender.id: now + ttl})
-            pipe.zremrangebyscore(key, "-inf", now)
-            pipe.pexpire(key, ttl)
-        pipe.execute()
+        registry.register(self.redis, self.prefix, self.info(), int(self.broker.heartbeat_interval * 3000))
 
     def _unregister(self) -> None:
-        if not self._serving:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(names.process_key(self.prefix, self.sender.id))
-        for channel in self.info()["handlers"]:
-            pipe.zrem(names.serves_key(self.prefix, channel), self.sender.id)
-        pipe.execute()
+        handlers = self.info().handlers
+        self._serving = False
+        registry.unregister(self.redis, self.prefix, self.sender.id, handlers)

@@ -1,0 +1,35 @@
+"""The ``flask-redis-worker`` console script: patches for gevent first when asked, then runs the CLI.
+
+Nothing but the standard library is imported before the patch: ``--pool gevent`` (or ``-P gevent``) must
+patch sockets, threads and ssl before Flask, redis-py or the app import them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def wants_gevent(argv: list[str]) -> bool:
+    """Whether the command line asks for the gevent pool (``--pool gevent``, ``--pool=gevent``, ``-P gevent``)."""
+    for index, arg in enumerate(argv):
+        if arg in ("--pool", "-P") and index + 1 < len(argv):
+            return argv[index + 1] == "gevent"
+        if arg.startswith("--pool="):
+            return arg.partition("=")[2] == "gevent"
+        if arg == "--":
+            break
+    return False
+
+
+def main() -> None:
+    if wants_gevent(sys.argv[1:]):
+        from gevent import monkey  # type: ignore[import-untyped]
+
+        monkey.patch_all()
+    from .cli import worker_main
+
+    worker_main()
+
+
+if __name__ == "__main__":
+    main()

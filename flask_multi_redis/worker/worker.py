@@ -1,0 +1,183 @@
+"""Worker: a backend process that serves the broker routes of a Flask app until it is told to stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from types import FrameType
+from typing import Literal
+
+from flask import Flask
+
+from flask_multi_redis.broker import Broker, Router
+from flask_multi_redis.broker.process import start_explicitly
+from flask_multi_redis.connection import derived_client
+from flask_multi_redis.errors import FlaskRedisError
+from flask_multi_redis.extension import _FlaskRedis
+
+__all__ = ["Pool", "Worker", "WorkerError"]
+
+log = logging.getLogger(__name__)
+
+Pool = Literal["gevent", "threads"]
+DEFAULT_CONCURRENCY: dict[str, int] = {"threads": 8, "gevent": 100}
+
+
+class WorkerError(FlaskRedisError):
+    """The worker cannot run: no Redis extension on the app, an unreachable Redis, a broken router."""
+
+
+class Worker:
+    """Serves the broker routes of a Flask app (and of ``routers``) in this process, handlers in its app context.
+
+    :param app_or_factory: the Flask app, or a function that creates it.
+    :param routers: routers to serve besides the routes registered on the app's broker.
+    :param concurrency: handlers run at once (default 8 threads, or 100 greenlets).
+    :param pool: ``threads``, or ``gevent`` (the process is monkey-patched; ``flask-redis-worker`` patches before
+        it imports anything else, a program that builds a Worker itself should patch first).
+    :param extension: the key of the Redis extension in ``app.extensions`` (default: the only one).
+    :param grace: seconds that handlers in flight get to finish once a stop is asked for.
+    :param heartbeat: seconds between registry heartbeats (the entry expires after three).
+    """
+
+    def __init__(
+        self,
+        app_or_factory: Flask | Callable[[], Flask],
+        routers: Sequence[Router] = (),
+        concurrency: int | None = None,
+        pool: Pool = "threads",
+        *,
+        extension: str | None = None,
+        grace: float = 30.0,
+        heartbeat: float = 2.0,
+    ) -> None:
+        if pool not in DEFAULT_CONCURRENCY:
+            raise ValueError(f"pool must be 'threads' or 'gevent', not {pool!r}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        start_explicitly()  # an app created from here on must not start its broker on its own
+        self._app_or_factory = app_or_factory
+        self.routers = list(routers)
+        self.pool = pool
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY[pool]
+        self.extension_key = extension
+        self.grace = grace
+        self.heartbeat = heartbeat
+        self._stop = threading.Event()
+        self._signals = 0
+        if pool == "gevent":
+            _ensure_patched()
+
+    @cached_property
+    def app(self) -> Flask:
+        """The app (created by the factory on first use)."""
+        if isinstance(self._app_or_factory, Flask):
+            return self._app_or_factory
+        app = self._app_or_factory()
+        if not isinstance(app, Flask):
+            raise WorkerError(f"the factory returned a {type(app).__name__}, not a Flask app")
+        return app
+
+    @cached_property
+    def extension(self) -> _FlaskRedis:
+        """The app's Redis extension whose broker this worker serves."""
+        found = {key: ext for key, ext in self.app.extensions.items() if isinstance(ext, _FlaskRedis)}
+        if self.extension_key is not None:
+            if self.extension_key not in found:
+                raise WorkerError(f"app {self.app.name!r} has no Redis extension {self.extension_key!r}")
+            return found[self.extension_key]
+        if len(found) != 1:
+            what = "no Redis extension" if not found else f"several Redis extensions ({', '.join(sorted(found))})"
+            raise WorkerError(f"app {self.app.name!r} has {what}; initialise one, or name it with extension=")
+        return next(iter(found.values()))
+
+    def check(self) -> str:
+        """Load the app and routers and reach Redis once; a one-line summary, or :class:`WorkerError`."""
+        broker = self._prepare()
+        with self.app.app_context():
+            session = broker.runtime().session
+            address = self.extension.addresses()[session.name]
+            client = derived_client(session, connections=1, wait=1.0)
+            try:
+                client.ping()
+            except Exception as exc:
+                raise WorkerError(f"Redis at {address} is unreachable: {_first_line(exc)}") from exc
+            finally:
+                client.connection_pool.disconnect()
+        handlers = sorted(route.channel.name for route in broker.routes() if route.kind == "handler")
+        return f"app {self.app.name!r}, Redis at {address}, handlers: {', '.join(handlers) or 'none'}"
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT (or :meth:`stop`), then drain; 0 when every handler finished in time.
+
+        A second signal ends the process at once.
+        """
+        broker = self._prepare()
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._on_signal)
+        with self.app.app_context():
+            runtime = broker.start(timeout=30)
+            info = runtime.info()
+            log.info(
+                "worker %s ready: pool=%s concurrency=%d handlers=%s commands=%s",
+                runtime.sender,
+                self.pool,
+                self.concurrency,
+                ",".join(info.handlers) or "-",
+                ",".join(info.commands) or "-",
+            )
+            self._stop.wait()
+            drained = runtime.drain(
+                self.grace,
+                lambda: log.info("worker %s stopping: up to %.1f s for handlers in flight", runtime.sender, self.grace),
+            )
+            runtime.stop(timeout=5)
+        if not drained:
+            log.error("worker %s: handlers still running after %.1f s; exiting", runtime.sender, self.grace)
+            return 1
+        log.info("worker %s stopped", runtime.sender)
+        return 0
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to drain and return (what SIGTERM does)."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal (%s): exiting at once", signal.Signals(signum).name)
+            os._exit(1)
+        self.stop()
+
+    def _prepare(self) -> Broker:
+        broker = self.extension.broker
+        with self.app.app_context():
+            state = self.extension._state()
+            if state.runtime is not None and state.runtime.pid == os.getpid() and state.runtime.sender.role != "worker":
+                state.runtime.stop()  # the app started it as a web process before this Worker existed
+                state.runtime = None
+        broker.role = "worker"
+        broker.concurrency = self.concurrency
+        broker.heartbeat_interval = self.heartbeat
+        for router in self.routers:
+            if router not in broker._included:
+                broker.include_router(router)
+        return broker
+
+
+def _ensure_patched() -> None:
+    from gevent import monkey  # type: ignore[import-untyped]
+
+    if not monkey.is_module_patched("socket"):
+        log.warning("the gevent pool needs a monkey-patched process: patching now; patch before other imports")
+        monkey.patch_all()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

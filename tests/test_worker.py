@@ -1,0 +1,227 @@
+"""flask-redis-worker end to end: real worker processes serving tests/apps/svc.py, stopped by real signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_multi_redis import FlaskRedisSingle
+from flask_multi_redis.broker import NoResponders
+
+from .apps.svc import AddIn, AddOut, Gate, add, gate, whoami
+from .conftest import ROOT
+from .waiting import wait_until
+
+WORKER = str(Path(sys.executable).parent / "flask-redis-worker")
+APP = "tests.apps.svc:create_app()"
+
+
+class WorkerProcess:
+    """A worker process whose log lines (stderr) are collected as they come."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        wait_until(lambda: text in self.log or self.process.poll() is not None, timeout=timeout)
+        assert text in self.log, self.log
+
+    def finish(self, timeout: float = 20) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
+
+
+@pytest.fixture
+def start_worker(broker_env: dict[str, str]) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``flask-redis-worker`` (or another command) with the given arguments; killed at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, command: tuple[str, ...] = (WORKER, APP), ready: bool = True) -> WorkerProcess:
+        worker = WorkerProcess([*command, *args], broker_env)
+        started.append(worker)
+        if ready:
+            worker.wait_for_log(" ready: ")
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        worker.finish()
+
+
+def run_cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_worker_serves_requests_in_its_own_process(
+    start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle
+) -> None:
+    worker = start_worker("--router", "tests.apps.svc:backend")
+    out = caller.broker.request(add, AddIn(a=1, b=2), timeout=5)
+    assert (out.sum, out.pid) == (3, worker.pid)
+    (reply,) = caller.broker.broadcast(whoami, None, gather=True, timeout=5)
+    assert reply.value is not None
+    assert (reply.value.pid, reply.value.role, reply.value.app, reply.value.greenlet) == (
+        worker.pid,
+        "worker",
+        "svc",
+        False,
+    )
+
+
+def test_the_gevent_pool_patches_before_anything_else(
+    start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle
+) -> None:
+    worker = start_worker("--router", "tests.apps.svc:backend", "--pool", "gevent", "--concurrency", "50")
+    assert "pool=gevent concurrency=50" in worker.log
+    (reply,) = caller.broker.broadcast(whoami, None, gather=True, timeout=5)
+    assert reply.value is not None
+    assert reply.value.greenlet  # handlers run in greenlets
+    assert caller.broker.request(add, AddIn(a=2, b=2), timeout=5).pid == worker.pid
+    assert "MonkeyPatchWarning" not in worker.log  # nothing (ssl, Flask, redis-py) was imported before the patch
+
+
+def test_sigterm_lets_requests_in_flight_finish(
+    start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle
+) -> None:
+    worker = start_worker("--router", "tests.apps.svc:backend", "--grace", "20")
+    session = caller.getRedis()
+    results: list[Any] = []
+
+    def call() -> None:
+        try:
+            results.append(caller.broker.request(gate, Gate(key="gate:term"), timeout=20))
+        except Exception as exc:
+            results.append(exc)
+
+    callers = [threading.Thread(target=call) for _ in range(3)]
+    for thread in callers:
+        thread.start()
+    wait_until(lambda: sum(client.get("cmd") == "blpop" for client in session.client_list()) == 3)
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    worker.wait_for_log("stopping")
+    with pytest.raises(NoResponders):  # it takes nothing new while it drains
+        caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
+    session.rpush("gate:term", 1, 2, 3)  # the three handlers in flight finish now
+    for thread in callers:
+        thread.join(20)
+    assert worker.finish() == 0
+    assert time.monotonic() - started < 20
+    assert [type(result) for result in results] == [AddOut, AddOut, AddOut]
+    assert "stopped" in worker.log
+
+
+def test_a_second_signal_exits_at_once(start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle) -> None:
+    worker = start_worker("--router", "tests.apps.svc:backend", "--grace", "60")
+    session = caller.getRedis()
+    holder = threading.Thread(target=lambda: _expect_timeout(caller))
+    holder.start()
+    wait_until(lambda: any(client.get("cmd") == "blpop" for client in session.client_list()))
+    worker.process.send_signal(signal.SIGTERM)
+    worker.wait_for_log("stopping")
+    worker.process.send_signal(signal.SIGINT)
+    assert worker.finish(timeout=10) == 1  # not the 60 s grace
+    assert "second signal (SIGINT)" in worker.log
+    holder.join(10)
+    session.rpush("gate:second", 1)
+
+
+def _expect_timeout(caller: FlaskRedisSingle) -> None:
+    from flask_multi_redis.broker import RequestTimeout
+
+    with pytest.raises(RequestTimeout):  # the worker died with it: the caller gets a typed error, not a hang
+        caller.broker.request(gate, Gate(key="gate:second"), timeout=3)
+
+
+def test_check_passes_when_everything_loads(broker_env: dict[str, str]) -> None:
+    done = run_cli(broker_env, WORKER, APP, "--router", "tests.apps.svc:backend", "--check")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: app 'svc', Redis at redis://")
+    assert "math.add" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ((APP, "--check"), 1, "Error: Redis at redis://127.0.0.1:1/0 is unreachable"),
+        (("tests.apps.nowhere:create_app()", "--check"), 2, "Invalid value for 'MODULE:APP'"),
+        ((APP, "--router", "tests.apps.nowhere:router", "--check"), 2, "Invalid value for '--router'"),
+        ((APP, "--router", "tests.apps.svc:add", "--check"), 2, "is a Channel, not a Router"),
+        ((APP, "--router", "tests.apps.svc", "--check"), 2, "is not module:attribute"),
+        ((APP, "--concurrency", "0"), 2, "Invalid value for '--concurrency'"),
+        ((APP, "--pool", "forks"), 2, "Invalid value for '--pool'"),
+        ((APP, "--log-level", "loud"), 2, "Invalid value for '--log-level'"),
+    ],
+)
+def test_bad_options_and_failed_checks_are_one_line(
+    broker_env: dict[str, str], args: tuple[str, ...], code: int, message: str
+) -> None:
+    env = {**broker_env, "REDIS_URL": "redis://127.0.0.1:1/0"} if code == 1 else broker_env
+    done = run_cli(env, WORKER, *args)
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1
+
+
+def test_the_table_lists_live_processes_and_forgets_a_killed_one(
+    start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle, broker_env: dict[str, str]
+) -> None:
+    worker = start_worker("--router", "tests.apps.svc:backend", "--heartbeat", "0.2")
+
+    def table() -> str:
+        done = run_cli(broker_env, sys.executable, "-m", "flask", "--app", APP, "redis", "workers")
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listed = table()
+    assert listed.splitlines()[0].split() == ["ROLE", "HOST", "PID", "UP", "HANDLED", "FAILED", "HANDLERS", "COMMANDS"]
+    (row,) = [line.split() for line in listed.splitlines() if str(worker.pid) in line]
+    assert row[0] == "worker"
+    assert "math.add" in row[6]
+    assert listed.splitlines()[-1] == "1 live process(es)"
+    worker.process.kill()
+    worker.finish()
+    wait_until(lambda: str(worker.pid) not in table(), timeout=10)  # its heartbeat expired
+    started = time.monotonic()
+    with pytest.raises(NoResponders):
+        caller.broker.request(add, AddIn(a=1, b=1), timeout=10)
+    assert time.monotonic() - started < 1.0
+
+
+def test_flask_redis_worker_command(start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle) -> None:
+    flask = (sys.executable, "-m", "flask", "--app", APP, "redis", "worker")
+    worker = start_worker("--router", "tests.apps.svc:backend", command=flask)
+    assert caller.broker.request(add, AddIn(a=5, b=5), timeout=5).sum == 10
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
