@@ -1,9 +1,9 @@
-# Two commands on a fresh clone: `make demo` runs the quickstart, `make test` runs the whole test suite.
+# On a fresh clone: `make demo` runs the whole system (Redis, gunicorn, a worker), `make test` the test suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test check lint format clean
+.PHONY: demo quickstart test check lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
+	$(PY) examples/demo.py
+
+quickstart: $(VENV)/.installed
 	$(PY) examples/quickstart.py
 
 test: $(VENV)/.installed
