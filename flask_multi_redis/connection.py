@@ -51,12 +51,15 @@ def build_sessions(specs: Iterable[DatabaseSpec]) -> dict[str, RedisSession]:
 DERIVED_SOCKET_TIMEOUT = 5.0
 
 
-def derived_client(session: redis.Redis, connections: int, wait: float) -> redis.Redis:
+def derived_client(session: redis.Redis, connections: int, wait: float, name: str | None = None) -> redis.Redis:
     """A client with ``session``'s settings on a pool of its own: at most ``connections`` (callers wait up to
     ``wait`` seconds for one), no redis-py retries (the caller decides what is safe to repeat: a retried PUBLISH
-    is a second message), and a socket timeout even when the session has none."""
+    is a second message), a socket timeout even when the session has none, and the client ``name`` (shown by
+    CLIENT LIST) unless the configuration names its clients."""
     pool = session.connection_pool
     kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+    if name and not kwargs.get("client_name"):
+        kwargs["client_name"] = name
     kwargs["socket_timeout"] = kwargs.get("socket_timeout") or DERIVED_SOCKET_TIMEOUT
     kwargs["socket_connect_timeout"] = kwargs.get("socket_connect_timeout") or DERIVED_SOCKET_TIMEOUT
     bounded = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]

@@ -10,6 +10,7 @@ from subprocess import Popen
 from typing import Any
 
 import pytest
+import redis
 
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import BrokerError
@@ -27,19 +28,33 @@ def broker_server(redis_server_factory: ServerFactory) -> RedisServer:
     return redis_server_factory()
 
 
-def test_a_reply_survives_a_killed_caller_connection(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+def blocked_clients(admin: redis.Redis, name: str) -> list[dict[str, Any]]:
+    """The connections named ``name`` (the broker names its own) that are waiting in BLPOP."""
+    return [client for client in admin.client_list() if client.get("cmd") == "blpop" and client.get("name") == name]
+
+
+def test_replies_survive_killed_caller_connections(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    """Two calls in flight: one waits on its reply list (BLPOP), the other on the process's inbox (pub/sub)."""
     spawn_backend()
     admin = caller.getRedis()
-    result: dict[str, Any] = {}
-    waiting = threading.Thread(
-        target=lambda: result.update(out=caller.broker.request(gate, Gate(key="gate:kill"), timeout=10))
-    )
-    waiting.start()
-    wait_until(lambda: any(c.get("cmd") == "blpop" for c in admin.client_list()), timeout=5)
+    runtime = caller.broker.start(timeout=5)
+    results: list[Any] = []
+    calls = [
+        threading.Thread(target=lambda: results.append(caller.broker.request(gate, Gate(key="gate:kill"), timeout=10)))
+        for _ in range(2)
+    ]
+    for call in calls:
+        call.start()
+    wait_until(lambda: len(blocked_clients(admin, "")) == 2)  # both handlers hold their request at the gate
+    own = f"flask-redis:{runtime.sender.id}"
+    wait_until(lambda: len(blocked_clients(admin, own)) == 1 and len(runtime._calls) == 1)
     assert admin.client_kill_filter(_type="pubsub") == 2  # the caller's inbox and the server's listener
-    admin.rpush("gate:kill", 1)  # the handler answers while the caller may still be reconnecting
-    waiting.join(15)
-    assert isinstance(result.get("out"), AddOut)
+    (waiter,) = blocked_clients(admin, own)
+    assert admin.client_kill_filter(_id=waiter["id"]) == 1  # and the connection of the call in BLPOP
+    admin.rpush("gate:kill", 1, 2)  # the handlers answer while the caller may still be reconnecting
+    for call in calls:
+        call.join(15)
+    assert [type(result) for result in results] == [AddOut, AddOut]
     assert caller.broker.health().listener.reconnects >= 1
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import NoResponders
@@ -81,6 +82,11 @@ def run_cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]
     return subprocess.run(list(argv), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
+def handlers_at_gate(session: redis.Redis) -> list[dict[str, Any]]:
+    """Connections in BLPOP that the broker did not open (it names its own): the gate handlers'."""
+    return [client for client in session.client_list() if client.get("cmd") == "blpop" and not client.get("name")]
+
+
 def test_the_worker_serves_requests_in_its_own_process(
     start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle
 ) -> None:
@@ -125,7 +131,7 @@ def test_sigterm_lets_requests_in_flight_finish(
     callers = [threading.Thread(target=call) for _ in range(3)]
     for thread in callers:
         thread.start()
-    wait_until(lambda: sum(client.get("cmd") == "blpop" for client in session.client_list()) == 3)
+    wait_until(lambda: len(handlers_at_gate(session)) == 3)
     started = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
     worker.wait_for_log("stopping")
@@ -145,7 +151,7 @@ def test_a_second_signal_exits_at_once(start_worker: Callable[..., WorkerProcess
     session = caller.getRedis()
     holder = threading.Thread(target=lambda: _expect_timeout(caller))
     holder.start()
-    wait_until(lambda: any(client.get("cmd") == "blpop" for client in session.client_list()))
+    wait_until(lambda: len(handlers_at_gate(session)) == 1)
     worker.process.send_signal(signal.SIGTERM)
     worker.wait_for_log("stopping")
     worker.process.send_signal(signal.SIGINT)

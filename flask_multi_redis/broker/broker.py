@@ -73,8 +73,9 @@ class Broker(Router):
     :param role: how this process shows in the registry (``web``, ``worker``).
     :param database: the database (name or index) whose server carries the messages; default: the first one.
     :param concurrency: handlers that may run at once in this process.
-    :param connections: command connections the broker may hold in this process (calls queue for one beyond
-        that), besides its one pub/sub connection: in-flight calls do not each need a connection.
+    :param connections: command connections the broker may hold in this process, one of them its fast lane
+        (calls queue for one beyond that), besides its one pub/sub connection: in-flight calls do not each need
+        a connection.
     :param max_pending: received messages that may wait for a handler; beyond it requests get ``Overloaded``.
     :param max_message_size: the largest envelope sent or accepted, in bytes.
     :param timeout: the default timeout of :meth:`request` and gathered broadcasts, in seconds.
@@ -195,11 +196,7 @@ class Broker(Router):
         runtime.ensure_started(deadline)
         refused_by: set[str] = set()
         while True:
-            with runtime.call(expected=1) as call:
-                remaining = deadline - time.monotonic()  # the deadline sent is the caller's, however long it waited
-                envelope = runtime.envelope("request", call.id, channel, body, remaining, True)
-                runtime.send_request(channel, envelope, avoid=frozenset(refused_by))
-                envelopes = runtime.wait(call, deadline)
+            envelopes = runtime.ask(channel, body, deadline, frozenset(refused_by))
             if not envelopes:
                 raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
             reply = self._reply(channel, envelopes[0])

@@ -1,7 +1,8 @@
 """A bounded pool that runs handlers: a fixed number of workers fed by a bounded queue.
 
 The workers are threads, hence greenlets once gevent has patched ``threading``; the pool is created lazily in
-the process that uses it, never in a preloading master.
+the process that uses it, never in a preloading master. The queue is a ``SimpleQueue`` (its hand-over is the
+cheapest the standard library has) with the bound kept beside it.
 """
 
 from __future__ import annotations
@@ -26,39 +27,38 @@ class HandlerPool:
         if size < 1 or max_pending < 1:
             raise ValueError("the pool needs size >= 1 and max_pending >= 1")
         self.size = size
+        self.max_pending = max_pending
         self.name = name
-        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._busy = 0
+        self._pending = 0  # queued, not started
+        self._busy = 0  # running
         self._closing = False
 
     def submit(self, job: Job) -> bool:
         """Queue ``job``; False when the queue is full or the pool is closing (the caller reports it)."""
-        if self._closing:
-            return False
         if not self._workers:
             self._start()
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            return False
+        with self._lock:
+            if self._closing or self._pending >= self.max_pending:
+                return False
+            self._pending += 1
+        self._jobs.put(job)
         return True
 
     @property
     def in_flight(self) -> int:
         """Jobs queued or running."""
-        return self._jobs.qsize() + self._busy
+        return self._pending + self._busy
 
     def join(self, timeout: float) -> bool:
         """Let the queued and running jobs finish, then stop the workers; True when they ended in time."""
         deadline = time.monotonic() + timeout
-        self._closing = True  # no job may be queued behind the stop markers
-        try:
-            for _ in self._workers:
-                self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Full:
-            return False  # still full of work at the deadline; the daemon workers end with the process
+        with self._lock:
+            self._closing = True  # no job may be queued behind the stop markers
+        for _ in self._workers:
+            self._jobs.put(None)
         stopped = True
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -81,6 +81,7 @@ class HandlerPool:
             if job is None:
                 return
             with self._lock:
+                self._pending -= 1
                 self._busy += 1
             try:
                 job()

@@ -36,6 +36,7 @@ from flask_multi_redis.errors import (
 from . import names, registry
 from .channel import Channel
 from .envelope import Envelope, Kind, Sender, deadline_after, pack, unpack
+from .lane import Lane
 from .listener import Listener, ListenerHealth
 from .pool import HandlerPool
 from .process import new_sender
@@ -67,6 +68,8 @@ return 0
 NO_DEADLINE_TTL_MS = 60_000
 #: How long a call waits for one of the broker's connections, in seconds.
 SOCKET_TIMEOUT = 5.0
+#: The longest single BLPOP of a caller waiting on its reply list, in seconds (below the socket timeout).
+BLPOP_SLICE = 2.0
 #: The error type of a request refused by a process that is shutting down: safe to send elsewhere.
 SHUTTING_DOWN = "ShuttingDown"
 #: The longest remote error message passed back to a caller.
@@ -131,17 +134,20 @@ class Runtime:
         self.inbox = names.inbox_channel(self.prefix, self.sender.id)
         self.started_at = time.time()
         self.counters = Counters()
-        self.redis = derived_client(session, broker.connections, wait=SOCKET_TIMEOUT)
+        name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection
+        self.redis = derived_client(session, max(1, broker.connections - 1), SOCKET_TIMEOUT, name)  # + the lane
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
-        listening = derived_client(session, 1, wait=SOCKET_TIMEOUT)
+        listening = derived_client(session, 1, SOCKET_TIMEOUT, name)
         self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
         self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
         self._calls: dict[str, Call] = {}
         self._spent: list[str] = []  # reply lists of finished calls, deleted with the next command
+        self._direct = threading.Lock()  # held by the one call that waits on its reply list
         self._wire_routes: dict[bytes, tuple[RouteKind, str]] = {}
         self._responders: dict[str, tuple[float, list[str]]] = {}
         self._turn = itertools.count()
         self._reply = self.redis.register_script(_REPLY_SCRIPT)
+        self.lane = Lane(self.redis)
         self._beat_now = threading.Event()
         self._registered = threading.Event()
         self._generation = 0
@@ -223,6 +229,7 @@ class Runtime:
             self._unregister()
         stopped = self.listener.stop(timeout)
         stopped = self.handlers.join(timeout) and stopped
+        self.lane.close()
         self.redis.connection_pool.disconnect()
         self.listener.client.connection_pool.disconnect()
         return stopped
@@ -271,6 +278,41 @@ class Runtime:
     def broadcast(self, channel: Channel[Any, Any], data: bytes) -> int:
         return self._publish(names.channel_wire(self.prefix, channel.name), data)
 
+    def ask(self, channel: Channel[Any, Any], body: bytes, deadline: float, avoid: frozenset[str]) -> list[Envelope]:
+        """Send one request and wait for its reply until the monotonic ``deadline``; [] when none came.
+
+        One call at a time per process waits with BLPOP on its own reply list (no reply_to, so nothing is
+        published back): that saves the hand-over from the listener thread, the sequential caller's common case.
+        Calls made meanwhile wait on the inbox instead, so in-flight calls do not each hold a connection.
+        """
+        if not self._direct.acquire(blocking=False):
+            with self.call(expected=1) as call:
+                remaining = deadline - time.monotonic()
+                self.send_request(channel, self.envelope("request", call.id, channel, body, remaining, True), avoid)
+                return self.wait(call, deadline)
+        try:
+            call_id = new_id()
+            remaining = deadline - time.monotonic()
+            self.send_request(channel, self.envelope("request", call_id, channel, body, remaining, False), avoid)
+            return self._wait_listed(call_id, deadline)
+        finally:
+            self._direct.release()
+
+    def _wait_listed(self, call_id: str, deadline: float) -> list[Envelope]:
+        key = names.reply_key(self.prefix, call_id)
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:  # in slices shorter than the socket timeout; never 0, which would block for ever
+                popped = self.lane.execute("BLPOP", key, max(0.01, min(remaining, BLPOP_SLICE)))
+            except redis.RedisError:
+                log.warning("waiting for the reply to %s: Redis connection lost; the reply is kept, retrying", call_id)
+                self._stopping.wait(0.05)
+                continue
+            if popped is not None:
+                envelope = self._unpack(key.encode(), popped[1])
+                if envelope is not None and envelope.kind in ("reply", "error"):
+                    return [envelope]
+        return []
+
     def wait(self, call: Call, deadline: float) -> list[Envelope]:
         """The replies that arrived by the monotonic ``deadline``, including any kept while we were disconnected."""
         if call.done.wait(max(0.0, deadline - time.monotonic())):
@@ -286,11 +328,8 @@ class Runtime:
         spent, self._spent = self._spent, []
         try:
             if not spent:
-                return int(self.redis.execute_command("PUBLISH", wire, data))  # type: ignore[no-untyped-call]
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.unlink(*spent)
-            pipe.execute_command("PUBLISH", wire, data)  # type: ignore[no-untyped-call]
-            return int(pipe.execute()[-1])
+                return int(self.lane.execute("PUBLISH", wire, data))
+            return int(self.lane.pipeline([("UNLINK", *spent), ("PUBLISH", wire, data)])[-1])
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not publish on {wire!r}: {type(exc).__name__}") from exc
 
@@ -476,9 +515,12 @@ class Runtime:
                 max_size=self.broker.max_message_size,
                 body_json=orjson.dumps({"type": type(exc).__name__, "message": str(exc)}),
             )
-        key = names.reply_key(self.prefix, envelope.id)
+        args = (1, names.reply_key(self.prefix, envelope.id), envelope.reply_to or "", data, self._ttl_ms(envelope))
         try:
-            self._reply(keys=[key], args=[envelope.reply_to or "", data, self._ttl_ms(envelope)])
+            try:
+                self.lane.execute("EVALSHA", self._reply.sha, *args)
+            except redis.exceptions.NoScriptError:  # a restarted server has forgotten the script
+                self.lane.execute("EVAL", _REPLY_SCRIPT, *args)
         except redis.RedisError:
             log.exception("could not send the %s for id=%s channel=%s", kind, envelope.id, envelope.channel)
 

@@ -26,18 +26,23 @@ def main() -> None:
     runtime = ext.broker.start(timeout=10)
     calls = Pool(count)
     results = [calls.spawn(ext.broker.request, gate, Gate(key=gate_key, timeout=30), timeout=60) for _ in range(count)]
-    while len(runtime._calls) < count:  # every request is published and waiting for its reply
+
+    def in_flight() -> int:  # waiting on the inbox, and the one waiting on its own reply list
+        return len(runtime._calls) + runtime._direct.locked()
+
+    while in_flight() < count:  # every request is published and waiting for its reply
         gevent.sleep(0.01)
-    in_flight = len(runtime._calls)
+    waiting = in_flight()
     ext.getRedis().rpush(gate_key, *range(count))  # now let the handlers answer
     calls.join()
     pools = (runtime.redis.connection_pool, runtime.listener.client.connection_pool)
     print(
         json.dumps(
             {
-                "in_flight": in_flight,
+                "in_flight": waiting,
                 "ok": sum(1 for result in results if result.successful()),
-                "connections": sum(len(pool._connections) for pool in pools),  # type: ignore[attr-defined]
+                "connections": sum(len(pool._connections) for pool in pools)  # type: ignore[attr-defined]
+                + (runtime.lane._connection is not None),
             }
         ),
         flush=True,
