@@ -1,16 +1,18 @@
-"""A fast lane: one connection kept for the broker's hot path, used by one caller at a time.
+"""A fast lane: one connection kept for the broker's short commands, shared by every thread or greenlet of
+the process, with automatic pipelining.
 
 A command through a redis-py client pays for the pool checkout (with its readiness check), retries and
-instrumentation: about as much again as the round trip itself on a local server. The lane sends on a
-connection of its own instead; a caller that finds it busy takes the ordinary pooled client, so nobody waits
-for the lane and a process holds one connection more only while it is busy.
+instrumentation: about as much again as the round trip itself on a local server. The lane writes raw commands
+on a connection of its own instead. Callers queue their commands; whoever finds the lane free sends everything
+queued in one write and reads the replies in order, so calls made at the same time share round trips and a
+process needs one connection however many calls it has in flight. Blocking commands (BLPOP) do not belong here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -19,58 +21,110 @@ from redis.connection import AbstractConnection
 __all__ = ["Lane"]
 
 
+@dataclass
+class _Batch:
+    """One caller's commands and, once sent, their replies (or the error that stopped them)."""
+
+    commands: Sequence[Sequence[Any]]
+    replies: list[Any] = field(default_factory=list)
+    error: BaseException | None = None
+    done: threading.Event | None = None  # only for a caller that waits while another one sends
+
+
 class Lane:
-    """Runs commands on a dedicated connection made like the ``client``'s, falling back to ``client``."""
+    """Runs commands on a dedicated connection made like the ``client``'s, pipelining concurrent callers."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._lock = threading.Lock()
+        self._queued: list[_Batch] = []
+        self._queue_lock = threading.Lock()
+        self._sending = threading.Lock()
         self._connection: AbstractConnection | None = None
 
-    @contextlib.contextmanager
-    def _held(self) -> Iterator[AbstractConnection | None]:
-        """The lane's connection while this caller holds it, or None when another caller does."""
-        if not self._lock.acquire(blocking=False):
-            yield None
-            return
-        try:
-            if self._connection is None:
-                pool = self.client.connection_pool
-                self._connection = pool.connection_class(**pool.connection_kwargs)
-            yield self._connection
-        finally:
-            self._lock.release()
-
     def execute(self, *args: Any) -> Any:
-        """One command; the raw reply (no redis-py response callbacks)."""
+        """One command; its raw reply (no redis-py response callbacks)."""
         return self.pipeline([args])[-1]
 
     def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Several commands in one round trip; their raw replies, in order. An error reply raises."""
-        with self._held() as connection:
-            if connection is None:
-                pipe = self.client.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-                return list(pipe.execute())
-            replies: list[Any] = []
-            try:
-                connection.send_packed_command(connection.pack_commands(commands))  # type: ignore[no-untyped-call]
-                for _ in commands:
-                    try:
-                        replies.append(connection.read_response())
-                    except redis.ResponseError as error:  # read the other replies too: the connection stays in step
-                        replies.append(error)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                connection.disconnect()  # type: ignore[no-untyped-call]
-                raise
-        for reply in replies:
+        """Several commands sent together; their raw replies, in order. An error reply raises."""
+        batch = _Batch(commands)
+        if self._sending.acquire(blocking=False):
+            self._send_as_sender(batch)
+        else:
+            batch.done = threading.Event()
+            with self._queue_lock:
+                self._queued.append(batch)
+            while not batch.done.is_set():
+                if self._sending.acquire(blocking=False):
+                    self._send_as_sender(None)
+                else:
+                    batch.done.wait(0.05)  # the sender takes our batch (see below); the timeout is a safety net
+        if batch.error is not None:
+            raise batch.error
+        for reply in batch.replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
+        return batch.replies
+
+    def _send_as_sender(self, own: _Batch | None) -> None:
+        """With the lane taken: send ``own`` and everything queued, then let go of the lane."""
+        try:
+            self._send_queued(own)
+        finally:
+            self._sending.release()
+        # A batch queued while we were sending, whose caller found the lane taken, waits for a sender: be it.
+        while self._queued and self._sending.acquire(blocking=False):
+            try:
+                self._send_queued(None)
+            finally:
+                self._sending.release()
+
+    def _send_queued(self, own: _Batch | None) -> None:
+        first = [own] if own is not None else []
+        while True:
+            with self._queue_lock:
+                batches, self._queued = first + self._queued, []
+            first = []
+            if not batches:
+                return
+            commands = [command for batch in batches for command in batch.commands]
+            try:
+                replies = self._round_trip(commands)
+            except BaseException as error:  # every waiting caller learns of it
+                for batch in batches:
+                    batch.error = error
+                    if batch.done is not None:
+                        batch.done.set()
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            start = 0
+            for batch in batches:
+                batch.replies = replies[start : start + len(batch.commands)]
+                start += len(batch.commands)
+                if batch.done is not None:
+                    batch.done.set()
+
+    def _round_trip(self, commands: list[Sequence[Any]]) -> list[Any]:
+        connection = self._connection
+        if connection is None:
+            pool = self.client.connection_pool
+            connection = self._connection = pool.connection_class(**pool.connection_kwargs)
+        replies: list[Any] = []
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as error:  # read the other replies too: the connection stays in step
+                    replies.append(error)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            connection.disconnect()
+            raise
         return replies
 
     def close(self) -> None:
-        with self._lock:
+        with self._sending:
             if self._connection is not None:
                 self._connection.disconnect()  # type: ignore[no-untyped-call]
                 self._connection = None

@@ -15,6 +15,7 @@ import redis
 
 from . import names
 from .envelope import Sender
+from .lane import Lane
 
 __all__ = ["ProcessInfo", "live_processes", "register", "responder_ids", "unregister"]
 
@@ -67,31 +68,32 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def register(client: redis.Redis, prefix: str, info: ProcessInfo, ttl_ms: int) -> None:
+def register(lane: Lane, prefix: str, info: ProcessInfo, ttl_ms: int) -> None:
     """Renew the heartbeat of ``info``'s process, and its place among the responders of its handlers."""
-    expires = now_ms() + ttl_ms
-    pipe = client.pipeline(transaction=False)
-    pipe.set(names.process_key(prefix, info.sender.id), orjson.dumps(info.as_json()), px=ttl_ms)
+    now = now_ms()
+    commands: list[tuple[Any, ...]] = [
+        ("SET", names.process_key(prefix, info.sender.id), orjson.dumps(info.as_json()), "PX", ttl_ms)
+    ]
     for channel in info.handlers:
         key = names.serves_key(prefix, channel)
-        pipe.zadd(key, {info.sender.id: expires})
-        pipe.zremrangebyscore(key, "-inf", now_ms())
-        pipe.pexpire(key, ttl_ms)
-    pipe.execute()
+        commands += [
+            ("ZADD", key, now + ttl_ms, info.sender.id),
+            ("ZREMRANGEBYSCORE", key, "-inf", now),
+            ("PEXPIRE", key, ttl_ms),
+        ]
+    lane.pipeline(commands)
 
 
-def unregister(client: redis.Redis, prefix: str, sender_id: str, handlers: tuple[str, ...]) -> None:
+def unregister(lane: Lane, prefix: str, sender_id: str, handlers: tuple[str, ...]) -> None:
     """Remove a process from the registry at once (a clean stop; a killed process expires instead)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.delete(names.process_key(prefix, sender_id))
-    for channel in handlers:
-        pipe.zrem(names.serves_key(prefix, channel), sender_id)
-    pipe.execute()
+    commands: list[tuple[Any, ...]] = [("DEL", names.process_key(prefix, sender_id))]
+    commands += [("ZREM", names.serves_key(prefix, channel), sender_id) for channel in handlers]
+    lane.pipeline(commands)
 
 
-def responder_ids(client: redis.Redis, prefix: str, channel: str) -> list[str]:
+def responder_ids(lane: Lane, prefix: str, channel: str) -> list[str]:
     """The ids of the processes whose heartbeat says they handle ``channel``."""
-    found = client.zrangebyscore(names.serves_key(prefix, channel), now_ms(), "+inf")
+    found = lane.execute("ZRANGEBYSCORE", names.serves_key(prefix, channel), now_ms(), "+inf")
     return [member.decode() if isinstance(member, bytes) else str(member) for member in found]
 
 

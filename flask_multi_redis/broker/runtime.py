@@ -135,7 +135,7 @@ class Runtime:
         self.started_at = time.time()
         self.counters = Counters()
         name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection
-        self.redis = derived_client(session, max(1, broker.connections - 1), SOCKET_TIMEOUT, name)  # + the lane
+        self.redis = derived_client(session, max(1, broker.connections - 2), SOCKET_TIMEOUT, name)  # + 2 lanes
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
         listening = derived_client(session, 1, SOCKET_TIMEOUT, name)
         self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
@@ -147,7 +147,8 @@ class Runtime:
         self._responders: dict[str, tuple[float, list[str]]] = {}
         self._turn = itertools.count()
         self._reply = self.redis.register_script(_REPLY_SCRIPT)
-        self.lane = Lane(self.redis)
+        self.lane = Lane(self.redis)  # quick commands
+        self._waiting = Lane(self.redis)  # the BLPOP of the one call that waits on its reply list
         self._beat_now = threading.Event()
         self._registered = threading.Event()
         self._generation = 0
@@ -230,6 +231,7 @@ class Runtime:
         stopped = self.listener.stop(timeout)
         stopped = self.handlers.join(timeout) and stopped
         self.lane.close()
+        self._waiting.close()
         self.redis.connection_pool.disconnect()
         self.listener.client.connection_pool.disconnect()
         return stopped
@@ -302,7 +304,7 @@ class Runtime:
         key = names.reply_key(self.prefix, call_id)
         while (remaining := deadline - time.monotonic()) > 0:
             try:  # in slices shorter than the socket timeout; never 0, which would block for ever
-                popped = self.lane.execute("BLPOP", key, max(0.01, min(remaining, BLPOP_SLICE)))
+                popped = self._waiting.execute("BLPOP", key, max(0.01, min(remaining, BLPOP_SLICE)))
             except redis.RedisError:
                 log.warning("waiting for the reply to %s: Redis connection lost; the reply is kept, retrying", call_id)
                 self._stopping.wait(0.05)
@@ -336,14 +338,14 @@ class Runtime:
     def _flush_spent(self) -> None:
         spent, self._spent = self._spent, []
         if spent:
-            self.redis.unlink(*spent)
+            self.lane.execute("UNLINK", *spent)
 
     def _responder_ids(self, channel: str) -> list[str]:
         now = time.monotonic()
         cached = self._responders.get(channel)
         if cached is None or cached[0] < now:
             try:
-                ids = registry.responder_ids(self.redis, self.prefix, channel)
+                ids = registry.responder_ids(self.lane, self.prefix, channel)
             except redis.RedisError as exc:
                 raise BrokerUnavailable(f"could not read the responders of {channel!r}") from exc
             cached = (now + self.broker.registry_cache, ids)
@@ -564,9 +566,9 @@ class Runtime:
         )
 
     def _register(self) -> None:
-        registry.register(self.redis, self.prefix, self.info(), int(self.broker.heartbeat_interval * 3000))
+        registry.register(self.lane, self.prefix, self.info(), int(self.broker.heartbeat_interval * 3000))
 
     def _unregister(self) -> None:
         handlers = self.info().handlers
         self._serving = False
-        registry.unregister(self.redis, self.prefix, self.sender.id, handlers)
+        registry.unregister(self.lane, self.prefix, self.sender.id, handlers)

@@ -1,0 +1,126 @@
+"""What every benchmark shares: results, latency summaries, a Redis of its own, and child processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    """One measured figure set: a system (``flask-multi-redis``, ``floor``, ``celery``, ...) in one scenario."""
+
+    system: str
+    scenario: str  # "sequential", "concurrent-1", "concurrent-16", "concurrent-64", "broadcast-4", "codec-small", ...
+    n: int
+    p50_us: float | None = None
+    p99_us: float | None = None
+    rps: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    latencies_us: list[float] = field(default_factory=list, repr=False)  # a sample, for the plot
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        return cls(**data)
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+def summarize(system: str, scenario: str, latencies_s: Sequence[float], elapsed_s: float, **extra: Any) -> Result:
+    """A Result from per-call latencies (seconds) and the wall time the calls took together."""
+    ordered = sorted(latencies_s)
+    sample = ordered[:: max(1, len(ordered) // 2000)]
+    return Result(
+        system=system,
+        scenario=scenario,
+        n=len(ordered),
+        p50_us=round(percentile(ordered, 0.50) * 1e6, 1),
+        p99_us=round(percentile(ordered, 0.99) * 1e6, 1),
+        rps=round(len(ordered) / elapsed_s, 1),
+        extra=extra,
+        latencies_us=[round(value * 1e6, 1) for value in sample],
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def bench_redis() -> Iterator[str]:
+    """A redis-server of the benchmark's own on a free port (no persistence); its URL. Never the shared 6379."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise SystemExit("the benchmarks need redis-server on PATH (Debian/Ubuntu: apt-get install redis-server)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="fmr-bench-") as folder:
+        server = subprocess.Popen(
+            [
+                executable,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                folder,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    if redis.Redis.from_url(url, socket_connect_timeout=0.2).ping():
+                        break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def child_env(url: str, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark child process: the bench Redis, the repository importable."""
+    return {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run_json(argv: Sequence[str], env: dict[str, str], timeout: float = 600) -> Any:
+    """Run a child that prints one JSON document as its last stdout line; that document."""
+    done = subprocess.run(list(argv), env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,136 @@
+"""flask-multi-redis in every scenario: a flask-redis-worker serves ``bench.add``, callers run in child
+processes (a gevent one for the concurrent scenario), and gunicorn runs 4 gevent web workers for the gather."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from flask_multi_redis import FlaskRedisSingle
+
+from .bench_app import AddIn, AddOut, add, ping
+from .common import ROOT, Result, child_env, free_port, python, run_json
+
+SYSTEM = "flask-multi-redis"
+APP = "benchmarks.bench_app:create_app()"
+BIN = Path(python()).parent
+
+
+def wait(what: str, condition: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def caller(url: str, *args: object) -> Result:
+    return Result.from_json(run_json([python(), "-m", "benchmarks.ours_caller", *map(str, args)], child_env(url)))
+
+
+def connections_by_pid(client: FlaskRedisSingle) -> Counter[int]:
+    """Redis connections per process, from the names the broker gives its connections."""
+    found: Counter[int] = Counter()
+    for entry in client.getRedis().client_list():
+        match = re.match(r"flask-redis:.+-(\d+)-[0-9a-f]+$", entry.get("name", ""))
+        if match:
+            found[int(match.group(1))] += 1
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gather: int) -> list[Result]:
+    """Scenarios (a) sequential, (b) concurrent, (c) broadcast with gather, (e) memory and connections."""
+    env = child_env(url)
+    probe = FlaskRedisSingle({"URL": url, "PREFIX": "bench"})
+    results: list[Result] = []
+    worker_argv = [str(BIN / "flask-redis-worker"), APP, "--router", "benchmarks.bench_app:router", "-l", "warning"]
+    with serving(worker_argv, env) as worker:
+        wait("the worker registering", lambda: probe.broker.responders(add))
+        results.append(caller(url, "sequential", n_seq))
+        for callers in concurrencies:
+            results.append(caller(url, "concurrent", callers, n_conc))
+        results[-1].extra["worker_connections"] = connections_by_pid(probe)[worker.pid]
+    port = free_port()
+    gunicorn = [
+        str(BIN / "gunicorn"),
+        "-k",
+        "gevent",
+        "-w",
+        "4",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        APP,
+    ]
+    with serving(gunicorn, env) as web:
+        wait("4 web workers listening", lambda: len(probe.broker.broadcast(ping, None, gather=True, timeout=1)) == 4)
+        idle = {reply.value.pid for reply in probe.broker.broadcast(ping, None, gather=True, timeout=2) if reply.value}
+        held = connections_by_pid(probe)
+        results.append(
+            Result(
+                system=SYSTEM,
+                scenario="memory",
+                n=len(idle),
+                extra={
+                    "idle_web_worker_rss_kib": max(rss_kib(pid) for pid in idle),
+                    "idle_web_worker_connections": max(held[pid] for pid in idle),
+                    "gunicorn_master_connections": held[web.pid],
+                },
+            )
+        )
+        results.append(caller(url, "gather", 4, n_gather))
+    probe.broker.stop()
+    results.append(codec("small", AddIn(a=1, b=2)))
+    results.append(codec("10kb", _ten_kib_payload()))
+    return results
+
+
+def _ten_kib_payload() -> object:
+    from .bench_app import Big
+
+    return Big(items=[f"item-{index:05d}" for index in range(1000)])
+
+
+def codec(size: str, message: object, seconds: float = 1.0) -> Result:
+    """(d) encode + decode of one request through the broker's own path: validate and serialize the body,
+    wrap it in an envelope, parse the envelope, validate the body back; calls per second."""
+    from flask_multi_redis.broker.envelope import pack, unpack
+
+    from .bench_app import big
+
+    channel = add if isinstance(message, AddIn) else big
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for _ in range(200):
+            data = pack(
+                "request", "0123456789abcdefghijkl", channel.name, channel.dump_request(message), max_size=1 << 20
+            )
+            channel.load_request(unpack(data, 1 << 20).body)
+        count += 200
+    return Result(
+        system=SYSTEM, scenario=f"codec-{size}", n=count, rps=round(count / elapsed, 1), extra={"bytes": len(data)}
+    )
+
+
+__all__ = ["AddOut", "run"]
