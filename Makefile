@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo quickstart test check lint format clean
+.PHONY: demo quickstart test bench check lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ demo: $(VENV)/.installed
 
 quickstart: $(VENV)/.installed
 	$(PY) examples/quickstart.py
+
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.run
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -1,0 +1,257 @@
+"""Run the benchmarks side by side and write the report: ``python -m benchmarks.run`` (``make bench``).
+
+It starts a redis-server of its own, measures flask-multi-redis, the hand-written floor and every installed
+peer (Celery, RQ, FastStream) in the same run, and writes results.json, a table and a plot to ``--out``, and
+BENCHMARKS.md unless ``--quick`` (a smoke run of a few seconds, used by the test suite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from . import floor, ours
+from .common import ROOT, Result, bench_redis
+
+TARGETS_NOTE = ROOT / "benchmarks" / "NOTES.md"
+
+
+def machine() -> dict[str, Any]:
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
+    versions = {}
+    for package in ("redis", "hiredis", "pydantic", "orjson", "gevent", "flask", "celery", "rq", "faststream"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "redis_server": redis_version.stdout.split()[2].removeprefix("v=") if redis_version.stdout else "?",
+        "packages": versions,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def measure(quick: bool, systems: set[str]) -> list[Result]:
+    if quick:
+        n_seq, n_conc, concurrencies, n_gather = 100, 200, (1, 16), 20
+    else:
+        n_seq, n_conc, concurrencies, n_gather = 3000, 6000, (1, 16, 64), 1000
+    results: list[Result] = []
+    with bench_redis() as url:
+        if "ours" in systems:
+            results += ours.run(url, n_seq, n_conc, concurrencies, n_gather)
+        if "floor" in systems:
+            results += floor.run(url, n_seq, n_conc, concurrencies)
+        if "peers" in systems:
+            from . import peers
+
+            results += peers.run(url, n_seq // 3, n_conc // 3, concurrencies)
+    return results
+
+
+def find(results: list[Result], system: str, scenario: str) -> Result | None:
+    return next((r for r in results if r.system == system and r.scenario == scenario), None)
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def table(results: list[Result]) -> str:
+    """Latency and throughput per system and scenario, each with its ratio to the floor of the same scenario."""
+    lines = [
+        "| scenario | system | n | p50 (us) | p99 (us) | req/s | p50 / floor | req/s / floor |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        if result.p50_us is None:
+            continue
+        base = find(results, "floor", result.scenario)
+        lines.append(
+            f"| {result.scenario} | {result.system} | {result.n} | {result.p50_us:.0f} | {result.p99_us:.0f} | "
+            f"{result.rps:.0f} | {ratio(result.p50_us, base.p50_us if base else None)} | "
+            f"{ratio(result.rps, base.rps if base else None)} |"
+        )
+    return "\n".join(lines)
+
+
+def peer_ratios(results: list[Result]) -> str:
+    """How many times faster flask-multi-redis is than each peer, per scenario (p50 and throughput)."""
+    lines = ["| scenario | peer | peer p50 / ours | ours req/s / peer |", "| --- | --- | ---: | ---: |"]
+    for mine in (r for r in results if r.system == ours.SYSTEM and r.p50_us is not None):
+        for other in results:
+            if other.scenario == mine.scenario and other.system not in (ours.SYSTEM, "floor") and other.p50_us:
+                lines.append(
+                    f"| {mine.scenario} | {other.system} | {ratio(other.p50_us, mine.p50_us)} | "
+                    f"{ratio(mine.rps, other.rps)} |"
+                )
+    return "\n".join(lines)
+
+
+def targets(results: list[Result]) -> list[tuple[str, bool | None, str]]:
+    """Each target of the benchmark issue: its name, whether it holds (None: not measured), the figures."""
+    seq, seq_floor = find(results, ours.SYSTEM, "sequential"), find(results, "floor", "sequential")
+    out: list[tuple[str, bool | None, str]] = []
+    if seq and seq_floor and seq.p50_us and seq_floor.p50_us:
+        out.append(
+            (
+                "sequential p50 at most 1.3x the floor",
+                seq.p50_us <= 1.3 * seq_floor.p50_us,
+                f"{seq.p50_us:.0f} us vs {seq_floor.p50_us:.0f} us: {seq.p50_us / seq_floor.p50_us:.2f}x",
+            )
+        )
+    for peer in ("celery", "faststream"):
+        other = find(results, peer, "sequential")
+        holds = None if not (seq and other and seq.p50_us and other.p50_us) else other.p50_us >= 5 * seq.p50_us
+        figures = f"{other.p50_us / seq.p50_us:.1f}x faster" if holds is not None and other and seq else "not measured"
+        out.append((f"sequential p50 at least 5x faster than {peer}", holds, figures))
+    busy, busy_floor = find(results, ours.SYSTEM, "concurrent-64"), find(results, "floor", "concurrent-64")
+    if busy and busy_floor and busy.rps and busy_floor.rps:
+        out.append(
+            (
+                "64 in-flight callers: at least the floor's throughput",
+                busy.rps >= busy_floor.rps,
+                f"{busy.rps:.0f} req/s vs {busy_floor.rps:.0f} req/s: {busy.rps / busy_floor.rps:.2f}x",
+            )
+        )
+    gather = find(results, ours.SYSTEM, "broadcast-4")
+    if gather and gather.p50_us:
+        out.append(("broadcast gather p50 to 4 workers under 3 ms", gather.p50_us < 3000, f"{gather.p50_us:.0f} us"))
+    memory = find(results, ours.SYSTEM, "memory")
+    if memory:
+        held = memory.extra["idle_web_worker_connections"]
+        out.append(("at most 2 Redis connections per idle web process", held <= 2, f"{held} connections"))
+    return out
+
+
+def plot(results: list[Result], path: Path) -> bool:
+    """Latency distributions (sequential) and throughput (concurrent) per system; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    sequential = [r for r in results if r.scenario == "sequential" and r.latencies_us]
+    left.boxplot([r.latencies_us for r in sequential], tick_labels=[r.system for r in sequential], showfliers=False)
+    left.set_yscale("log")
+    left.set_ylabel("round trip (us, log scale)")
+    left.set_title("Sequential request/reply latency")
+    scenarios = sorted({r.scenario for r in results if r.scenario.startswith("concurrent-")}, key=lambda s: int(s[11:]))
+    systems = sorted({r.system for r in results if r.scenario in scenarios})
+    width = 0.8 / max(1, len(systems))
+    for index, system in enumerate(systems):
+        values = [(find(results, system, s).rps or 0) if find(results, system, s) else 0 for s in scenarios]
+        right.bar([x + index * width for x in range(len(scenarios))], values, width, label=system)
+    right.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(scenarios))])
+    right.set_xticklabels([s.replace("concurrent-", "") + " in flight" for s in scenarios])
+    right.set_ylabel("requests/s")
+    right.set_title("Throughput, one gevent caller process")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def report(results: list[Result], info: dict[str, Any], plotted: bool) -> str:
+    checks = "\n".join(
+        f"| {name} | {'holds' if holds else 'not measured' if holds is None else 'does NOT hold'} | {figures} |"
+        for name, holds, figures in targets(results)
+    )
+    others = "\n".join(
+        f"- {r.scenario}: " + ", ".join(f"{key} {value}" for key, value in r.extra.items())
+        for r in results
+        if r.system == ours.SYSTEM and r.scenario in ("memory",)
+    )
+    codec = "\n".join(
+        f"- {r.scenario}: {r.rps:.0f} encode+decode per second ({r.extra.get('bytes')} bytes on the wire)"
+        for r in results
+        if r.scenario.startswith("codec-")
+    )
+    packages = ", ".join(f"{name} {version}" for name, version in info["packages"].items())
+    notes = TARGETS_NOTE.read_text() if TARGETS_NOTE.exists() else ""
+    picture = "![latency and throughput](benchmarks/results/benchmarks.png)" if plotted else "(no matplotlib: no plot)"
+    return f"""# Benchmarks
+
+Written by `make bench` (`python -m benchmarks.run`) on {info["date"]}; every figure below comes from one run,
+with all systems measured side by side on the same machine and the same private redis-server.
+
+## Machine
+
+{info["platform"]}, {info["cpus"]} CPUs, Python {info["python"]}, redis-server {info["redis_server"]}.
+Packages: {packages}.
+
+## Method
+
+- A private `redis-server` on a free loopback port (no persistence) serves every system in turn.
+- **Sequential**: one caller process, one worker process, requests one after another; p50, p99, requests/s.
+- **Concurrent**: one gevent caller process with 1, 16 or 64 greenlets calling in a loop, one worker process.
+- **Broadcast**: a gathered broadcast to 4 gunicorn gevent web workers, timed until all 4 replies are in.
+- **Codec**: validate, serialize, wrap, parse and validate back one small and one 10 KB pydantic payload.
+- **Memory**: RSS of an idle gunicorn gevent web worker with its listener, and the connections each process
+  holds (Redis `CLIENT LIST`, by the names the broker gives its connections).
+- **Floor**: hand-written redis-py: PUBLISH the request, the responder LPUSHes the reply to a per-request
+  list, the caller BLPOPs it. No framework, no validation.
+- Peers (when installed, `pip install '.[bench]'`): Celery (Redis broker and result backend), RQ
+  (SimpleWorker), FastStream (`RedisBroker.request`). How each one runs is in `benchmarks/peers.py`.
+
+## Results
+
+{table(results)}
+
+Ratios to the peers (above 1x: flask-multi-redis is faster):
+
+{peer_ratios(results)}
+
+{codec}
+{others}
+
+{picture}
+
+## Targets
+
+| target | verdict | figures |
+| --- | --- | --- |
+{checks}
+
+{notes}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds; BENCHMARKS.md is kept")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
+    parser.add_argument("--systems", default="ours,floor,peers", help="comma-separated: ours, floor, peers")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    results = measure(args.quick, set(args.systems.split(",")))
+    (args.out / "results.json").write_text(
+        json.dumps({"machine": info, "results": [r.as_json() for r in results]}, indent=1)
+    )
+    (args.out / "results.md").write_text(table(results) + "\n")
+    plotted = plot(results, args.out / "benchmarks.png")
+    print(table(results))
+    for name, holds, figures in targets(results):
+        print(f"{'HOLDS' if holds else 'n/a' if holds is None else 'FAILS'}: {name} ({figures})")
+    if not args.quick:
+        (ROOT / "BENCHMARKS.md").write_text(report(results, info, plotted))
+        print("wrote BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The benchmark's smoke run: every scenario of ours and the floor runs for a few seconds, so it cannot rot.
+
+The figures themselves are not asserted here; BENCHMARKS.md reports them (``make bench``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+
+def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "ours,floor", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    measured = {(result["system"], result["scenario"]) for result in results}
+    for scenario in (
+        "sequential",
+        "concurrent-1",
+        "concurrent-16",
+        "broadcast-4",
+        "memory",
+        "codec-small",
+        "codec-10kb",
+    ):
+        assert ("flask-multi-redis", scenario) in measured
+    assert {("floor", "sequential"), ("floor", "concurrent-16")} <= measured
+    timed = [result for result in results if result["p50_us"] is not None]
+    assert all(result["n"] > 0 and result["p99_us"] >= result["p50_us"] > 0 for result in timed)
+    assert (tmp_path / "results.md").read_text().startswith("| scenario | system |")
+    assert "broadcast gather p50 to 4 workers under 3 ms" in done.stdout  # the targets are checked and printed
+    assert "wrote BENCHMARKS.md" not in done.stdout  # a quick run leaves the report alone
