@@ -76,6 +76,7 @@ def main() -> None:
             env=env,
         )
         client = FlaskRedisSingle({"URL": url, "PREFIX": "demo"})
+        client.broker.role = "demo"  # this script listens for replies too, so it shows in the table
         try:
             broker = client.broker
             wait_for(

@@ -205,11 +205,14 @@ def test_no_keys_are_left_behind(spawn_backend: Spawn, caller: FlaskRedisSingle,
     keys = sorted(key.decode() for key in session.keys("*"))
     served = ("math.add", "test.bad-reply", "test.fail", "test.gate")
     assert [key for key in keys if ":fmr:serves:" in key] == [f"{prefix}:fmr:serves:{name}" for name in served]
-    (process_key,) = [key for key in keys if ":fmr:serves:" not in key]
+    own = f"{prefix}:fmr:process:{caller.broker.runtime().sender.id}"  # the caller listens too: it is listed
+    (process_key,) = [key for key in keys if ":fmr:serves:" not in key and key != own]
     assert fnmatch(process_key, f"{prefix}:fmr:process:*-{backend.pid}-*")
     backend.terminate()
     backend.wait(10)
-    assert session.keys("*") == []  # a stopped process leaves the registry
+    assert [key.decode() for key in session.keys("*")] == [own]  # a stopped process leaves the registry
+    caller.broker.stop()
+    assert session.keys("*") == []
 
 
 def test_many_requests_in_flight_from_gevent_share_a_few_connections(
@@ -244,3 +247,19 @@ def test_a_request_on_a_command_only_channel_has_no_responders(spawn_backend: Sp
     with pytest.raises(NoResponders):
         caller.broker.request(whoami, None, timeout=5)
     assert time.monotonic() - started < 1.0
+
+
+def test_an_idle_process_holds_two_connections(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    caller.broker.heartbeat_interval = 0.2
+    runtime = caller.broker.start(timeout=5)
+    for i in range(5):
+        caller.broker.request(add, AddIn(a=i, b=1), timeout=5)
+    own = f"flask-redis:{runtime.sender.id}"
+    session = caller.getRedis()
+
+    def held() -> int:
+        return sum(1 for client in session.client_list() if client.get("name") == own)
+
+    wait_until(lambda: held() == 2, timeout=5)  # its pub/sub connection and its lane: the waiting one is closed
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2  # and opened again when needed

@@ -32,8 +32,8 @@ def test_make_demo_shows_the_whole_system_working() -> None:
     assert "GET /sum?a=40&b=2 -> 42" in out
     table = out[out.index("flask redis workers:") :].splitlines()
     assert table[1].split()[:3] == ["ROLE", "HOST", "PID"]
-    assert [row.split()[0] for row in table[2:7]] == ["web", "web", "web", "web", "worker"]
-    assert "5 live process(es)" in out
+    assert [row.split()[0] for row in table[2:8]] == ["demo", "web", "web", "web", "web", "worker"]
+    assert "6 live process(es)" in out
     assert out.rstrip().endswith("demo finished: OK")
 
 

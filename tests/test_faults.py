@@ -28,9 +28,9 @@ def broker_server(redis_server_factory: ServerFactory) -> RedisServer:
     return redis_server_factory()
 
 
-def blocked_clients(admin: redis.Redis, name: str) -> list[dict[str, Any]]:
-    """The connections named ``name`` (the broker names its own) that are waiting in BLPOP."""
-    return [client for client in admin.client_list() if client.get("cmd") == "blpop" and client.get("name") == name]
+def blocked_clients(admin: redis.Redis, name: str, command: str = "blpop") -> list[dict[str, Any]]:
+    """The connections named ``name`` (the broker names its own) that are blocked in ``command``."""
+    return [client for client in admin.client_list() if client.get("cmd") == command and client.get("name") == name]
 
 
 def test_replies_survive_killed_caller_connections(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
@@ -47,10 +47,10 @@ def test_replies_survive_killed_caller_connections(spawn_backend: Spawn, caller:
         call.start()
     wait_until(lambda: len(blocked_clients(admin, "")) == 2)  # both handlers hold their request at the gate
     own = f"flask-redis:{runtime.sender.id}"
-    wait_until(lambda: len(blocked_clients(admin, own)) == 1 and len(runtime._calls) == 1)
+    wait_until(lambda: len(blocked_clients(admin, own, "blmove")) == 1 and len(runtime._calls) == 1)
     assert admin.client_kill_filter(_type="pubsub") == 2  # the caller's inbox and the server's listener
-    (waiter,) = blocked_clients(admin, own)
-    assert admin.client_kill_filter(_id=waiter["id"]) == 1  # and the connection of the call in BLPOP
+    (waiter,) = blocked_clients(admin, own, "blmove")
+    assert admin.client_kill_filter(_id=waiter["id"]) == 1  # and the connection of the call waiting on its list
     admin.rpush("gate:kill", 1, 2)  # the handlers answer while the caller may still be reconnecting
     for call in calls:
         call.join(15)
@@ -115,3 +115,18 @@ def test_typed_errors_only_while_the_server_restarts(
 
 def _answering(caller: FlaskRedisSingle) -> set[int]:
     return {reply.value.pid for reply in caller.broker.broadcast(whoami, None, gather=True, timeout=2) if reply.value}
+
+
+def test_the_lanes_reconnect_after_their_connections_were_killed(
+    spawn_backend: Spawn, caller: FlaskRedisSingle
+) -> None:
+    """Connections closed while idle (a restart, CLIENT KILL, a server timeout) are noticed before use."""
+    spawn_backend()
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2
+    admin = caller.getRedis()
+    ours = [c for c in admin.client_list() if c.get("name", "").startswith("flask-redis:") and c["flags"] != "P"]
+    assert ours  # the caller's and the server's lanes
+    for client in ours:
+        admin.client_kill_filter(_id=client["id"])
+    for i in range(5):
+        assert caller.broker.request(add, AddIn(a=i, b=1), timeout=5).sum == i + 1

@@ -182,6 +182,7 @@ def test_check_passes_when_everything_loads(broker_env: dict[str, str]) -> None:
         (("tests.apps.nowhere:create_app()", "--check"), 2, "Invalid value for 'MODULE:APP'"),
         ((APP, "--router", "tests.apps.nowhere:router", "--check"), 2, "Invalid value for '--router'"),
         ((APP, "--router", "tests.apps.svc:add", "--check"), 2, "is a Channel, not a Router"),
+        ((APP, "--router", "tests.apps.broken:router", "--check"), 2, "RuntimeError: this module is broken on purpose"),
         ((APP, "--router", "tests.apps.svc", "--check"), 2, "is not module:attribute"),
         ((APP, "--concurrency", "0"), 2, "Invalid value for '--concurrency'"),
         ((APP, "--pool", "forks"), 2, "Invalid value for '--pool'"),
@@ -231,3 +232,53 @@ def test_flask_redis_worker_command(start_worker: Callable[..., WorkerProcess], 
     assert caller.broker.request(add, AddIn(a=5, b=5), timeout=5).sum == 10
     worker.process.send_signal(signal.SIGTERM)
     assert worker.finish() == 0
+
+
+def test_requests_still_queued_at_shutdown_are_refused_at_once(
+    start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle
+) -> None:
+    worker = start_worker("--router", "tests.apps.svc:backend", "--concurrency", "1", "--grace", "20")
+    session = caller.getRedis()
+    results: list[Any] = []
+
+    def call() -> None:
+        started = time.monotonic()
+        try:
+            results.append(caller.broker.request(gate, Gate(key="gate:queued"), timeout=15))
+        except Exception as exc:
+            results.append(exc)
+        results.append(time.monotonic() - started)
+
+    callers = [threading.Thread(target=call) for _ in range(3)]
+    for thread in callers:
+        thread.start()
+    wait_until(lambda: len(handlers_at_gate(session)) == 1)  # one runs, two wait in the worker's queue
+    wait_until(lambda: caller.broker.runtime()._direct.locked() and len(caller.broker.runtime()._calls) == 2)
+    worker.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: len(results) == 4)  # the two queued ones ended, long before their 15 s
+    refused = [result for result in results if isinstance(result, Exception)]
+    assert [type(error) for error in refused] == [NoResponders, NoResponders]  # refused, and nobody else serves
+    session.rpush("gate:queued", 1)  # the one in flight finishes
+    for thread in callers:
+        thread.join(20)
+    assert sum(isinstance(result, AddOut) for result in results) == 1
+    assert worker.finish() == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "gevent"),
+    [
+        (["app", "--pool", "gevent"], True),
+        (["app", "--pool=gevent"], True),
+        (["app", "-P", "gevent"], True),
+        (["app", "-Pgevent"], True),
+        (["app", "-P", "gevent", "--pool", "threads"], False),
+        (["app", "--pool", "threads", "-Pgevent"], True),
+        (["app"], False),
+        (["app", "--", "-P", "gevent"], False),
+    ],
+)
+def test_the_launcher_sees_the_pool_option_as_click_does(argv: list[str], gevent: bool) -> None:
+    from flask_multi_redis.worker.launch import wants_gevent
+
+    assert wants_gevent(argv) is gevent

@@ -11,6 +11,7 @@ process needs one connection however many calls it has in flight. Blocking comma
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ class Lane:
         self._queue_lock = threading.Lock()
         self._sending = threading.Lock()
         self._connection: AbstractConnection | None = None
+        self._last_used = time.monotonic()
 
     def execute(self, *args: Any) -> Any:
         """One command; its raw reply (no redis-py response callbacks)."""
@@ -90,14 +92,19 @@ class Lane:
             commands = [command for batch in batches for command in batch.commands]
             try:
                 replies = self._round_trip(commands)
-            except BaseException as error:  # every waiting caller learns of it
+            except Exception as error:  # every caller in the batch learns of it
                 for batch in batches:
                     batch.error = error
                     if batch.done is not None:
                         batch.done.set()
-                if not isinstance(error, Exception):
-                    raise
                 continue
+            except BaseException:  # the sender was interrupted (a timeout, GreenletExit): not the others' affair
+                interrupted = redis.ConnectionError("the lane's round trip was interrupted; nothing is known of it")
+                for batch in batches:
+                    batch.error = interrupted if batch is not own else None
+                    if batch.done is not None:
+                        batch.done.set()
+                raise
             start = 0
             for batch in batches:
                 batch.replies = replies[start : start + len(batch.commands)]
@@ -110,6 +117,12 @@ class Lane:
         if connection is None:
             pool = self.client.connection_pool
             connection = self._connection = pool.connection_class(**pool.connection_kwargs)
+        self._last_used = time.monotonic()
+        try:  # a connection the server closed while it was idle (restart, CLIENT KILL, timeout) reads as ready
+            if connection._sock is not None and connection.can_read():
+                connection.disconnect()
+        except (redis.ConnectionError, OSError):
+            connection.disconnect()
         replies: list[Any] = []
         try:
             connection.send_packed_command(connection.pack_commands(commands))
@@ -118,10 +131,14 @@ class Lane:
                     replies.append(connection.read_response())
                 except redis.ResponseError as error:  # read the other replies too: the connection stays in step
                     replies.append(error)
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except BaseException:  # also an interruption half-way: the replies would no longer match the commands
             connection.disconnect()
             raise
         return replies
+
+    def idle_for(self) -> float:
+        """Seconds since the lane last sent anything."""
+        return time.monotonic() - self._last_used
 
     def close(self) -> None:
         with self._sending:

@@ -38,6 +38,8 @@ class HandlerPool:
 
     def submit(self, job: Job) -> bool:
         """Queue ``job``; False when the queue is full or the pool is closing (the caller reports it)."""
+        if self._closing:
+            return False
         if not self._workers:
             self._start()
         with self._lock:
@@ -51,6 +53,23 @@ class HandlerPool:
     def in_flight(self) -> int:
         """Jobs queued or running."""
         return self._pending + self._busy
+
+    def run_queued_here(self) -> None:
+        """Run the queued jobs that no worker has started, in this thread, now (a draining owner's jobs only
+        refuse their work, so that their callers need not wait for a busy worker to reach them)."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is None:
+                continue
+            with self._lock:
+                self._pending -= 1
+            try:
+                job()
+            except Exception:
+                log.exception("a job in %s raised", self.name)
 
     def join(self, timeout: float) -> bool:
         """Let the queued and running jobs finish, then stop the workers; True when they ended in time."""

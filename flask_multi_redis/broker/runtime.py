@@ -154,7 +154,8 @@ class Runtime:
         self._generation = 0
         self._stopping = threading.Event()
         self._heart: threading.Thread | None = None
-        self._serving = False
+        self._listed = False  # in the registry: from start until drain or stop
+        self._registry_lock = threading.Lock()  # a heartbeat never re-lists a process that has left
         self._draining = False
 
     # --- lifecycle ------------------------------------------------------------------------------------------
@@ -164,6 +165,7 @@ class Runtime:
         self.listener.subscribe(self.inbox, self._on_inbox)
         self.sync()
         self.listener.start()
+        self._listed = True
         if self._heart is None:
             self._heart = threading.Thread(
                 target=self._heartbeat, name=f"flask-redis-heartbeat-{self.pid}", daemon=True
@@ -186,7 +188,6 @@ class Runtime:
             if wire.encode() not in self._wire_routes:
                 self._wire_routes[wire.encode()] = (route.kind, name)
                 self.listener.subscribe(wire, self._on_shared)
-        self._serving = bool(routes)
         self._generation += 1
         self._registered.clear()
         self._beat_now.set()
@@ -203,7 +204,7 @@ class Runtime:
         deadline = time.monotonic() + timeout
         if not self.listener.wait_ready(timeout):
             return False
-        return not self._serving or self._registered.wait(max(0.0, deadline - time.monotonic()))
+        return self._registered.wait(max(0.0, deadline - time.monotonic()))
 
     def drain(self, grace: float, on_closed: Callable[[], None] | None = None) -> bool:
         """Stop taking work and let the handlers in flight finish within ``grace`` seconds; True when they did.
@@ -217,6 +218,7 @@ class Runtime:
             self._unregister()
         if on_closed is not None:
             on_closed()
+        self.handlers.run_queued_here()  # each refuses: not started, its caller goes elsewhere at once
         return self.handlers.join(grace)
 
     def stop(self, timeout: float = 5.0) -> bool:
@@ -302,18 +304,25 @@ class Runtime:
 
     def _wait_listed(self, call_id: str, deadline: float) -> list[Envelope]:
         key = names.reply_key(self.prefix, call_id)
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:  # in slices shorter than the socket timeout; never 0, which would block for ever
-                popped = self._waiting.execute("BLPOP", key, max(0.01, min(remaining, BLPOP_SLICE)))
-            except redis.RedisError:
-                log.warning("waiting for the reply to %s: Redis connection lost; the reply is kept, retrying", call_id)
-                self._stopping.wait(0.05)
-                continue
-            if popped is not None:
-                envelope = self._unpack(key.encode(), popped[1])
-                if envelope is not None and envelope.kind in ("reply", "error"):
-                    return [envelope]
-        return []
+        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout") or SOCKET_TIMEOUT
+        slice_ = min(BLPOP_SLICE, timeout / 2)  # each wait ends well before the socket would time out
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:  # BLMOVE onto itself waits without taking the reply out: a lost connection loses nothing
+                    found = self._waiting.execute(
+                        "BLMOVE", key, key, "RIGHT", "RIGHT", max(0.01, min(remaining, slice_))
+                    )
+                except (redis.ConnectionError, redis.TimeoutError):
+                    log.warning("waiting for the reply to %s: Redis connection lost; retrying", call_id)
+                    self._stopping.wait(0.05)
+                    continue
+                if found is not None:
+                    envelope = self._unpack(key.encode(), found)
+                    if envelope is not None and envelope.kind in ("reply", "error"):
+                        return [envelope]
+            return []
+        finally:
+            self._spent.append(key)  # deleted with the next command
 
     def wait(self, call: Call, deadline: float) -> list[Envelope]:
         """The replies that arrived by the monotonic ``deadline``, including any kept while we were disconnected."""
@@ -464,6 +473,9 @@ class Runtime:
             self._answer_error(envelope, SHUTTING_DOWN, f"{self.sender} is shutting down; it did not start")
 
     def _run(self, envelope: Envelope, route: Route, claimed: bool) -> None:
+        if self._draining:  # queued before the drain began, not started: the caller may go elsewhere
+            self._refuse(envelope, claimed)
+            return
         if not claimed and not self._claim(envelope):
             return
         if envelope.expired():
@@ -518,13 +530,19 @@ class Runtime:
                 body_json=orjson.dumps({"type": type(exc).__name__, "message": str(exc)}),
             )
         args = (1, names.reply_key(self.prefix, envelope.id), envelope.reply_to or "", data, self._ttl_ms(envelope))
-        try:
+        for attempt in (1, 2):  # twice: a second copy of a reply is harmless, callers count one per sender
             try:
-                self.lane.execute("EVALSHA", self._reply.sha, *args)
-            except redis.exceptions.NoScriptError:  # a restarted server has forgotten the script
-                self.lane.execute("EVAL", _REPLY_SCRIPT, *args)
-        except redis.RedisError:
-            log.exception("could not send the %s for id=%s channel=%s", kind, envelope.id, envelope.channel)
+                try:
+                    self.lane.execute("EVALSHA", self._reply.sha, *args)
+                except redis.exceptions.NoScriptError:  # a restarted server has forgotten the script
+                    self.lane.execute("EVAL", _REPLY_SCRIPT, *args)
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                if attempt == 2:
+                    log.exception("could not send the %s for id=%s channel=%s", kind, envelope.id, envelope.channel)
+            except redis.RedisError:
+                log.exception("could not send the %s for id=%s channel=%s", kind, envelope.id, envelope.channel)
+                return
 
     @staticmethod
     def _ttl_ms(envelope: Envelope) -> int:
@@ -544,8 +562,10 @@ class Runtime:
                 self._beat_now.clear()
                 generation = self._generation
                 self._flush_spent()
-                if self._serving:
-                    self._register()
+                self._close_idle_waiting()
+                with self._registry_lock:
+                    if self._listed:
+                        self._register()
                 if generation == self._generation:
                     self._registered.set()
             except Exception:
@@ -554,7 +574,7 @@ class Runtime:
 
     def info(self) -> ProcessInfo:
         """This process as the registry shows it."""
-        routes = self.broker.routes() if self._serving else []
+        routes = self.broker.routes() if not self._draining else []
         return ProcessInfo(
             sender=self.sender,
             inbox=self.inbox,
@@ -569,6 +589,16 @@ class Runtime:
         registry.register(self.lane, self.prefix, self.info(), int(self.broker.heartbeat_interval * 3000))
 
     def _unregister(self) -> None:
-        handlers = self.info().handlers
-        self._serving = False
-        registry.unregister(self.lane, self.prefix, self.sender.id, handlers)
+        handlers = tuple(sorted(r.channel.name for r in self.broker.routes() if r.kind == "handler"))
+        with self._registry_lock:
+            if self._listed:
+                self._listed = False
+                registry.unregister(self.lane, self.prefix, self.sender.id, handlers)
+
+    def _close_idle_waiting(self) -> None:
+        """Close the BLPOP connection when no call has used it for a heartbeat: an idle process holds two."""
+        if self._waiting.idle_for() > self.broker.heartbeat_interval and self._direct.acquire(blocking=False):
+            try:
+                self._waiting.close()
+            finally:
+                self._direct.release()

@@ -57,6 +57,9 @@ def load_router(spec: str) -> Router:
         raise click.BadParameter(f"cannot import {module_name!r}: {exc}", param_hint="'--router'") from exc
     except AttributeError as exc:
         raise click.BadParameter(f"{module_name!r} has no {attribute!r}", param_hint="'--router'") from exc
+    except Exception as exc:  # the module itself failed while importing
+        reason = f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        raise click.BadParameter(reason, param_hint="'--router'") from exc
     if not isinstance(router, Router):
         raise click.BadParameter(f"{spec!r} is a {type(router).__name__}, not a Router", param_hint="'--router'")
     return router

@@ -10,15 +10,19 @@ import sys
 
 
 def wants_gevent(argv: list[str]) -> bool:
-    """Whether the command line asks for the gevent pool (``--pool gevent``, ``--pool=gevent``, ``-P gevent``)."""
+    """Whether the command line asks for the gevent pool (``--pool gevent``, ``--pool=gevent``, ``-P gevent``,
+    ``-Pgevent``); as for click, the last one given counts."""
+    pool = None
     for index, arg in enumerate(argv):
-        if arg in ("--pool", "-P") and index + 1 < len(argv):
-            return argv[index + 1] == "gevent"
-        if arg.startswith("--pool="):
-            return arg.partition("=")[2] == "gevent"
         if arg == "--":
             break
-    return False
+        if arg in ("--pool", "-P") and index + 1 < len(argv):
+            pool = argv[index + 1]
+        elif arg.startswith("--pool="):
+            pool = arg.partition("=")[2]
+        elif arg.startswith("-P") and len(arg) > 2:
+            pool = arg[2:]
+    return pool == "gevent"
 
 
 def main() -> None:

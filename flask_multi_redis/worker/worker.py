@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from types import FrameType
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 Pool = Literal["gevent", "threads"]
 DEFAULT_CONCURRENCY: dict[str, int] = {"threads": 8, "gevent": 100}
+#: How long the worker waits for Redis at start-up before it gives up (exit 1).
+STARTUP_TIMEOUT = 30.0
 
 
 class WorkerError(FlaskRedisError):
@@ -116,12 +119,21 @@ class Worker:
 
         A second signal ends the process at once.
         """
+        started = time.monotonic()
         broker = self._prepare()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._on_signal)
         with self.app.app_context():
-            runtime = broker.start(timeout=30)
+            runtime = broker.start()
+            while not runtime.wait_ready(0.25):  # a SIGTERM while Redis is unreachable still ends the worker
+                if self._stop.is_set():
+                    runtime.stop(timeout=5)
+                    return 0
+                if time.monotonic() - started > STARTUP_TIMEOUT:
+                    runtime.stop(timeout=5)
+                    address = self.extension.addresses()[runtime.session.name]
+                    raise WorkerError(f"Redis at {address} did not answer within {STARTUP_TIMEOUT:.0f} s")
             info = runtime.info()
             log.info(
                 "worker %s ready: pool=%s concurrency=%d handlers=%s commands=%s",
