@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from fnmatch import fnmatch
 from subprocess import Popen
+from typing import Any
 
 import pytest
 
@@ -263,3 +265,28 @@ def test_an_idle_process_holds_two_connections(spawn_backend: Spawn, caller: Fla
 
     wait_until(lambda: held() == 2, timeout=5)  # its pub/sub connection and its lane: the waiting one is closed
     assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2  # and opened again when needed
+
+
+def test_quick_handlers_run_on_the_listener_and_slow_ones_in_the_pool(
+    spawn_backend: Spawn, caller: FlaskRedisSingle
+) -> None:
+    spawn_backend()
+    first, second = (caller.broker.broadcast(whoami, None, gather=True, timeout=5)[0].value for _ in range(2))
+    assert first is not None
+    assert second is not None
+    assert first.thread.startswith("flask-redis-handler")  # its cost is not known yet
+    assert second.thread.startswith("flask-redis-listener")  # measured quick: no hand-over to a handler thread
+    session = caller.getRedis()
+    results: list[Any] = []
+    slow = [
+        threading.Thread(target=lambda: results.append(caller.broker.request(gate, Gate(key="gate:slow"), timeout=10)))
+        for _ in range(3)
+    ]
+    for thread in slow:
+        thread.start()
+    # slow handlers each get a handler thread: all three wait at the gate at once
+    wait_until(lambda: sum(1 for c in session.client_list() if c.get("cmd") == "blpop" and not c.get("name")) == 3)
+    session.rpush("gate:slow", 1, 2, 3)
+    for thread in slow:
+        thread.join(10)
+    assert len(results) == 3

@@ -141,6 +141,7 @@ class Runtime:
         self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
         self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
         self._calls: dict[str, Call] = {}
+        self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
         self._spent: list[str] = []  # reply lists of finished calls, deleted with the next command
         self._direct = threading.Lock()  # held by the one call that waits on its reply list
         self._wire_routes: dict[bytes, tuple[RouteKind, str]] = {}
@@ -457,6 +458,9 @@ class Runtime:
                 route.channel.name,
             )
             return
+        if claimed and self._quick(route):
+            self._run(envelope, route, claimed)  # no hand-over to a handler thread: see _quick
+            return
         if not self.handlers.submit(lambda: self._run(envelope, route, claimed)):
             if self._draining:  # it began to drain since the check above
                 self._refuse(envelope, claimed)
@@ -466,6 +470,17 @@ class Runtime:
             self.counters.count("overloaded")
             log.error("handler pool full, refused %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name)
             self._answer_error(envelope, "Overloaded", "the handler pool of this process is full")
+
+    def _quick(self, route: Route) -> bool:
+        """Whether to run ``route`` on the listener's own thread: when no other handler runs or waits and its
+        handler has been quick so far (under ``broker.inline_below`` seconds on average). Handing a message to a
+        handler thread costs more than such a handler; a slow one always goes to the pool."""
+        limit = self.broker.inline_below
+        return limit > 0 and self.handlers.in_flight == 0 and self._costs.get(id(route), limit) < limit
+
+    def _note_cost(self, route: Route, seconds: float) -> None:
+        previous = self._costs.get(id(route))
+        self._costs[id(route)] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
     def _refuse(self, envelope: Envelope, claimed: bool) -> None:
         """Answer ``ShuttingDown`` (the request was not started: the caller may send it elsewhere)."""
@@ -490,8 +505,10 @@ class Runtime:
             self._answer_error(envelope, "InvalidMessage", str(exc))
             return
         try:
+            started = time.perf_counter()
             with self._app_context():
                 result = route.func(message)
+            self._note_cost(route, time.perf_counter() - started)
             body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
         except Exception as exc:
             self.counters.count("failed")

@@ -6,6 +6,7 @@ Configured from the environment: REDIS_URL (a test server) and REDIS_PREFIX.
 from __future__ import annotations
 
 import os
+import threading
 
 import gevent
 from flask import Flask, current_app, jsonify, request
@@ -30,6 +31,7 @@ class Who(BaseModel):
     role: str
     app: str
     greenlet: bool  # the command ran in a gevent greenlet, not an OS thread
+    thread: str  # the name of the thread (or greenlet) that ran it
 
 
 class Stats(BaseModel):
@@ -62,7 +64,8 @@ added: list[int] = []  # one entry per math.add handled in this process (append 
 @redis.broker.command(whoami)
 def who_am_i(_: object) -> Who:
     greenlet = isinstance(gevent.getcurrent(), gevent.Greenlet)
-    return Who(pid=os.getpid(), role=redis.broker.role, app=current_app.name, greenlet=greenlet)
+    thread = threading.current_thread().name
+    return Who(pid=os.getpid(), role=redis.broker.role, app=current_app.name, greenlet=greenlet, thread=thread)
 
 
 @redis.broker.command(stats)
