@@ -290,3 +290,15 @@ def test_quick_handlers_run_on_the_listener_and_slow_ones_in_the_pool(
     for thread in slow:
         thread.join(10)
     assert len(results) == 3
+
+
+def test_the_prefix_keeps_two_environments_apart(spawn_backend: Spawn, broker_env: dict[str, str]) -> None:
+    spawn_backend()  # serves math.add in its environment only
+    other = FlaskRedisSingle({"URL": broker_env["REDIS_URL"], "PREFIX": broker_env["REDIS_PREFIX"] + "-staging"})
+    try:
+        with pytest.raises(NoResponders):
+            other.broker.request(add, AddIn(a=1, b=1), timeout=5)
+        assert other.broker.broadcast(whoami, None) == 0
+        assert [p.sender.role for p in other.broker.processes()] == ["web"]  # itself only, not the worker
+    finally:
+        other.broker.stop()
