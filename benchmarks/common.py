@@ -5,18 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
+from examples.local_redis import throwaway_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,45 +65,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextlib.contextmanager
-def bench_redis() -> Iterator[str]:
-    """A redis-server of the benchmark's own on a free port (no persistence); its URL. Never the shared 6379."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise SystemExit("the benchmarks need redis-server on PATH (Debian/Ubuntu: apt-get install redis-server)")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="fmr-bench-") as folder:
-        server = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                folder,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    if redis.Redis.from_url(url, socket_connect_timeout=0.2).ping():
-                        break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(10)
+def bench_redis() -> contextlib.AbstractContextManager[str]:
+    """A redis-server of the benchmark's own on a free port (no persistence); its URL. Never REDIS_URL's server,
+    and never the shared 6379: the figures must not depend on what else runs there."""
+    return throwaway_redis()
 
 
 def child_env(url: str, **extra: str) -> dict[str, str]:

@@ -42,6 +42,14 @@ def local_redis() -> Iterator[str]:
         print(f"using the Redis at REDIS_URL ({url.rpartition('@')[2]})")
         yield url
         return
+    with throwaway_redis() as url:
+        print(f"started a throwaway redis-server on port {url.rpartition(':')[2]}")
+        yield url
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """Yield the URL of a new redis-server from PATH on a free loopback port (no persistence), stopped on exit."""
     executable = shutil.which("redis-server")
     if executable is None:
         print(INSTALL_HINT, file=sys.stderr)
@@ -57,7 +65,6 @@ def local_redis() -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"redis-server did not start on port {port}")
                 time.sleep(0.05)
-            print(f"started a throwaway redis-server on port {port}")
             yield url
         finally:
             server.terminate()
