@@ -16,7 +16,7 @@ def test_make_demo_shows_the_whole_system_working() -> None:
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # its own throwaway server
     # -o: use this interpreter's environment as it is, rather than (re)building .venv
     done = subprocess.run(
-        ["make", "-o", ".venv/.installed", "demo", f"PY={sys.executable}"],
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "demo", f"PY={sys.executable}"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from flask_multi_redis.errors import BrokerError, InvalidMessage, NoResponders, RemoteError, RequestTimeout
 
 from . import registry
+from .calling import new_id
 from .channel import Channel
 from .envelope import Envelope, Sender
 from .listener import ListenerHealth
 from .process import after_fork, when_to_start
 from .registry import ProcessInfo
 from .router import Router
-from .runtime import SHUTTING_DOWN, Counters, Runtime, new_id
+from .runtime import Runtime
+from .serving import SHUTTING_DOWN, Counters
 
 if TYPE_CHECKING:
     from flask_multi_redis.extension import _AppState, _FlaskRedis

@@ -1,0 +1,266 @@
+"""The calling side of the broker's machinery: sending requests and broadcasts, and collecting replies.
+
+A request goes to ONE live responder's own inbox channel, picked in turn from the registry, so exactly one
+handler runs without a claim on the hot path; when no registered responder receives it, it goes to the
+channel's shared request channel, where subscribers race for a SET NX claim; when nobody receives that either,
+:class:`NoResponders` is raised at once. Replies are kept in a list until the request's deadline as well as
+published to the caller's inbox: a caller whose connection was away reads the list, and deletes it with its
+next command once it has the reply. PUBLISH is never retried: a second one could run a handler twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from flask_multi_redis.errors import BrokerUnavailable, InvalidMessage, NoResponders
+
+from . import names, registry
+from .channel import Channel
+from .envelope import Envelope, Kind, Sender, deadline_after, pack, unpack
+from .lane import Lane
+from .listener import Listener
+
+if TYPE_CHECKING:
+    from flask_multi_redis.session import RedisSession
+
+    from .broker import Broker
+    from .serving import Counters
+
+__all__ = ["BLPOP_SLICE", "SOCKET_TIMEOUT", "Call", "Calling", "new_id"]
+
+log = logging.getLogger(__name__)
+
+#: How long a call waits for one of the broker's connections, and their socket timeout when the session sets
+#: none, in seconds.
+SOCKET_TIMEOUT = 5.0
+#: The longest single wait of a caller on its reply list, in seconds (below the socket timeout).
+BLPOP_SLICE = 2.0
+
+
+def new_id() -> str:
+    """An unguessable correlation id (128 random bits)."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass
+class Call:
+    """A request or gathered broadcast in flight: the replies that have come in, and how many are awaited."""
+
+    id: str
+    expected: int
+    replies: list[Envelope] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def add(self, envelope: Envelope) -> None:
+        """Count a reply once per sender: a reply may arrive both by pub/sub and from the kept list."""
+        sender = envelope.sender.id if envelope.sender is not None else None
+        if sender is not None and any(r.sender is not None and r.sender.id == sender for r in self.replies):
+            return
+        self.replies.append(envelope)
+        if len(self.replies) >= self.expected:
+            self.done.set()
+
+    def expect(self, count: int) -> None:
+        self.expected = count
+        if len(self.replies) >= count:
+            self.done.set()
+
+
+class Calling:
+    """Sends requests and broadcasts, and collects their replies; :class:`~.runtime.Runtime` builds the state."""
+
+    broker: Broker
+    session: RedisSession
+    redis: redis.Redis
+    prefix: str
+    inbox: str
+    sender: Sender
+    counters: Counters
+    listener: Listener
+    lane: Lane
+    _waiting: Lane
+    _calls: dict[str, Call]
+    _spent: list[str]
+    _direct: threading.Lock
+    _responders: dict[str, tuple[float, list[str]]]
+    _turn: itertools.count[int]
+    _stopping: threading.Event
+
+    @contextlib.contextmanager
+    def call(self, expected: int) -> Iterator[Call]:
+        """Register a call so that replies to its id are collected, for as long as the block runs."""
+        call = Call(id=new_id(), expected=expected)
+        self._calls[call.id] = call
+        try:
+            yield call
+        finally:
+            self._calls.pop(call.id, None)
+
+    def envelope(
+        self, kind: Kind, call_id: str, channel: Channel[Any, Any], body: bytes, timeout: float | None, reply: bool
+    ) -> bytes:
+        return pack(
+            kind,
+            call_id,
+            channel.name,
+            body,
+            reply_to=self.inbox if reply else None,
+            deadline=None if timeout is None else deadline_after(timeout),
+            sender=self.sender,
+            max_size=self.broker.max_message_size,
+        )
+
+    def send_request(self, channel: Channel[Any, Any], data: bytes, avoid: frozenset[str] = frozenset()) -> None:
+        """Deliver to exactly one responder: one in the registry by turns (not those to ``avoid``), else the
+        shared request channel, else raise :class:`NoResponders`."""
+        for target in self._responder_ids(channel.name):
+            if target in avoid:
+                continue
+            if self._publish(names.inbox_channel(self.prefix, target), data):
+                return
+            self._forget(channel.name, target)
+        if not self._publish(names.request_channel(self.prefix, channel.name), data):
+            raise NoResponders(f"nobody serves channel {channel.name!r} (prefix {self.prefix!r})")
+
+    def broadcast(self, channel: Channel[Any, Any], data: bytes) -> int:
+        return self._publish(names.channel_wire(self.prefix, channel.name), data)
+
+    def ask(self, channel: Channel[Any, Any], body: bytes, deadline: float, avoid: frozenset[str]) -> list[Envelope]:
+        """Send one request and wait for its reply until the monotonic ``deadline``; [] when none came.
+
+        One call at a time per process waits with BLPOP on its own reply list (no reply_to, so nothing is
+        published back): that saves the hand-over from the listener thread, the sequential caller's common case.
+        Calls made meanwhile wait on the inbox instead, so in-flight calls do not each hold a connection.
+        """
+        if not self._direct.acquire(blocking=False):
+            with self.call(expected=1) as call:
+                remaining = deadline - time.monotonic()
+                self.send_request(channel, self.envelope("request", call.id, channel, body, remaining, True), avoid)
+                return self.wait(call, deadline)
+        try:
+            call_id = new_id()
+            remaining = deadline - time.monotonic()
+            self.send_request(channel, self.envelope("request", call_id, channel, body, remaining, False), avoid)
+            return self._wait_listed(call_id, deadline)
+        finally:
+            self._direct.release()
+
+    def _wait_listed(self, call_id: str, deadline: float) -> list[Envelope]:
+        key = names.reply_key(self.prefix, call_id)
+        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout") or SOCKET_TIMEOUT
+        slice_ = min(BLPOP_SLICE, timeout / 2)  # each wait ends well before the socket would time out
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:  # BLMOVE onto itself waits without taking the reply out: a lost connection loses nothing
+                    found = self._waiting.execute(
+                        "BLMOVE", key, key, "RIGHT", "RIGHT", max(0.01, min(remaining, slice_))
+                    )
+                except (redis.ConnectionError, redis.TimeoutError):
+                    log.warning("waiting for the reply to %s: Redis connection lost; retrying", call_id)
+                    self._stopping.wait(0.05)
+                    continue
+                if found is not None:
+                    envelope = self._unpack(key.encode(), found)
+                    if envelope is not None and envelope.kind in ("reply", "error"):
+                        return [envelope]
+            return []
+        finally:
+            self._spent.append(key)  # deleted with the next command
+
+    def wait(self, call: Call, deadline: float) -> list[Envelope]:
+        """The replies that arrived by the monotonic ``deadline``, including any kept while we were disconnected."""
+        if call.done.wait(max(0.0, deadline - time.monotonic())):
+            self._spent.append(names.reply_key(self.prefix, call.id))
+        else:
+            with contextlib.suppress(redis.RedisError):
+                for data in self._stored_replies([call.id])[call.id]:
+                    self._deliver(data, "stored reply")
+        return list(call.replies)
+
+    def _publish(self, wire: str, data: bytes) -> int:
+        """PUBLISH, deleting the reply lists of finished calls in the same round trip."""
+        spent, self._spent = self._spent, []
+        try:
+            if not spent:
+                return int(self.lane.execute("PUBLISH", wire, data))
+            return int(self.lane.pipeline([("UNLINK", *spent), ("PUBLISH", wire, data)])[-1])
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not publish on {wire!r}: {type(exc).__name__}") from exc
+
+    def _flush_spent(self) -> None:
+        spent, self._spent = self._spent, []
+        if spent:
+            self.lane.execute("UNLINK", *spent)
+
+    def _responder_ids(self, channel: str) -> list[str]:
+        now = time.monotonic()
+        cached = self._responders.get(channel)
+        if cached is None or cached[0] < now:
+            try:
+                ids = registry.responder_ids(self.lane, self.prefix, channel)
+            except redis.RedisError as exc:
+                raise BrokerUnavailable(f"could not read the responders of {channel!r}") from exc
+            cached = (now + self.broker.registry_cache, ids)
+            self._responders[channel] = cached
+        ids = cached[1]
+        if len(ids) < 2:
+            return list(ids)
+        start = next(self._turn) % len(ids)
+        return ids[start:] + ids[:start]
+
+    def _forget(self, channel: str, target: str) -> None:
+        cached = self._responders.get(channel)
+        if cached is not None and target in cached[1]:
+            self._responders[channel] = (cached[0], [other for other in cached[1] if other != target])
+
+    def _stored_replies(self, call_ids: list[str]) -> dict[str, list[bytes]]:
+        pipe = self.redis.pipeline(transaction=True)  # read and delete at once: no reply slips between them
+        for call_id in call_ids:
+            key = names.reply_key(self.prefix, call_id)
+            pipe.lrange(key, 0, -1)
+            pipe.delete(key)
+        results = pipe.execute()
+        return {call_id: list(results[2 * index] or []) for index, call_id in enumerate(call_ids)}
+
+    def _catch_up(self) -> None:
+        """After a (re)connect: read the replies kept for our calls while the inbox was not subscribed."""
+        call_ids = list(self._calls)
+        if not call_ids:
+            return
+        for stored in self._stored_replies(call_ids).values():
+            for data in stored:
+                self._deliver(data, "stored reply")
+
+    def _deliver(self, data: bytes, where: str) -> None:
+        envelope = self._unpack(where.encode(), data)
+        if envelope is not None and envelope.kind in ("reply", "error"):
+            self._resolve(envelope)
+
+    def _resolve(self, envelope: Envelope) -> None:
+        call = self._calls.get(envelope.id)
+        if call is None:
+            log.debug("late or unknown reply dropped: id=%s channel=%s", envelope.id, envelope.channel)
+            return
+        call.add(envelope)
+
+    def _unpack(self, wire: bytes, data: bytes) -> Envelope | None:
+        try:
+            return unpack(data, self.broker.max_message_size)
+        except InvalidMessage as exc:
+            self.counters.count("dropped")
+            log.warning("dropped a message on %s: %s", wire.decode(errors="replace"), exc)
+            return None
+
+    def _drop(self, envelope: Envelope, reason: str) -> None:
+        self.counters.count("dropped")
+        log.warning("dropped %s id=%s channel=%s: %s", envelope.kind, envelope.id, envelope.channel, reason)
