@@ -252,6 +252,8 @@ def load_config(
         section = source.get(config_element)
         if section is None:
             section, label = _flat_keys(source, config_element)
+        else:
+            _warn_shadowed_flat_keys(source, config_element)
         if isinstance(section, BaseModel):
             return load_config(section, config_element=config_element, multi=multi)
         source = section
@@ -287,18 +289,34 @@ def _check_shape(section: Mapping[Any, Any], config_element: str, multi: bool) -
         )
 
 
+def _is_setting(name: str) -> bool:
+    """Whether ``name`` (upper case, a flat key without its prefix) is a Redis setting of ours."""
+    name = FLAT_ALIASES.get(name, name)
+    fields = set(IRedisSimpleConfig.model_fields) | set(IRedisMultiConfig.model_fields)
+    return name in fields or name.lower() in REDIS_KWARGS
+
+
+def _warn_shadowed_flat_keys(config: Mapping[str, Any], config_element: str) -> None:
+    """Flat keys are read only when the nested section is absent: say so when both are there."""
+    lead = config_element + "_"
+    shadowed = sorted(key for key in config if key.startswith(lead) and _is_setting(key[len(lead) :].upper()))
+    if shadowed:
+        log.warning(
+            "ignoring config key(s) %s: the nested %s section is used instead", ", ".join(shadowed), config_element
+        )
+
+
 def _flat_keys(config: Mapping[str, Any], config_element: str) -> tuple[dict[str, Any], Label]:
     """Collect Flask-And-Redis style keys (``REDIS_HOST``, ``REDIS_DB`` ...) into a section."""
     lead = config_element + "_"
     section: dict[str, Any] = {}
     written: dict[str, str] = {}
-    fields = set(IRedisSimpleConfig.model_fields) | set(IRedisMultiConfig.model_fields)
     for key, value in config.items():
         if not key.startswith(lead):
             continue
         name = key[len(lead) :].upper()
-        name = FLAT_ALIASES.get(name, name)
-        if name in fields or name.lower() in REDIS_KWARGS:
+        if _is_setting(name):
+            name = FLAT_ALIASES.get(name, name)
             section[name] = value
             written[name] = key
         else:

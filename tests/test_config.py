@@ -427,3 +427,16 @@ def test_client_class_that_is_already_a_session() -> None:
     assert type(session) is SessionSubclass
     assert session.prefix == "p"
     assert type(FlaskRedisSingle({"CLASS": CustomRedis}).getRedis()).__module__ == "flask_multi_redis.connection"
+
+
+def test_flat_keys_beside_a_nested_section_are_reported_as_ignored(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(REDIS={"HOST": "nested"}, REDIS_HOST="flat", REDIS_URL="redis://flat:1/0", REDIS_CACHE_X="y")
+    with caplog.at_level(logging.WARNING):
+        ext = FlaskRedisSingle(app)
+    with app.app_context():
+        assert kwargs_of(ext)["host"] == "nested"
+    assert "REDIS_HOST, REDIS_URL" in caplog.text
+    assert "nested REDIS section is used" in caplog.text
+    assert "REDIS_CACHE_X" not in caplog.text  # another extension's key: not ours to judge
