@@ -333,8 +333,9 @@ def _configuration_error(exc: ValidationError, label: Label, model_cls: type[Bas
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     path = tuple(str(part) for part in first["loc"])
-    field_name = next((part for part in reversed(path) if part.isupper()), "")
-    model_field = IRedisMultiConfig.model_fields.get(field_name) or IRedisSimpleConfig.model_fields.get(field_name)
+    fields = {**IRedisSimpleConfig.model_fields, **IRedisMultiConfig.model_fields}
+    field_name = next((part for part in reversed(path) if part in fields), "")  # not a database NAME in capitals
+    model_field = fields.get(field_name)
     expected = model_field.description if model_field else None
     problem = first["msg"]
     if first["type"] == "extra_forbidden":
