@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -57,12 +56,6 @@ def summarize(system: str, scenario: str, latencies_s: Sequence[float], elapsed_
         extra=extra,
         latencies_us=[round(value * 1e6, 1) for value in sample],
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def bench_redis() -> contextlib.AbstractContextManager[str]:

@@ -3,18 +3,17 @@ processes (a gevent one for the concurrent scenario), and gunicorn runs 4 gevent
 
 from __future__ import annotations
 
-import contextlib
 import re
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
+from examples.local_redis import free_port
 from flask_multi_redis import FlaskRedisSingle
 
 from .bench_app import AddIn, AddOut, add, ping
-from .common import ROOT, Result, child_env, free_port, python, run_json
+from .common import Result, child_env, python, run_json
+from .floor import running
 
 SYSTEM = "flask-multi-redis"
 APP = "benchmarks.bench_app:create_app()"
@@ -27,16 +26,6 @@ def wait(what: str, condition: object, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not happen within {timeout} s")
         time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def serving(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def caller(url: str, *args: object) -> Result:
@@ -64,7 +53,7 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gat
     probe = FlaskRedisSingle({"URL": url, "PREFIX": "bench"})
     results: list[Result] = []
     worker_argv = [str(BIN / "flask-redis-worker"), APP, "--router", "benchmarks.bench_app:router", "-l", "warning"]
-    with serving(worker_argv, env) as worker:
+    with running(worker_argv, env, "flask-redis-worker") as worker:
         wait("the worker registering", lambda: probe.broker.responders(add))
         results.append(caller(url, "sequential", n_seq))
         for callers in concurrencies:
@@ -83,7 +72,7 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gat
         "warning",
         APP,
     ]
-    with serving(gunicorn, env) as web:
+    with running(gunicorn, env, "gunicorn") as web:
         wait("4 web workers listening", lambda: len(probe.broker.broadcast(ping, None, gather=True, timeout=1)) == 4)
         idle = {reply.value.pid for reply in probe.broker.broadcast(ping, None, gather=True, timeout=2) if reply.value}
         held = connections_by_pid(probe)

@@ -16,10 +16,10 @@ if sys.argv[1] == "concurrent":
 
 import json
 import os
-import time
 
 from benchmarks.bench_app import AddIn, add, ping
 from benchmarks.common import summarize
+from benchmarks.peer_apps.driver import check, time_calls
 from flask_multi_redis import FlaskRedisSingle
 
 SYSTEM = "flask-multi-redis"
@@ -40,29 +40,18 @@ def main() -> None:
             broker.broadcast(ping, None, gather=True, timeout=5)
         else:
             broker.request(add, AddIn(a=i, b=1), timeout=10)
-    latencies: list[float] = []
+
+    def call(i: int, timeout: float) -> None:
+        check(i, broker.request(add, AddIn(a=i, b=1), timeout=timeout).result)
+
     if mode == "sequential":
-        n = int(sys.argv[2])
-        started = time.perf_counter()
-        for i in range(n):
-            t0 = time.perf_counter()
-            if broker.request(add, AddIn(a=i, b=1), timeout=10).result != i + 1:
-                raise SystemExit("wrong result")
-            latencies.append(time.perf_counter() - t0)
-        result = summarize(SYSTEM, "sequential", latencies, time.perf_counter() - started)
+        latencies, elapsed = time_calls(call, int(sys.argv[2]), 0)
+        result = summarize(SYSTEM, "sequential", latencies, elapsed)
     elif mode == "concurrent":
         import gevent
-        from gevent.pool import Pool
 
         callers, n = int(sys.argv[2]), int(sys.argv[3])
-        per_caller = n // callers
         peak = [connections_of(ext, own)]
-
-        def call_many() -> None:
-            for i in range(per_caller):
-                t0 = time.perf_counter()
-                broker.request(add, AddIn(a=i, b=1), timeout=30)
-                latencies.append(time.perf_counter() - t0)
 
         def watch() -> None:
             while True:
@@ -70,21 +59,19 @@ def main() -> None:
                 peak.append(connections_of(ext, own))
 
         watcher = gevent.spawn(watch)
-        started = time.perf_counter()
-        Pool(callers).map(lambda _: call_many(), range(callers))
-        elapsed = time.perf_counter() - started
+        latencies, elapsed = time_calls(call, n, callers)
         watcher.kill()
         result = summarize(SYSTEM, f"concurrent-{callers}", latencies, elapsed, peak_connections=max(peak))
     else:  # gather
         workers, n = int(sys.argv[2]), int(sys.argv[3])
-        started = time.perf_counter()
-        for _ in range(n):
-            t0 = time.perf_counter()
-            replies = broker.broadcast(ping, None, gather=True, timeout=5)
-            latencies.append(time.perf_counter() - t0)
+
+        def gather(i: int, timeout: float) -> None:
+            replies = broker.broadcast(ping, None, gather=True, timeout=timeout)
             if len(replies) != workers or not all(reply.ok for reply in replies):
                 raise SystemExit(f"gather: {len(replies)} replies, expected {workers}")
-        result = summarize(SYSTEM, f"broadcast-{workers}", latencies, time.perf_counter() - started)
+
+        latencies, elapsed = time_calls(gather, n, 0)
+        result = summarize(SYSTEM, f"broadcast-{workers}", latencies, elapsed)
     result.extra["connections_at_rest"] = connections_of(ext, own)
     broker.stop()
     print(json.dumps(result.as_json()))

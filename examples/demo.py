@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from examples.channels import Reload, config_reload  # noqa: E402
-from examples.local_redis import local_redis  # noqa: E402
+from examples.local_redis import free_port, local_redis  # noqa: E402
 from flask_multi_redis import FlaskRedisSingle  # noqa: E402
 
 WEB_WORKERS = 4
 APP = "examples.webapp:create_app()"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(what: str, condition: object, timeout: float = 30.0) -> None:

@@ -28,7 +28,8 @@ def _reachable(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -54,7 +55,7 @@ def throwaway_redis() -> Iterator[str]:
     if executable is None:
         print(INSTALL_HINT, file=sys.stderr)
         raise SystemExit(2)
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="flask-multi-redis-") as folder:
         command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         server = subprocess.Popen([*command, "--dir", folder], stdout=subprocess.DEVNULL)

@@ -289,17 +289,22 @@ def _check_shape(section: Mapping[Any, Any], config_element: str, multi: bool) -
         )
 
 
-def _is_setting(name: str) -> bool:
-    """Whether ``name`` (upper case, a flat key without its prefix) is a Redis setting of ours."""
+def _setting_name(name: str) -> str | None:
+    """The config field (or client keyword) a flat key names without its prefix (``DB`` -> ``DATABASE``),
+    or None when it is not a Redis setting of ours."""
     name = FLAT_ALIASES.get(name, name)
-    fields = set(IRedisSimpleConfig.model_fields) | set(IRedisMultiConfig.model_fields)
-    return name in fields or name.lower() in REDIS_KWARGS
+    return name if name in _fields() or name.lower() in REDIS_KWARGS else None
+
+
+def _fields() -> dict[str, Any]:
+    """Every config field of both models, by name."""
+    return {**IRedisSimpleConfig.model_fields, **IRedisMultiConfig.model_fields}
 
 
 def _warn_shadowed_flat_keys(config: Mapping[str, Any], config_element: str) -> None:
     """Flat keys are read only when the nested section is absent: say so when both are there."""
     lead = config_element + "_"
-    shadowed = sorted(key for key in config if key.startswith(lead) and _is_setting(key[len(lead) :].upper()))
+    shadowed = sorted(key for key in config if key.startswith(lead) and _setting_name(key[len(lead) :].upper()))
     if shadowed:
         log.warning(
             "ignoring config key(s) %s: the nested %s section is used instead", ", ".join(shadowed), config_element
@@ -314,9 +319,8 @@ def _flat_keys(config: Mapping[str, Any], config_element: str) -> tuple[dict[str
     for key, value in config.items():
         if not key.startswith(lead):
             continue
-        name = key[len(lead) :].upper()
-        if _is_setting(name):
-            name = FLAT_ALIASES.get(name, name)
+        name = _setting_name(key[len(lead) :].upper())
+        if name is not None:
             section[name] = value
             written[name] = key
         else:
@@ -333,7 +337,7 @@ def _configuration_error(exc: ValidationError, label: Label, model_cls: type[Bas
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     path = tuple(str(part) for part in first["loc"])
-    fields = {**IRedisSimpleConfig.model_fields, **IRedisMultiConfig.model_fields}
+    fields = _fields()
     field_name = next((part for part in reversed(path) if part in fields), "")  # not a database NAME in capitals
     model_field = fields.get(field_name)
     expected = model_field.description if model_field else None

@@ -48,9 +48,6 @@ class UnknownDatabaseError(FlaskRedisError, LookupError):
         listed = ", ".join(repr(name) for name in self.known) or "none"
         super().__init__(f"database {wanted!r} {problem}; known databases: {listed}")
 
-    def __str__(self) -> str:  # LookupError would otherwise repr() the message
-        return str(self.args[0])
-
 
 class CodecError(FlaskRedisError, ValueError):
     """A value could not be encoded for, or decoded from, the wire."""
@@ -74,9 +71,6 @@ class BrokerError(FlaskRedisError):
 
 class NoResponders(BrokerError, LookupError):
     """Nobody serves the channel: raised as soon as a publish reaches no process, not after the timeout."""
-
-    def __str__(self) -> str:  # LookupError would otherwise repr() the message
-        return str(self.args[0])
 
 
 class RequestTimeout(BrokerError, TimeoutError):

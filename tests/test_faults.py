@@ -34,7 +34,7 @@ def blocked_clients(admin: redis.Redis, name: str, command: str = "blpop") -> li
 
 
 def test_replies_survive_killed_caller_connections(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
-    """Two calls in flight: one waits on its reply list (BLPOP), the other on the process's inbox (pub/sub)."""
+    """Two calls in flight: one waits on its reply list (BLMOVE), the other on the process's inbox (pub/sub)."""
     spawn_backend()
     admin = caller.getRedis()
     runtime = caller.broker.start(timeout=5)

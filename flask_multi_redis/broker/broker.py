@@ -32,13 +32,11 @@ Rep = TypeVar("Rep")
 #: Default largest message, far below the 32 MB at which Redis drops a pub/sub client by default.
 MAX_MESSAGE_SIZE = 1024 * 1024
 
-_runtime_lock = threading.Lock()
+_runtime_lock = threading.Lock()  # guards creation only; nothing that blocks runs while it is held
 
 
 def _refused(reply: Reply[Any]) -> bool:
-    return (
-        isinstance(reply.error, RemoteError) and reply.error.remote_type == SHUTTING_DOWN
-    )  # guards creation only; nothing that blocks runs while it is held
+    return isinstance(reply.error, RemoteError) and reply.error.remote_type == SHUTTING_DOWN
 
 
 @dataclass(frozen=True)
@@ -75,9 +73,9 @@ class Broker(Router):
     :param role: how this process shows in the registry (``web``, ``worker``).
     :param database: the database (name or index) whose server carries the messages; default: the first one.
     :param concurrency: handlers that may run at once in this process.
-    :param connections: command connections the broker may hold in this process, one of them its fast lane
-        (calls queue for one beyond that), besides its one pub/sub connection: in-flight calls do not each need
-        a connection.
+    :param connections: command connections the broker may hold in this process (at least 3): its lane for
+        short commands, the one for the call waiting on its reply list, and a pool for the rest (calls queue for
+        one beyond that); besides its one pub/sub connection. In-flight calls do not each need a connection.
     :param max_pending: received messages that may wait for a handler; beyond it requests get ``Overloaded``.
     :param max_message_size: the largest envelope sent or accepted, in bytes.
     :param timeout: the default timeout of :meth:`request` and gathered broadcasts, in seconds.
@@ -103,6 +101,8 @@ class Broker(Router):
         inline_below: float = 0.0002,
     ) -> None:
         super().__init__()
+        if connections < 3:
+            raise ValueError("connections must be at least 3: the lane, the reply wait and one pooled connection")
         self.extension = extension
         self.role = role
         self.database = database

@@ -36,15 +36,14 @@ if TYPE_CHECKING:
     from .broker import Broker
     from .serving import Counters
 
-__all__ = ["BLPOP_SLICE", "SOCKET_TIMEOUT", "Call", "Calling", "new_id"]
+__all__ = ["POOL_WAIT", "WAIT_SLICE", "Call", "Calling", "new_id"]
 
 log = logging.getLogger(__name__)
 
-#: How long a call waits for one of the broker's connections, and their socket timeout when the session sets
-#: none, in seconds.
-SOCKET_TIMEOUT = 5.0
-#: The longest single wait of a caller on its reply list, in seconds (below the socket timeout).
-BLPOP_SLICE = 2.0
+#: How long a call waits for one of the broker's pooled connections, in seconds.
+POOL_WAIT = 5.0
+#: The longest single wait of a caller on its reply list, in seconds (at most half the socket timeout).
+WAIT_SLICE = 2.0
 
 
 def new_id() -> str:
@@ -60,12 +59,14 @@ class Call:
     expected: int
     replies: list[Envelope] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
+    senders: set[str] = field(default_factory=set)
 
     def add(self, envelope: Envelope) -> None:
         """Count a reply once per sender: a reply may arrive both by pub/sub and from the kept list."""
-        sender = envelope.sender.id if envelope.sender is not None else None
-        if sender is not None and any(r.sender is not None and r.sender.id == sender for r in self.replies):
-            return
+        if envelope.sender is not None:
+            if envelope.sender.id in self.senders:
+                return
+            self.senders.add(envelope.sender.id)
         self.replies.append(envelope)
         if len(self.replies) >= self.expected:
             self.done.set()
@@ -97,10 +98,12 @@ class Calling:
     _stopping: threading.Event
 
     @contextlib.contextmanager
-    def call(self, expected: int) -> Iterator[Call]:
-        """Register a call so that replies to its id are collected, for as long as the block runs."""
+    def call(self, expected: int, register: bool = True) -> Iterator[Call]:
+        """A new call; registered (unless told not to), its replies on the inbox are collected while the block
+        runs."""
         call = Call(id=new_id(), expected=expected)
-        self._calls[call.id] = call
+        if register:
+            self._calls[call.id] = call
         try:
             yield call
         finally:
@@ -138,27 +141,24 @@ class Calling:
     def ask(self, channel: Channel[Any, Any], body: bytes, deadline: float, avoid: frozenset[str]) -> list[Envelope]:
         """Send one request and wait for its reply until the monotonic ``deadline``; [] when none came.
 
-        One call at a time per process waits with BLPOP on its own reply list (no reply_to, so nothing is
-        published back): that saves the hand-over from the listener thread, the sequential caller's common case.
-        Calls made meanwhile wait on the inbox instead, so in-flight calls do not each hold a connection.
+        One call at a time per process waits on its own reply list (no reply_to, so nothing is published
+        back): that saves the hand-over from the listener thread, the sequential caller's common case. Calls
+        made meanwhile wait on the inbox instead, so in-flight calls do not each hold a connection.
         """
-        if not self._direct.acquire(blocking=False):
-            with self.call(expected=1) as call:
-                remaining = deadline - time.monotonic()
-                self.send_request(channel, self.envelope("request", call.id, channel, body, remaining, True), avoid)
-                return self.wait(call, deadline)
+        direct = self._direct.acquire(blocking=False)
         try:
-            call_id = new_id()
-            remaining = deadline - time.monotonic()
-            self.send_request(channel, self.envelope("request", call_id, channel, body, remaining, False), avoid)
-            return self._wait_listed(call_id, deadline)
+            with self.call(expected=1, register=not direct) as call:
+                remaining = deadline - time.monotonic()
+                data = self.envelope("request", call.id, channel, body, remaining, reply=not direct)
+                self.send_request(channel, data, avoid)
+                return self._wait_listed(call.id, deadline) if direct else self.wait(call, deadline)
         finally:
-            self._direct.release()
+            if direct:
+                self._direct.release()
 
     def _wait_listed(self, call_id: str, deadline: float) -> list[Envelope]:
         key = names.reply_key(self.prefix, call_id)
-        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout") or SOCKET_TIMEOUT
-        slice_ = min(BLPOP_SLICE, timeout / 2)  # each wait ends well before the socket would time out
+        slice_ = min(WAIT_SLICE, self.redis.connection_pool.connection_kwargs["socket_timeout"] / 2)
         try:
             while (remaining := deadline - time.monotonic()) > 0:
                 try:  # BLMOVE onto itself waits without taking the reply out: a lost connection loses nothing

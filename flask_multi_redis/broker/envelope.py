@@ -10,7 +10,7 @@ import orjson
 
 from flask_multi_redis.errors import InvalidMessage, MessageTooLarge
 
-__all__ = ["KINDS", "VERSION", "Envelope", "Kind", "Sender", "deadline_after", "pack", "unpack"]
+__all__ = ["KINDS", "VERSION", "Envelope", "Kind", "Sender", "deadline_after", "now_ms", "pack", "unpack"]
 
 #: The envelope version this code writes; it reads envelopes of the same major version.
 VERSION = 1
@@ -57,9 +57,13 @@ class Envelope:
     sender: Sender | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
-    def expired(self, now_ms: int | None = None) -> bool:
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        return self.deadline is not None and now_ms >= self.deadline
+    def expired(self, now: int | None = None) -> bool:
+        return self.deadline is not None and (now_ms() if now is None else now) >= self.deadline
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds, the unit of deadlines and registry scores."""
+    return int(time.time() * 1000)
 
 
 def deadline_after(seconds: float) -> int:

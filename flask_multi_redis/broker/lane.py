@@ -5,7 +5,8 @@ A command through a redis-py client pays for the pool checkout (with its readine
 instrumentation: about as much again as the round trip itself on a local server. The lane writes raw commands
 on a connection of its own instead. Callers queue their commands; whoever finds the lane free sends everything
 queued in one write and reads the replies in order, so calls made at the same time share round trips and a
-process needs one connection however many calls it has in flight. Blocking commands (BLPOP) do not belong here.
+process needs one connection however many calls it has in flight. A blocking command (BLMOVE with a timeout)
+would hold up everybody behind it: the runtime gives the one call that waits that way a lane of its own.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ Callers read it to address one live responder directly; ``flask redis workers`` 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,7 @@ import orjson
 import redis
 
 from . import names
-from .envelope import Sender
+from .envelope import Sender, now_ms
 from .lane import Lane
 
 __all__ = ["ProcessInfo", "live_processes", "register", "responder_ids", "unregister"]
@@ -62,10 +61,6 @@ class ProcessInfo:
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def register(lane: Lane, prefix: str, info: ProcessInfo, ttl_ms: int) -> None:

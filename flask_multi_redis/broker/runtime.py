@@ -18,13 +18,13 @@ from flask_multi_redis.connection import derived_client
 from flask_multi_redis.errors import BrokerUnavailable
 
 from . import names, registry
-from .calling import SOCKET_TIMEOUT, Call
+from .calling import POOL_WAIT, Call
 from .lane import Lane
 from .listener import Listener, ListenerHealth
 from .pool import HandlerPool
 from .process import new_sender
 from .registry import ProcessInfo
-from .router import RouteKind
+from .router import Route
 from .serving import REPLY_SCRIPT, Counters, Serving
 
 if TYPE_CHECKING:
@@ -53,21 +53,22 @@ class Runtime(Serving):
         self.started_at = time.time()
         self.counters = Counters()
         name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection
-        self.redis = derived_client(session, max(1, broker.connections - 2), SOCKET_TIMEOUT, name)  # + 2 lanes
+        self.redis = derived_client(session, broker.connections - 2, POOL_WAIT, name)  # and the two lanes
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
-        listening = derived_client(session, 1, SOCKET_TIMEOUT, name)
+        listening = derived_client(session, 1, POOL_WAIT, name)
         self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
         self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
         self._calls: dict[str, Call] = {}
         self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
         self._spent: list[str] = []  # reply lists of finished calls, deleted with the next command
         self._direct = threading.Lock()  # held by the one call that waits on its reply list
-        self._wire_routes: dict[bytes, tuple[RouteKind, str]] = {}
+        self._wire_routes: dict[bytes, Route] = {}  # the route of each subscribed command or request channel
+        self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
         self._responders: dict[str, tuple[float, list[str]]] = {}
         self._turn = itertools.count()
         self._reply = self.redis.register_script(REPLY_SCRIPT)
         self.lane = Lane(self.redis)  # quick commands
-        self._waiting = Lane(self.redis)  # the BLPOP of the one call that waits on its reply list
+        self._waiting = Lane(self.redis)  # private to the one call that waits (BLMOVE) on its reply list
         self._beat_now = threading.Event()
         self._registered = threading.Event()
         self._generation = 0
@@ -95,15 +96,15 @@ class Runtime(Serving):
 
         Commands and requests have channels of their own, so that a publish counts only processes that answer.
         """
-        routes = self.broker.routes()
-        for route in routes:
+        for route in self.broker.routes():
             name = route.channel.name
             if route.kind == "command":
                 wire = names.channel_wire(self.prefix, name)
             else:
                 wire = names.request_channel(self.prefix, name)
+                self._handlers[name] = route
             if wire.encode() not in self._wire_routes:
-                self._wire_routes[wire.encode()] = (route.kind, name)
+                self._wire_routes[wire.encode()] = route
                 self.listener.subscribe(wire, self._on_shared)
         self._generation += 1
         self._registered.clear()
@@ -117,7 +118,7 @@ class Runtime(Serving):
             raise BrokerUnavailable(f"the broker's listener is not connected to Redis ({self.session.name!r})")
 
     def wait_ready(self, timeout: float) -> bool:
-        """True once the listener is subscribed and, when serving, registered in the registry."""
+        """True once the listener is subscribed and the process is in the registry."""
         deadline = time.monotonic() + timeout
         if not self.listener.wait_ready(timeout):
             return False
@@ -199,7 +200,7 @@ class Runtime(Serving):
                 registry.unregister(self.lane, self.prefix, self.sender.id, handlers)
 
     def _close_idle_waiting(self) -> None:
-        """Close the BLPOP connection when no call has used it for a heartbeat: an idle process holds two."""
+        """Close the reply-wait connection when no call has used it for a heartbeat: an idle process holds two."""
         if self._waiting.idle_for() > self.broker.heartbeat_interval and self._direct.acquire(blocking=False):
             try:
                 self._waiting.close()

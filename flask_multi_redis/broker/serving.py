@@ -16,9 +16,9 @@ from flask_multi_redis.errors import InvalidMessage
 
 from . import names
 from .calling import Calling
-from .envelope import Envelope, Kind, pack
+from .envelope import Envelope, Kind, now_ms, pack
 from .pool import HandlerPool
-from .router import Route, RouteKind
+from .router import Route
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -62,6 +62,11 @@ class Counters:
             setattr(self, name, getattr(self, name) + 1)
 
 
+def _error_body(error_type: str, message: str) -> bytes:
+    """The body of an ``error`` envelope (PROTOCOL.md), the message cut to MAX_ERROR_MESSAGE characters."""
+    return orjson.dumps({"type": error_type, "message": message[:MAX_ERROR_MESSAGE]})
+
+
 class Serving(Calling):
     """Runs the routes of the messages this process receives, in the app context, and answers them."""
 
@@ -69,7 +74,8 @@ class Serving(Calling):
     handlers: HandlerPool
     _reply: Script
     _costs: dict[int, float]
-    _wire_routes: dict[bytes, tuple[RouteKind, str]]
+    _wire_routes: dict[bytes, Route]
+    _handlers: dict[str, Route]
     _draining: bool
 
     def _on_inbox(self, wire: bytes, data: bytes) -> None:
@@ -77,7 +83,7 @@ class Serving(Calling):
         if envelope is None:
             return
         if envelope.kind == "request":
-            self._accept(envelope, self.broker.route("handler", envelope.channel), claimed=True)
+            self._accept(envelope, self._handlers.get(envelope.channel), claimed=True)
         elif envelope.kind in ("reply", "error"):
             self._resolve(envelope)
         else:
@@ -87,12 +93,12 @@ class Serving(Calling):
         envelope = self._unpack(wire, data)
         if envelope is None:
             return
-        route_kind, name = self._wire_routes.get(wire, ("handler", ""))
-        expected = "command" if route_kind == "command" else "request"
+        route = self._wire_routes.get(wire)
+        expected = "command" if route is not None and route.kind == "command" else "request"
         if envelope.kind != expected:
             self._drop(envelope, f"a {envelope.kind} on a {expected} channel")
             return
-        self._accept(envelope, self.broker.route(route_kind, name), claimed=route_kind == "command")
+        self._accept(envelope, route, claimed=expected == "command")
 
     def _accept(self, envelope: Envelope, route: Route | None, claimed: bool) -> None:
         if self._draining:
@@ -182,8 +188,7 @@ class Serving(Calling):
             return False
 
     def _answer_error(self, envelope: Envelope, error_type: str, message: str) -> None:
-        body = orjson.dumps({"type": error_type, "message": message[:MAX_ERROR_MESSAGE]})
-        self._answer(envelope, "error", body)
+        self._answer(envelope, "error", _error_body(error_type, message))
 
     def _answer(self, envelope: Envelope, kind: Kind, body: bytes) -> None:
         if envelope.kind == "command" and not envelope.reply_to:
@@ -192,15 +197,9 @@ class Serving(Calling):
             data = pack(
                 kind, envelope.id, envelope.channel, body, sender=self.sender, max_size=self.broker.max_message_size
             )
-        except InvalidMessage as exc:
-            data = pack(
-                kind="error",
-                id=envelope.id,
-                channel=envelope.channel,
-                sender=self.sender,
-                max_size=self.broker.max_message_size,
-                body_json=orjson.dumps({"type": type(exc).__name__, "message": str(exc)}),
-            )
+        except InvalidMessage as exc:  # the reply is too large: say so instead
+            body = _error_body(type(exc).__name__, str(exc))
+            data = pack("error", envelope.id, envelope.channel, body, sender=self.sender, max_size=len(body) + 4096)
         args = (1, names.reply_key(self.prefix, envelope.id), envelope.reply_to or "", data, self._ttl_ms(envelope))
         for attempt in (1, 2):  # twice: a second copy of a reply is harmless, callers count one per sender
             try:
@@ -220,7 +219,7 @@ class Serving(Calling):
     def _ttl_ms(envelope: Envelope) -> int:
         if envelope.deadline is None:
             return NO_DEADLINE_TTL_MS
-        return max(1000, envelope.deadline - int(time.time() * 1000) + 1000)
+        return max(1000, envelope.deadline - now_ms() + 1000)
 
     def _app_context(self) -> contextlib.AbstractContextManager[Any]:
         return self.app.app_context() if self.app is not None else contextlib.nullcontext()
