@@ -271,11 +271,15 @@ def test_quick_handlers_run_on_the_listener_and_slow_ones_in_the_pool(
     spawn_backend: Spawn, caller: FlaskRedisSingle
 ) -> None:
     spawn_backend()
-    first, second = (caller.broker.broadcast(whoami, None, gather=True, timeout=5)[0].value for _ in range(2))
-    assert first is not None
-    assert second is not None
-    assert first.thread.startswith("flask-redis-handler")  # its cost is not known yet
-    assert second.thread.startswith("flask-redis-listener")  # measured quick: no hand-over to a handler thread
+
+    def thread_of_whoami() -> str:
+        (reply,) = caller.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        return reply.value.thread
+
+    assert thread_of_whoami().startswith("flask-redis-handler")  # its cost is not known yet
+    # once its average is measured under the threshold (the first run pays one-time costs), no more hand-over
+    wait_until(lambda: thread_of_whoami().startswith("flask-redis-listener"))
     session = caller.getRedis()
     results: list[Any] = []
     slow = [
