@@ -113,7 +113,7 @@ def targets(results: list[Result]) -> list[tuple[str, bool | None, str]]:
     for peer in ("celery", "faststream"):
         other = find(results, peer, "sequential")
         holds = None if not (seq and other and seq.p50_us and other.p50_us) else other.p50_us >= 5 * seq.p50_us
-        figures = f"{other.p50_us / seq.p50_us:.1f}x faster" if holds is not None and other and seq else "not measured"
+        figures = f"{other.p50_us / seq.p50_us:.2f}x faster" if holds is not None and other and seq else "not measured"
         out.append((f"sequential p50 at least 5x faster than {peer}", holds, figures))
     busy, busy_floor = find(results, ours.SYSTEM, "concurrent-64"), find(results, "floor", "concurrent-64")
     if busy and busy_floor and busy.rps and busy_floor.rps:
@@ -236,13 +236,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds; BENCHMARKS.md is kept")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument("--systems", default="ours,floor,peers", help="comma-separated: ours, floor, peers")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from --out's results.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    info = machine()
-    results = measure(args.quick, set(args.systems.split(",")))
-    (args.out / "results.json").write_text(
-        json.dumps({"machine": info, "results": [r.as_json() for r in results]}, indent=1)
-    )
+    if args.report_only:
+        stored = json.loads((args.out / "results.json").read_text())
+        info, results = stored["machine"], [Result.from_json(r) for r in stored["results"]]
+    else:
+        info = machine()
+        results = measure(args.quick, set(args.systems.split(",")))
+        (args.out / "results.json").write_text(
+            json.dumps({"machine": info, "results": [r.as_json() for r in results]}, indent=1)
+        )
     (args.out / "results.md").write_text(table(results) + "\n")
     plotted = plot(results, args.out / "benchmarks.png")
     print(table(results))
