@@ -122,7 +122,7 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> li
     worker = {"responder": "redis-py, 1 process, single-threaded", "encoding": "json"}
     with running([python(), "-m", "benchmarks.floor", "responder"], env, "floor responder") as responder:
         wait_for_subscriber(url, channel, responder)
-        results = [time_caller(SYSTEM, child, env, n_seq, **worker, caller="plain loop")]
+        results = [time_caller(SYSTEM, child, env, n_seq, **worker, caller="plain loop")] if n_seq else []
         for concurrency in concurrencies:
             results.append(time_caller(SYSTEM, child, env, n_conc, concurrency, **worker, caller="gevent greenlets"))
     return results

@@ -47,18 +47,26 @@ def rss_kib(pid: int) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
 
 
+WORKER = [str(BIN / "flask-redis-worker"), APP, "--router", "benchmarks.bench_app:router", "-l", "warning"]
+
+
 def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gather: int) -> list[Result]:
-    """Scenarios (a) sequential, (b) concurrent, (c) broadcast with gather, (e) memory and connections."""
+    """Scenarios (a) sequential (unless ``n_seq`` is 0) and (b) concurrent; with ``n_gather`` also (c) broadcast
+    with gather, (d) codec and (e) memory and connections."""
     env = child_env(url)
     probe = FlaskRedisSingle({"URL": url, "PREFIX": "bench"})
     results: list[Result] = []
-    worker_argv = [str(BIN / "flask-redis-worker"), APP, "--router", "benchmarks.bench_app:router", "-l", "warning"]
-    with running(worker_argv, env, "flask-redis-worker") as worker:
+    with running(WORKER, env, "flask-redis-worker") as worker:
         wait("the worker registering", lambda: probe.broker.responders(add))
-        results.append(caller(url, "sequential", n_seq))
+        if n_seq:
+            results.append(caller(url, "sequential", n_seq))
         for callers in concurrencies:
             results.append(caller(url, "concurrent", callers, n_conc))
-        results[-1].extra["worker_connections"] = connections_by_pid(probe)[worker.pid]
+        if concurrencies:
+            results[-1].extra["worker_connections"] = connections_by_pid(probe)[worker.pid]
+    if not n_gather:
+        probe.broker.stop()
+        return results
     port = free_port()
     gunicorn = [
         str(BIN / "gunicorn"),

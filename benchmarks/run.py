@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -43,20 +44,46 @@ def machine() -> dict[str, Any]:
 
 def measure(quick: bool, systems: set[str]) -> list[Result]:
     if quick:
-        n_seq, n_conc, concurrencies, n_gather = 100, 200, (1, 16), 20
+        n_seq, rounds, n_conc, concurrencies, n_gather = 100, 1, 200, (1, 16), 20
     else:
-        n_seq, n_conc, concurrencies, n_gather = 3000, 6000, (1, 16, 64), 1000
+        n_seq, rounds, n_conc, concurrencies, n_gather = 3000, 3, 6000, (1, 16, 64), 1000
     results: list[Result] = []
     with bench_redis() as url:
+        # The sequential scenario, the most sensitive to the machine's drift, alternates ours and the floor.
+        sequential: dict[str, list[Result]] = {"ours": [], "floor": []}
+        for _ in range(rounds):
+            if "ours" in systems:
+                sequential["ours"] += ours.run(url, n_seq // rounds, 0, (), 0)[:1]
+            if "floor" in systems:
+                sequential["floor"] += floor.run(url, n_seq // rounds, 0, ())
+        results += [combine(rounds_of) for rounds_of in sequential.values() if rounds_of]
         if "ours" in systems:
-            results += ours.run(url, n_seq, n_conc, concurrencies, n_gather)
+            results += ours.run(url, 0, n_conc, concurrencies, n_gather)
         if "floor" in systems:
-            results += floor.run(url, n_seq, n_conc, concurrencies)
+            results += floor.run(url, 0, n_conc, concurrencies)
         if "peers" in systems:
             from . import peers
 
             results += peers.run(url, n_seq // 3, n_conc // 3, concurrencies)
     return results
+
+
+def combine(rounds: list[Result]) -> Result:
+    """One result from alternating rounds of the same scenario: the median of their p50 and p99."""
+    if len(rounds) == 1:
+        return rounds[0]
+    first, n = rounds[0], sum(r.n for r in rounds)
+    elapsed = sum(r.n / r.rps for r in rounds if r.rps)
+    return Result(
+        system=first.system,
+        scenario=first.scenario,
+        n=n,
+        p50_us=statistics.median(r.p50_us for r in rounds if r.p50_us is not None),
+        p99_us=statistics.median(r.p99_us for r in rounds if r.p99_us is not None),
+        rps=round(n / elapsed, 1),
+        extra={**first.extra, "rounds_p50_us": [r.p50_us for r in rounds]},
+        latencies_us=[value for r in rounds for value in r.latencies_us],
+    )
 
 
 def find(results: list[Result], system: str, scenario: str) -> Result | None:
@@ -198,6 +225,8 @@ Packages: {packages}.
 
 - A private `redis-server` on a free loopback port (no persistence) serves every system in turn.
 - **Sequential**: one caller process, one worker process, requests one after another; p50, p99, requests/s.
+  Ours and the floor alternate in three rounds (the median of the rounds is reported), so that the machine's
+  drift during the run weighs on both alike.
 - **Concurrent**: one gevent caller process with 1, 16 or 64 greenlets calling in a loop, one worker process.
 - **Broadcast**: a gathered broadcast to 4 gunicorn gevent web workers, timed until all 4 replies are in.
 - **Codec**: validate, serialize, wrap, parse and validate back one small and one 10 KB pydantic payload.
