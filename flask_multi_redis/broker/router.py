@@ -62,6 +62,10 @@ class Router:
         """Every route of this router and of the routers it includes."""
         return [route for router in self._all_routers() for route in router._routes.values()]
 
+    def channel_names(self, kind: RouteKind) -> tuple[str, ...]:
+        """The names of the channels that have a route of ``kind`` here, sorted."""
+        return tuple(sorted(route.channel.name for route in self.routes() if route.kind == kind))
+
     def route(self, kind: RouteKind, name: str) -> Route | None:
         """The route of ``kind`` for channel ``name``, if any."""
         for router in self._all_routers():

@@ -178,12 +178,12 @@ class Runtime(Serving):
 
     def info(self) -> ProcessInfo:
         """This process as the registry shows it."""
-        routes = self.broker.routes() if not self._draining else []
+        draining = self._draining
         return ProcessInfo(
             sender=self.sender,
             inbox=self.inbox,
-            handlers=tuple(sorted(r.channel.name for r in routes if r.kind == "handler")),
-            commands=tuple(sorted(r.channel.name for r in routes if r.kind == "command")),
+            handlers=() if draining else self.broker.channel_names("handler"),
+            commands=() if draining else self.broker.channel_names("command"),
             started_at=self.started_at,
             handled=self.counters.handled,
             failed=self.counters.failed,
@@ -193,7 +193,7 @@ class Runtime(Serving):
         registry.register(self.lane, self.prefix, self.info(), int(self.broker.heartbeat_interval * 3000))
 
     def _unregister(self) -> None:
-        handlers = tuple(sorted(r.channel.name for r in self.broker.routes() if r.kind == "handler"))
+        handlers = self.broker.channel_names("handler")
         with self._registry_lock:
             if self._listed:
                 self._listed = False

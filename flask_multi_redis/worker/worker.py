@@ -111,7 +111,7 @@ class Worker:
                 raise WorkerError(f"Redis at {address} is unreachable: {_first_line(exc)}") from exc
             finally:
                 client.connection_pool.disconnect()
-        handlers = sorted(route.channel.name for route in broker.routes() if route.kind == "handler")
+        handlers = broker.channel_names("handler")
         return f"app {self.app.name!r}, Redis at {address}, handlers: {', '.join(handlers) or 'none'}"
 
     def run(self) -> int:
