@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from fnmatch import fnmatch
 from subprocess import Popen
-from typing import Any
 
 import pytest
 
@@ -29,6 +27,7 @@ from flask_multi_redis.broker.envelope import deadline_after, pack
 
 from .apps.svc import AddIn, AddOut, Gate, Who, add, bad_reply, fail, gate, stats, whoami
 from .conftest import ROOT
+from .gates import call_at_gate
 from .waiting import wait_until
 
 Spawn = Callable[[], "Popen[str]"]
@@ -281,19 +280,13 @@ def test_quick_handlers_run_on_the_listener_and_slow_ones_in_the_pool(
     # once its average is measured under the threshold (the first run pays one-time costs), no more hand-over
     wait_until(lambda: thread_of_whoami().startswith("flask-redis-listener"))
     session = caller.getRedis()
-    results: list[Any] = []
-    slow = [
-        threading.Thread(target=lambda: results.append(caller.broker.request(gate, Gate(key="gate:slow"), timeout=10)))
-        for _ in range(3)
-    ]
-    for thread in slow:
-        thread.start()
+    slow, results = call_at_gate(caller, "gate:slow", 3)
     # slow handlers each get a handler thread: all three wait at the gate at once
     wait_until(lambda: sum(1 for c in session.client_list() if c.get("cmd") == "blpop" and not c.get("name")) == 3)
     session.rpush("gate:slow", 1, 2, 3)
     for thread in slow:
         thread.join(10)
-    assert len(results) == 3
+    assert [type(result) for result in results] == [AddOut, AddOut, AddOut]
 
 
 def test_the_prefix_keeps_two_environments_apart(spawn_backend: Spawn, broker_env: dict[str, str]) -> None:

@@ -15,8 +15,9 @@ import redis
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import BrokerError
 
-from .apps.svc import AddIn, AddOut, Gate, add, gate, whoami
+from .apps.svc import AddIn, AddOut, add, whoami
 from .conftest import ServerFactory
+from .gates import call_at_gate
 from .servers import RedisServer
 from .waiting import wait_until
 
@@ -38,13 +39,7 @@ def test_replies_survive_killed_caller_connections(spawn_backend: Spawn, caller:
     spawn_backend()
     admin = caller.getRedis()
     runtime = caller.broker.start(timeout=5)
-    results: list[Any] = []
-    calls = [
-        threading.Thread(target=lambda: results.append(caller.broker.request(gate, Gate(key="gate:kill"), timeout=10)))
-        for _ in range(2)
-    ]
-    for call in calls:
-        call.start()
+    calls, results = call_at_gate(caller, "gate:kill", 2)
     wait_until(lambda: len(blocked_clients(admin, "")) == 2)  # both handlers hold their request at the gate
     own = f"flask-redis:{runtime.sender.id}"
     wait_until(lambda: len(blocked_clients(admin, own, "blmove")) == 1 and len(runtime._calls) == 1)

@@ -19,6 +19,7 @@ from flask_multi_redis.broker import NoResponders
 
 from .apps.svc import AddIn, AddOut, Gate, add, gate, whoami
 from .conftest import ROOT
+from .gates import call_at_gate
 from .waiting import wait_until
 
 WORKER = str(Path(sys.executable).parent / "flask-redis-worker")
@@ -120,17 +121,7 @@ def test_sigterm_lets_requests_in_flight_finish(
 ) -> None:
     worker = start_worker("--router", "tests.apps.svc:backend", "--grace", "20")
     session = caller.getRedis()
-    results: list[Any] = []
-
-    def call() -> None:
-        try:
-            results.append(caller.broker.request(gate, Gate(key="gate:term"), timeout=20))
-        except Exception as exc:
-            results.append(exc)
-
-    callers = [threading.Thread(target=call) for _ in range(3)]
-    for thread in callers:
-        thread.start()
+    callers, results = call_at_gate(caller, "gate:term", 3, timeout=20)
     wait_until(lambda: len(handlers_at_gate(session)) == 3)
     started = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
