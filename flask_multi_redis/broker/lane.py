@@ -1,12 +1,10 @@
 """A fast lane: one connection kept for the broker's short commands, shared by every thread or greenlet of
 the process, with automatic pipelining.
 
-A command through a redis-py client pays for the pool checkout (with its readiness check), retries and
-instrumentation: about as much again as the round trip itself on a local server. The lane writes raw commands
-on a connection of its own instead. Callers queue their commands; whoever finds the lane free sends everything
-queued in one write and reads the replies in order, so calls made at the same time share round trips and a
-process needs one connection however many calls it has in flight. A blocking command (BLMOVE with a timeout)
-would hold up everybody behind it: the runtime gives the one call that waits that way a lane of its own.
+The lane writes on a :class:`~.wire.Wire` of its own. Callers queue their commands; whoever finds the lane
+free sends everything queued in one write and reads the replies in order, so calls made at the same time share
+round trips and a process needs one connection however many calls it has in flight. A blocking command (BLMOVE
+with a timeout) would hold up everybody behind it: the one call that waits that way has a wire of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from redis.connection import AbstractConnection
+
+from .wire import Wire
 
 __all__ = ["Lane"]
 
@@ -41,8 +40,7 @@ class Lane:
         self._queued: list[_Batch] = []
         self._queue_lock = threading.Lock()
         self._sending = threading.Lock()
-        self._connection: AbstractConnection | None = None
-        self._last_used = time.monotonic()
+        self._wire = Wire(client)
 
     def execute(self, *args: Any) -> Any:
         """One command; its raw reply (no redis-py response callbacks)."""
@@ -114,35 +112,17 @@ class Lane:
                     batch.done.set()
 
     def _round_trip(self, commands: list[Sequence[Any]]) -> list[Any]:
-        connection = self._connection
-        if connection is None:
-            pool = self.client.connection_pool
-            connection = self._connection = pool.connection_class(**pool.connection_kwargs)
-        self._last_used = time.monotonic()
-        try:  # a connection the server closed while it was idle (restart, CLIENT KILL, timeout) reads as ready
-            if connection._sock is not None and connection.can_read():
-                connection.disconnect()
-        except (redis.ConnectionError, OSError):
-            connection.disconnect()
-        replies: list[Any] = []
-        try:
-            connection.send_packed_command(connection.pack_commands(commands))
-            for _ in commands:
-                try:
-                    replies.append(connection.read_response())
-                except redis.ResponseError as error:  # read the other replies too: the connection stays in step
-                    replies.append(error)
-        except BaseException:  # also an interruption half-way: the replies would no longer match the commands
-            connection.disconnect()
-            raise
-        return replies
+        self._wire.reset_if_stale()
+        return self._wire.round_trip(commands)
 
     def idle_for(self) -> float:
         """Seconds since the lane last sent anything."""
-        return time.monotonic() - self._last_used
+        return time.monotonic() - self._wire.last_used
+
+    @property
+    def connected(self) -> bool:
+        return self._wire.connected
 
     def close(self) -> None:
         with self._sending:
-            if self._connection is not None:
-                self._connection.disconnect()  # type: ignore[no-untyped-call]
-                self._connection = None
+            self._wire.close()

@@ -26,6 +26,7 @@ from .process import new_sender
 from .registry import ProcessInfo
 from .router import Route
 from .serving import REPLY_SCRIPT, Counters, Serving
+from .wire import Wire
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -68,7 +69,7 @@ class Runtime(Serving):
         self._turn = itertools.count()
         self._reply = self.redis.register_script(REPLY_SCRIPT)
         self.lane = Lane(self.redis)  # quick commands
-        self._waiting = Lane(self.redis)  # private to the one call that waits (BLMOVE) on its reply list
+        self._waiting = Wire(self.redis)  # private to the one call that waits (BLMOVE) on its reply list
         self._beat_now = threading.Event()
         self._registered = threading.Event()
         self._generation = 0
@@ -151,6 +152,8 @@ class Runtime(Serving):
         stopped = self.listener.stop(timeout)
         stopped = self.handlers.join(timeout) and stopped
         self.lane.close()
+        if self._direct.acquire(timeout=timeout):  # a call still waiting on its reply list ends with it
+            self._direct.release()
         self._waiting.close()
         self.redis.connection_pool.disconnect()
         self.listener.client.connection_pool.disconnect()
@@ -201,7 +204,8 @@ class Runtime(Serving):
 
     def _close_idle_waiting(self) -> None:
         """Close the reply-wait connection when no call has used it for a heartbeat: an idle process holds two."""
-        if self._waiting.idle_for() > self.broker.heartbeat_interval and self._direct.acquire(blocking=False):
+        idle = time.monotonic() - self._waiting.last_used
+        if idle > self.broker.heartbeat_interval and self._direct.acquire(blocking=False):
             try:
                 self._waiting.close()
             finally:

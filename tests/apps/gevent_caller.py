@@ -42,8 +42,8 @@ def main() -> None:
                 "in_flight": waiting,
                 "ok": sum(1 for result in results if result.successful()),
                 "connections": sum(len(pool._connections) for pool in pools)  # type: ignore[attr-defined]
-                + (runtime.lane._connection is not None)
-                + (runtime._waiting._connection is not None),
+                + runtime.lane.connected
+                + runtime._waiting.connected,
             }
         ),
         flush=True,
