@@ -68,6 +68,22 @@ def test_no_responders_once_the_last_server_is_killed(spawn_backend: Spawn, call
     assert time.monotonic() - started < 1.0
 
 
+def test_a_killed_responder_still_in_the_registry_is_skipped(
+    spawn_backend: Spawn, caller: FlaskRedisSingle, broker_env: dict[str, str]
+) -> None:
+    dead, alive = spawn_backend(), spawn_backend()
+    wait_until(lambda: len(caller.broker.responders(add)) == 2, timeout=10)
+    dead.kill()
+    dead.wait(5)
+    started = time.monotonic()
+    served = [caller.broker.request(add, AddIn(a=i, b=1), timeout=10).pid for i in range(6)]
+    assert served == [alive.pid] * 6  # those sent to the dead one's inbox first reached nobody, and went on
+    assert time.monotonic() - started < 2.0  # no wait for a reply that could not come
+    assert caller.broker.runtime().counters.dropped == 0  # the "nobody" marker is not taken for a reply
+    prefix = broker_env["REDIS_PREFIX"]
+    wait_until(lambda: not caller.getRedis().keys(f"{prefix}:fmr:reply:*"), timeout=5)
+
+
 def test_a_handler_that_raises_gives_remote_error(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
     backend = spawn_backend()
     with pytest.raises(RemoteError) as caught:
