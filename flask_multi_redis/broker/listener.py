@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
 
 import redis
-from redis.client import PubSub
 
 from flask_multi_redis.codec import as_bytes
+
+from .wire import Wire
 
 __all__ = ["Callback", "Listener", "ListenerHealth"]
 
@@ -44,7 +44,7 @@ class ListenerHealth:
 class Listener:
     """Reads one pub/sub connection and calls the callback registered for each message's channel.
 
-    :param client: the redis client whose pool provides the pub/sub connection.
+    :param client: the redis client whose settings the pub/sub connection is made with (see :class:`.wire.Wire`).
     :param silence: seconds without traffic after which a PING is sent; no answer within as long again
         means the connection is dead and is rebuilt.
     :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
@@ -159,47 +159,55 @@ class Listener:
         log.info("listener %s stopped", self.name)
 
     def _serve(self) -> None:
-        pubsub = cast(PubSub, self.client.pubsub())  # type: ignore[no-untyped-call]
+        wire = Wire(self.client)
         try:
-            self._read(pubsub)
+            self._read(wire)
         finally:
-            pubsub.close()
+            wire.close()
 
-    def _read(self, pubsub: PubSub) -> None:
+    def _read(self, wire: Wire) -> None:
         subscribed: set[bytes] = set()
         confirmed: set[bytes] = set()
         last_traffic = time.monotonic()
         ping_sent: float | None = None
+        tick = min(0.25, self.silence)
         while not self._stopping.is_set():
             if self._changed.is_set() or not subscribed:
                 self._changed.clear()
                 with self._lock:
                     wanted = set(self._callbacks)
                 if wanted - subscribed:
-                    pubsub.subscribe(*(wanted - subscribed))
+                    wire.send([("SUBSCRIBE", *(wanted - subscribed))])
                 if subscribed - wanted:
-                    pubsub.unsubscribe(*(subscribed - wanted))  # type: ignore[no-untyped-call]
+                    wire.send([("UNSUBSCRIBE", *(subscribed - wanted))])
                     confirmed &= wanted
                 subscribed = wanted
                 self._check_ready(subscribed, confirmed)
             if not subscribed:
                 self._changed.wait(0.25)
                 continue
-            message = pubsub.get_message(timeout=min(0.25, self.silence))
-            now = time.monotonic()
-            if message is None:
+            try:
+                message = wire.read(timeout=tick)
+            except redis.TimeoutError:
+                now = time.monotonic()
                 if ping_sent is None and now - last_traffic > self.silence:
-                    pubsub.ping()
+                    wire.send([("PING",)])
                     ping_sent = now
                 elif ping_sent is not None and now - ping_sent > self.silence:
-                    raise redis.ConnectionError(f"no answer to PING within {self.silence} s: the peer is silent")
+                    raise redis.ConnectionError(
+                        f"no answer to PING within {self.silence} s: the peer is silent"
+                    ) from None
                 continue
-            last_traffic, ping_sent = now, None
-            kind = message["type"]
-            if kind == "message":
-                self._dispatch(as_bytes(message["channel"]), message["data"])
-            elif kind == "subscribe":
-                confirmed.add(as_bytes(message["channel"]))
+            last_traffic, ping_sent = time.monotonic(), None
+            if isinstance(message, redis.RedisError):
+                raise message  # e.g. no permission to subscribe: reconnect with backoff, and say why
+            if not isinstance(message, list) or len(message) < 3:
+                continue  # the answer to a PING
+            kind = message[0]
+            if kind == b"message":
+                self._dispatch(message[1], message[2])
+            elif kind == b"subscribe":
+                confirmed.add(message[1])
                 self._check_ready(subscribed, confirmed)
 
     def _check_ready(self, subscribed: set[bytes], confirmed: set[bytes]) -> None:
@@ -218,15 +226,14 @@ class Listener:
                 log.exception("listener %s: on_ready raised", self.name)
         self._ready.set()
 
-    def _dispatch(self, channel: bytes, data: Any) -> None:
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
         self._received += 1
         self._last_message_at = time.time()
-        with self._lock:
-            callback = self._callbacks.get(channel)
+        callback = self._callbacks.get(channel)  # one lookup in a dict: atomic, no lock needed
         if callback is None:
             return  # unsubscribed while the message was on its way
         try:
-            callback(channel, as_bytes(data))
+            callback(channel, data)
         except Exception:
             self._failed += 1
             log.exception("listener %s: callback for channel %s raised", self.name, channel.decode(errors="replace"))

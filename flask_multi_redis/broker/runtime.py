@@ -56,8 +56,7 @@ class Runtime(Serving):
         name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection
         self.redis = derived_client(session, broker.connections - 2, POOL_WAIT, name)  # and the two lanes
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
-        listening = derived_client(session, 1, POOL_WAIT, name)
-        self.listener = Listener(listening, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
+        self.listener = Listener(self.redis, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
         self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
         self._calls: dict[str, Call] = {}
         self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
@@ -156,7 +155,6 @@ class Runtime(Serving):
             self._direct.release()
         self._waiting.close()
         self.redis.connection_pool.disconnect()
-        self.listener.client.connection_pool.disconnect()
         return stopped
 
     def health(self) -> ListenerHealth:

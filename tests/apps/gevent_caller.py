@@ -35,13 +35,13 @@ def main() -> None:
     waiting = in_flight()
     ext.getRedis().rpush(gate_key, *range(count))  # now let the handlers answer
     calls.join()
-    pools = (runtime.redis.connection_pool, runtime.listener.client.connection_pool)
     print(
         json.dumps(
             {
                 "in_flight": waiting,
                 "ok": sum(1 for result in results if result.successful()),
-                "connections": sum(len(pool._connections) for pool in pools)  # type: ignore[attr-defined]
+                "connections": len(runtime.redis.connection_pool._connections)  # type: ignore[attr-defined]
+                + runtime.listener.health().connected
                 + runtime.lane.connected
                 + runtime._waiting.connected,
             }
