@@ -200,11 +200,13 @@ class Broker(Router):
         runtime = self.runtime()
         body = channel.dump_request(message)
         runtime.ensure_started(deadline)
-        refused_by: set[str] = set()
+        refused_by: frozenset[str] = frozenset()
         while True:
-            envelopes = runtime.ask(channel, body, deadline, frozenset(refused_by))
+            envelopes = runtime.ask(channel, body, deadline, refused_by)
             if not envelopes:
                 raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
+            if envelopes[0].kind == "reply":
+                return channel.load_reply(envelopes[0].body)
             reply = self._reply(channel, envelopes[0])
             if reply.error is None:
                 return reply.value  # type: ignore[return-value]
@@ -212,7 +214,7 @@ class Broker(Router):
                 raise reply.error
             if reply.sender.id in refused_by:
                 raise NoResponders(f"the processes that serve {channel.name!r} are shutting down") from reply.error
-            refused_by.add(reply.sender.id)  # it is shutting down and did not start the request: ask another
+            refused_by |= {reply.sender.id}  # it is shutting down and did not start the request: ask another
 
     def processes(self) -> list[ProcessInfo]:
         """Every live process of this environment (web workers and backend workers), from their heartbeats."""

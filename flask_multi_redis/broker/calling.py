@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import secrets
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -59,8 +59,8 @@ return receivers
 
 
 def new_id() -> str:
-    """An unguessable correlation id (128 random bits)."""
-    return secrets.token_urlsafe(16)
+    """An unguessable correlation id (128 random bits from the OS, in hex)."""
+    return os.urandom(16).hex()
 
 
 @dataclass
@@ -102,6 +102,7 @@ class Calling:
     listener: Listener
     lane: Lane
     _waiting: Wire
+    _wait_slice: float
     _calls: dict[str, Call]
     _spent: list[str]
     _direct: threading.Lock
@@ -240,8 +241,7 @@ class Calling:
                 discard = [("LREM", key, 1, found)]  # not a reply: take it out, or BLMOVE returns it again
 
     def _blmove(self, key: str, deadline: float) -> tuple[Any, ...]:
-        timeout = self.redis.connection_pool.connection_kwargs["socket_timeout"] / 2
-        wait = max(0.01, min(deadline - time.monotonic(), WAIT_SLICE, timeout))
+        wait = max(0.01, min(deadline - time.monotonic(), self._wait_slice))
         return ("BLMOVE", key, key, "RIGHT", "RIGHT", round(wait, 3))
 
     def _targets(self, channel: str, avoid: frozenset[str]) -> Iterator[tuple[str, str | None]]:

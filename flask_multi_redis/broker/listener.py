@@ -120,6 +120,11 @@ class Listener:
         return self._ready.wait(timeout)
 
     @property
+    def ready(self) -> bool:
+        """Connected with every current subscription confirmed (see :meth:`wait_ready`)."""
+        return self._ready.is_set()
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

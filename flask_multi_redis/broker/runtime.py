@@ -18,7 +18,7 @@ from flask_multi_redis.connection import derived_client
 from flask_multi_redis.errors import BrokerUnavailable
 
 from . import names, registry
-from .calling import POOL_WAIT, Call
+from .calling import POOL_WAIT, WAIT_SLICE, Call
 from .lane import Lane
 from .listener import Listener, ListenerHealth
 from .pool import HandlerPool
@@ -69,6 +69,8 @@ class Runtime(Serving):
         self._reply = self.redis.register_script(REPLY_SCRIPT)
         self.lane = Lane(self.redis)  # quick commands
         self._waiting = Wire(self.redis)  # private to the one call that waits (BLMOVE) on its reply list
+        socket_timeout = self.redis.connection_pool.connection_kwargs["socket_timeout"]
+        self._wait_slice = min(WAIT_SLICE, socket_timeout / 2)  # a blocked read must not time out first
         self._beat_now = threading.Event()
         self._registered = threading.Event()
         self._generation = 0
@@ -112,6 +114,8 @@ class Runtime(Serving):
 
     def ensure_started(self, deadline: float) -> None:
         """Start if needed and wait (until the monotonic ``deadline``) for the inbox to be subscribed."""
+        if self.listener.ready:
+            return
         if not self.listener.running:
             self.start()
         if not self.listener.wait_ready(max(0.0, deadline - time.monotonic())):
