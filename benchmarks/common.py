@@ -79,3 +79,31 @@ def run_json(argv: Sequence[str], env: dict[str, str], timeout: float = 600) -> 
 
 def python() -> str:
     return sys.executable
+
+
+#: ``server=<pid>,redis=<pid>``: a sequential caller child also measures the CPU these processes use.
+CPU_PIDS = "BENCH_CPU_PIDS"
+
+
+def cpu_time(pid: int) -> float | None:
+    """Seconds of CPU the threads of process ``pid`` have run so far (Linux ``/proc/<pid>/task/*/schedstat``,
+    nanoseconds); None where there is no such file."""
+    total, found = 0, False
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+            found = True
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9 if found else None
+
+
+def redis_pid(url: str) -> int:
+    """The process id of the redis-server at ``url``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import redis
 
-from benchmarks.common import ROOT, Result, child_env, python, run_json, summarize
+from benchmarks.common import CPU_PIDS, ROOT, Result, child_env, python, redis_pid, run_json, summarize
 
 SYSTEM = "floor"
 REPLY_TTL_MS = 30_000
@@ -108,6 +108,8 @@ def time_caller(
     argv += [*child, "--n", str(n), "--concurrency", str(concurrency)]
     data = run_json(argv, env)
     scenario = f"concurrent-{concurrency}" if concurrency else "sequential"
+    if data.get("cpu_us_per_call"):
+        extra["cpu_us_per_call"] = data["cpu_us_per_call"]
     return summarize(system, scenario, data["latencies_s"], data["elapsed_s"], **extra)
 
 
@@ -122,7 +124,8 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> li
     worker = {"responder": "redis-py, 1 process, single-threaded", "encoding": "json"}
     with running([python(), "-m", "benchmarks.floor", "responder"], env, "floor responder") as responder:
         wait_for_subscriber(url, channel, responder)
-        results = [time_caller(SYSTEM, child, env, n_seq, **worker, caller="plain loop")] if n_seq else []
+        measured = {**env, CPU_PIDS: f"server={responder.pid},redis={redis_pid(url)}"}
+        results = [time_caller(SYSTEM, child, measured, n_seq, **worker, caller="plain loop")] if n_seq else []
         for concurrency in concurrencies:
             results.append(time_caller(SYSTEM, child, env, n_conc, concurrency, **worker, caller="gevent greenlets"))
     return results

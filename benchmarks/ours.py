@@ -12,7 +12,7 @@ from examples.local_redis import free_port
 from flask_multi_redis import FlaskRedisSingle
 
 from .bench_app import AddIn, AddOut, add, ping
-from .common import Result, child_env, python, run_json
+from .common import CPU_PIDS, Result, child_env, python, redis_pid, run_json
 from .floor import running
 
 SYSTEM = "flask-multi-redis"
@@ -28,8 +28,9 @@ def wait(what: str, condition: object, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def caller(url: str, *args: object) -> Result:
-    return Result.from_json(run_json([python(), "-m", "benchmarks.ours_caller", *map(str, args)], child_env(url)))
+def caller(url: str, *args: object, **env: str) -> Result:
+    argv = [python(), "-m", "benchmarks.ours_caller", *map(str, args)]
+    return Result.from_json(run_json(argv, child_env(url, **env)))
 
 
 def connections_by_pid(client: FlaskRedisSingle) -> Counter[int]:
@@ -59,7 +60,8 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gat
     with running(WORKER, env, "flask-redis-worker") as worker:
         wait("the worker registering", lambda: probe.broker.responders(add))
         if n_seq:
-            results.append(caller(url, "sequential", n_seq))
+            pids = {CPU_PIDS: f"server={worker.pid},redis={redis_pid(url)}"}
+            results.append(caller(url, "sequential", n_seq, **pids))
         for callers in concurrencies:
             results.append(caller(url, "concurrent", callers, n_conc))
         if concurrencies:

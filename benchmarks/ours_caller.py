@@ -19,7 +19,7 @@ import os
 
 from benchmarks.bench_app import AddIn, add, ping
 from benchmarks.common import summarize
-from benchmarks.peer_apps.driver import check, time_calls
+from benchmarks.peer_apps.driver import check, time_calls, time_calls_and_cpu
 from flask_multi_redis import FlaskRedisSingle
 
 SYSTEM = "flask-multi-redis"
@@ -45,8 +45,10 @@ def main() -> None:
         check(i, broker.request(add, AddIn(a=i, b=1), timeout=timeout).result)
 
     if mode == "sequential":
-        latencies, elapsed = time_calls(call, int(sys.argv[2]), 0)
-        result = summarize(SYSTEM, "sequential", latencies, elapsed)
+        timed = time_calls_and_cpu(call, int(sys.argv[2]), 0)
+        result = summarize(
+            SYSTEM, "sequential", timed["latencies_s"], timed["elapsed_s"], cpu_us_per_call=timed["cpu_us_per_call"]
+        )
     elif mode == "concurrent":
         import gevent
 

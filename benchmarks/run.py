@@ -46,7 +46,7 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
     if quick:
         n_seq, rounds, n_conc, concurrencies, n_gather = 100, 1, 200, (1, 16), 20
     else:
-        n_seq, rounds, n_conc, concurrencies, n_gather = 3000, 3, 6000, (1, 16, 64), 1000
+        n_seq, rounds, n_conc, concurrencies, n_gather = 4000, 5, 6000, (1, 16, 64), 1000
     results: list[Result] = []
     with bench_redis() as url:
         # The sequential scenario, the most sensitive to the machine's drift, alternates ours and the floor.
@@ -81,9 +81,33 @@ def combine(rounds: list[Result]) -> Result:
         p50_us=statistics.median(r.p50_us for r in rounds if r.p50_us is not None),
         p99_us=statistics.median(r.p99_us for r in rounds if r.p99_us is not None),
         rps=round(n / elapsed, 1),
-        extra={**first.extra, "rounds_p50_us": [r.p50_us for r in rounds]},
+        extra={**first.extra, "rounds_p50_us": [r.p50_us for r in rounds], **_median_cpu(rounds)},
         latencies_us=[value for r in rounds for value in r.latencies_us],
     )
+
+
+def _median_cpu(rounds: list[Result]) -> dict[str, Any]:
+    measured = [r.extra["cpu_us_per_call"] for r in rounds if r.extra.get("cpu_us_per_call")]
+    if not measured:
+        return {}
+    return {"cpu_us_per_call": {name: statistics.median(m[name] for m in measured) for name in measured[0]}}
+
+
+def cpu_table(results: list[Result]) -> str:
+    """CPU per sequential call in each process (all threads), ours against the floor; empty if not measured."""
+    rows = [r for r in results if r.scenario == "sequential" and "server" in r.extra.get("cpu_us_per_call", {})]
+    if not rows:
+        return ""
+    names = ["caller", "server", "redis"]
+    lines = [
+        "| system | " + " | ".join(f"{name} (us)" for name in names) + " | all (us) |",
+        "| --- | " + " | ".join("---:" for _ in names) + " | ---: |",
+    ]
+    for row in rows:
+        cpu = row.extra["cpu_us_per_call"]
+        cells = " | ".join(f"{cpu[name]:.0f}" if name in cpu else "-" for name in names)
+        lines.append(f"| {row.system} | {cells} | {sum(cpu.get(name, 0) for name in names):.0f} |")
+    return "\n".join(lines)
 
 
 def find(results: list[Result], system: str, scenario: str) -> Result | None:
@@ -211,6 +235,13 @@ def report(results: list[Result], info: dict[str, Any], plotted: bool) -> str:
     packages = ", ".join(f"{name} {version}" for name, version in info["packages"].items())
     notes = TARGETS_NOTE.read_text() if TARGETS_NOTE.exists() else ""
     picture = "![latency and throughput](benchmarks/results/benchmarks.png)" if plotted else "(no matplotlib: no plot)"
+    cpu = cpu_table(results)
+    if cpu:
+        cpu = (
+            "CPU per sequential call in each process: the caller, the server (our worker, the floor's responder) "
+            "and Redis,\nall threads, from `/proc/<pid>/task/*/schedstat` during the timed calls (median of "
+            f"the rounds):\n\n{cpu}\n"
+        )
     return f"""# Benchmarks
 
 Written by `make bench` (`python -m benchmarks.run`) on {info["date"]}; every figure below comes from one run,
@@ -225,7 +256,7 @@ Packages: {packages}.
 
 - A private `redis-server` on a free loopback port (no persistence) serves every system in turn.
 - **Sequential**: one caller process, one worker process, requests one after another; p50, p99, requests/s.
-  Ours and the floor alternate in three rounds (the median of the rounds is reported), so that the machine's
+  Ours and the floor alternate in five rounds (the median of the rounds is reported), so that the machine's
   drift during the run weighs on both alike.
 - **Concurrent**: one gevent caller process with 1, 16 or 64 greenlets calling in a loop, one worker process.
 - **Broadcast**: a gathered broadcast to 4 gunicorn gevent web workers, timed until all 4 replies are in.
@@ -248,6 +279,7 @@ Ratios to the peers (above 1x: flask-multi-redis is faster):
 {codec}
 {others}
 
+{cpu}
 {picture}
 
 ## Targets
@@ -280,6 +312,7 @@ def main() -> None:
     (args.out / "results.md").write_text(table(results) + "\n")
     plotted = plot(results, args.out / "benchmarks.png")
     print(table(results))
+    print(cpu_table(results))
     for name, holds, figures in targets(results):
         print(f"{'HOLDS' if holds else 'n/a' if holds is None else 'FAILS'}: {name} ({figures})")
     if not args.quick:

@@ -4,7 +4,7 @@ A caller module defines ``call(i, timeout)`` (or an async one), which must make 
 check the answer with :func:`check`, and hands it to :func:`main` (or :func:`amain`). Arguments: ``--n N`` and
 ``--concurrency C``: 0 is a plain loop, one call after another; ``C >= 1`` shares the ``n`` calls among ``C`` gevent
 greenlets (the process must run under ``benchmarks.peer_apps.under_gevent``) or ``C`` asyncio tasks.
-The JSON line: ``{"latencies_s": [...], "elapsed_s": wall time of all n calls}``.
+The JSON line: ``{"latencies_s": [...], "elapsed_s": wall time of all n calls, "cpu_us_per_call": {...}}``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from benchmarks.common import CPU_PIDS, cpu_time
 
 Call = Callable[[int, float], None]
 AsyncCall = Callable[[int, float], Awaitable[None]]
@@ -86,12 +90,31 @@ def _report(latencies: list[float], elapsed: float) -> None:
     print(json.dumps({"latencies_s": latencies, "elapsed_s": elapsed}))
 
 
+def time_calls_and_cpu(call: Call, n: int, concurrency: int) -> dict[str, Any]:
+    """:func:`time_calls`, and the CPU each call took in this process and, when the environment names them
+    (:data:`~benchmarks.common.CPU_PIDS`), in the server and in Redis: microseconds per call, all threads.
+    The JSON document a caller child prints."""
+    pids = {"caller": os.getpid()}
+    for part in filter(None, os.environ.get(CPU_PIDS, "").split(",")):
+        name, _, pid = part.partition("=")
+        pids[name] = int(pid)
+    before = {name: cpu_time(pid) for name, pid in pids.items()}
+    latencies, elapsed = time_calls(call, n, concurrency)
+    after = {name: cpu_time(pid) for name, pid in pids.items()}
+    cpu = {
+        name: round((after[name] - start) / n * 1e6, 1)  # type: ignore[operator]
+        for name, start in before.items()
+        if start is not None and after[name] is not None
+    }
+    return {"latencies_s": latencies, "elapsed_s": elapsed, "cpu_us_per_call": cpu}
+
+
 def main(call: Call, argv: Sequence[str] | None = None) -> None:
     """Wait for the worker (first call), warm up (connections for every greenlet), then time and report."""
     args = parse_args(argv)
     call(0, READY_TIMEOUT_S)
     time_calls(call, max(WARMUP_CALLS, 2 * args.concurrency), args.concurrency)
-    _report(*time_calls(call, args.n, args.concurrency))
+    print(json.dumps(time_calls_and_cpu(call, args.n, args.concurrency)))
 
 
 async def amain(call: AsyncCall, argv: Sequence[str] | None = None) -> None:
