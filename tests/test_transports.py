@@ -1,0 +1,121 @@
+"""The broker over every way of reaching Redis: TLS, an ACL user, a password, and RESP2 as well as RESP3.
+
+The broker speaks to its hot connections itself once redis-py has connected them (broker/wire.py), so each
+transport is checked end to end: a request waiting on its reply list, requests in flight at once (their
+replies come through the inbox), and a gathered broadcast.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from pydantic import BaseModel
+
+from flask_multi_redis import FlaskRedisSingle
+from flask_multi_redis.broker import Channel
+
+from .conftest import ServerFactory
+from .servers import ACLUser, TLSFiles
+
+
+class Pair(BaseModel):
+    a: int
+    b: int
+
+
+class Total(BaseModel):
+    total: int
+    served_by: str
+
+
+total = Channel("transport.add", request=Pair, reply=Total)
+hello = Channel("transport.hello", reply=str)
+
+
+def configs(factory: ServerFactory, tls_files: TLSFiles) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per transport: the extension's config and the redis client's keyword arguments."""
+    tls = factory(tls=tls_files)
+    acl = factory(password="default-secret", user=ACLUser("alice", "alice:s3cret/pw"))
+    assert acl.user is not None
+    user, password = quote(acl.user.name, safe=""), quote(acl.user.password, safe="")
+    plain = factory(password="p@ss word")
+    return {
+        "tls": ({"URL": f"rediss://{tls.host}:{tls.port}/0", "SSL_CA_CERTS": str(tls_files.ca)}, {}),
+        "acl-user": ({"URL": f"redis://{user}:{password}@{acl.host}:{acl.port}/0"}, {}),
+        "password-resp2": ({"HOST": plain.host, "PORT": plain.port, "PASSWORD": "p@ss word"}, {"protocol": 2}),
+        "password-resp3": ({"HOST": plain.host, "PORT": plain.port, "PASSWORD": "p@ss word"}, {"protocol": 3}),
+    }
+
+
+@pytest.fixture(scope="module")
+def transports(redis_server_factory: ServerFactory, tls_files: TLSFiles) -> dict[str, Any]:
+    return configs(redis_server_factory, tls_files)
+
+
+@pytest.fixture(params=["tls", "acl-user", "password-resp2", "password-resp3"])
+def pair(request: pytest.FixtureRequest, transports: dict[str, Any]) -> Iterator[tuple[FlaskRedisSingle, str]]:
+    """A serving extension and a calling one, each with its own broker, over one transport."""
+    config, kwargs = transports[request.param]
+    config = {**config, "PREFIX": f"tr-{request.param}"}
+    server = FlaskRedisSingle(config, **kwargs)
+    server_id = server.broker.runtime().sender.id
+
+    @server.broker.handler(total)
+    def add(message: Pair) -> Total:
+        return Total(total=message.a + message.b, served_by=server_id)
+
+    @server.broker.command(hello)
+    def greet(_: object) -> str:
+        return f"hello from {server_id}"
+
+    server.broker.start(timeout=10)
+    caller = FlaskRedisSingle(config, **kwargs)
+    caller.broker.start(timeout=10)
+    yield caller, server_id
+    caller.broker.stop()
+    server.broker.stop()
+
+
+def test_requests_and_broadcasts_over_each_transport(pair: tuple[FlaskRedisSingle, str]) -> None:
+    caller, server_id = pair
+    assert caller.broker.request(total, Pair(a=2, b=3), timeout=5) == Total(total=5, served_by=server_id)
+
+    results: list[Total] = []
+    gate = threading.Barrier(8)
+
+    def call(i: int) -> None:
+        gate.wait(5)  # all at once: one waits on its reply list, the others on the inbox
+        results.append(caller.broker.request(total, Pair(a=i, b=1), timeout=5))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(result.total for result in results) == list(range(1, 9))
+
+    replies = caller.broker.broadcast(hello, None, gather=True, timeout=5)
+    assert sorted(str(reply.value) for reply in replies if reply.ok) == [f"hello from {server_id}"]
+    assert caller.broker.health().listener.connected
+
+
+def test_the_wire_in_use_is_the_configured_one(pair: tuple[FlaskRedisSingle, str], request: Any) -> None:
+    """The hot connections are made by redis-py from the session's settings: TLS stays TLS, the user stays."""
+    caller, _ = pair
+    runtime = caller.broker.runtime()
+    caller.broker.request(total, Pair(a=1, b=1), timeout=5)
+    sock = runtime._waiting._sock
+    assert sock is not None
+    is_tls = type(sock).__name__ == "SSLSocket"
+    assert is_tls == (request.node.callspec.params["pair"] == "tls")
+    me = runtime.lane.execute("CLIENT", "INFO")
+    assert f"name=flask-redis:{runtime.sender.id}".encode() in me
+    transport = request.node.callspec.params["pair"]
+    if transport.endswith(("resp2", "resp3")):
+        assert f" resp={transport[-1]}".encode() in me  # the protocol asked for
+    if transport == "acl-user":
+        assert b" user=alice " in me
