@@ -64,6 +64,12 @@ CLIENT_FIELDS = (
     *SSL_FIELDS,
 )
 
+#: Why ``single_connection_client`` is refused, in OPTIONS and in the extension's keyword arguments.
+SINGLE_CONNECTION = (
+    "is not supported: a session is shared by every thread and greenlet, and would connect while the app is "
+    "set up; getRedis(...).client() gives a client bound to one connection"
+)
+
 #: redis.Redis keyword arguments that have a config key of their own (so they cannot also come from OPTIONS).
 MODELLED_KWARGS = {
     "host": "HOST",
@@ -165,6 +171,8 @@ class _ServerFields(BaseModel):
         unknown = sorted(set(value) - REDIS_KWARGS)
         if unknown:
             raise ValueError(f"not a redis.Redis keyword argument: {', '.join(unknown)}")
+        if value.get("single_connection_client"):
+            raise ValueError(f"single_connection_client {SINGLE_CONNECTION}")
         modelled = sorted(name for name in value if name in MODELLED_KWARGS)
         if modelled:
             keys = ", ".join(MODELLED_KWARGS[name] for name in modelled)
@@ -383,6 +391,8 @@ def resolve(
     """
     top = _given(config, label, ())
     extra = dict(client_kwargs or {})
+    if extra.get("single_connection_client"):
+        raise ConfigurationError("single_connection_client", SINGLE_CONNECTION)
     if isinstance(config, IRedisSimpleConfig):
         return [_spec(config.NAME or DEFAULT_NAME, top, label, (), prefix, extra)]
     specs = []

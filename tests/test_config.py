@@ -215,6 +215,14 @@ def test_extension_kwargs_reach_the_client_unchanged() -> None:
     assert kwargs_of(ext)["socket_timeout"] == 3
 
 
+def test_a_single_connection_client_is_refused_before_it_connects() -> None:
+    """redis-py would connect inside the constructor; the port is closed, so a connection attempt would fail
+    with a ConnectionError instead of this ConfigurationError."""
+    with pytest.raises(ConfigurationError, match=r"getRedis\(\.\.\.\)\.client\(\)") as caught:
+        FlaskRedisSingle({"HOST": "127.0.0.1", "PORT": 1}, single_connection_client=True)
+    assert caught.value.key == "single_connection_client"
+
+
 class CustomRedis(redis.Redis):
     marker = "custom"
 
@@ -297,6 +305,7 @@ def test_url_and_explicit_key_that_disagree_is_an_error() -> None:
         ({"CLASS": "no.such.Module"}, "REDIS.CLASS", "cannot import"),
         ({"CLASS": "builtins.dict"}, "REDIS.CLASS", "redis.Redis subclass"),
         ({"OPTIONS": {"bogus_option": 1}}, "REDIS.OPTIONS", "bogus_option"),
+        ({"OPTIONS": {"single_connection_client": True}}, "REDIS.OPTIONS", "getRedis(...).client()"),
         ({"URL": "http://h.local"}, "REDIS.URL", "redis://, rediss:// or unix://"),
         ({"URL": "redis://h.local/abc"}, "REDIS.URL", "database index"),
         ({"URL": "redis://h.local:99999999"}, "REDIS.URL", "not a valid Redis URL"),
