@@ -3,7 +3,12 @@ redis-server, so it may kill and restart it."""
 
 from __future__ import annotations
 
+import logging
+import os
+import resource
+import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from subprocess import Popen
@@ -13,9 +18,9 @@ import pytest
 import redis
 
 from flask_multi_redis import FlaskRedisSingle
-from flask_multi_redis.broker import BrokerError
+from flask_multi_redis.broker import BrokerError, BrokerUnavailable
 
-from .apps.svc import AddIn, AddOut, add, whoami
+from .apps.svc import AddIn, AddOut, Gate, add, gate, stats, whoami
 from .conftest import ServerFactory
 from .gates import call_at_gate
 from .servers import RedisServer
@@ -125,3 +130,104 @@ def test_the_lanes_reconnect_after_their_connections_were_killed(
         admin.client_kill_filter(_id=client["id"])
     for i in range(5):
         assert caller.broker.request(add, AddIn(a=i, b=1), timeout=5).sum == i + 1
+
+
+class Interrupted(Exception):
+    """Raised by a signal handler in the middle of a call, as a worker timeout would."""
+
+
+def test_a_call_interrupted_while_waiting_leaves_the_next_calls_in_step(
+    spawn_backend: Spawn, caller: FlaskRedisSingle
+) -> None:
+    spawn_backend()
+    admin = caller.getRedis()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(Interrupted):  # it waits on its reply list for the held handler
+            caller.broker.request(gate, Gate(key="gate:interrupted"), timeout=10)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # The interrupted call's wait (BLMOVE) is still pending on the server while the next calls are made.
+    sums = [caller.broker.request(add, AddIn(a=i, b=100), timeout=5).sum for i in range(5)]
+    admin.rpush("gate:interrupted", 1)
+    assert sums == [100, 101, 102, 103, 104]  # each call reads its own reply, not the one before's
+    (report,) = caller.broker.broadcast(stats, None, gather=True, timeout=5)
+    assert report.value is not None
+    assert report.value.added == 5  # and each ran once
+
+
+def test_a_refused_wait_is_a_typed_error_at_once(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2
+    admin = caller.getRedis()
+    admin.config_set("maxmemory", 1)  # every write is refused (OOM), the BLMOVE of a waiting call included
+    try:
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="OOM"):
+            caller.broker.request(add, AddIn(a=2, b=2), timeout=5)
+        assert time.monotonic() - started < 2.5  # not a retry loop until the deadline
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert caller.broker.request(add, AddIn(a=3, b=3), timeout=5).sum == 6
+
+
+def test_many_open_files_do_not_make_each_call_reconnect(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    """select() cannot watch a descriptor of 1024 or more: the check for a stale connection must not need it."""
+    spawn_backend()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"at most {hard} open files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    files = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        admin = caller.getRedis()
+        assert caller.broker.request(add, AddIn(a=0, b=1), timeout=5).sum == 1  # its connections open above 1024
+        before = admin.info("stats")["total_connections_received"]
+        for i in range(50):
+            assert caller.broker.request(add, AddIn(a=i, b=1), timeout=5).sum == i + 1
+        assert admin.info("stats")["total_connections_received"] - before <= 1  # the INFO call's own, if new
+    finally:
+        for fd in files:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_stop_leaves_a_waiting_call_its_reply_and_closes_its_connection(
+    spawn_backend: Spawn, caller: FlaskRedisSingle
+) -> None:
+    spawn_backend()
+    runtime = caller.broker.start(timeout=5)
+    calls, results = call_at_gate(caller, "gate:stop", 1)
+    own = f"flask-redis:{runtime.sender.id}"
+    admin = caller.getRedis()
+    wait_until(lambda: len(blocked_clients(admin, own, "blmove")) == 1)
+    assert caller.broker.stop(timeout=0.5) is False  # the call is still waiting: stop does not cut it off
+    admin.rpush("gate:stop", 1)
+    calls[0].join(10)
+    assert [type(result) for result in results] == [AddOut]
+    wait_until(lambda: not [c for c in admin.client_list() if c.get("name") == own])  # nothing left open
+
+
+def test_a_caller_not_allowed_to_run_scripts_still_makes_requests(
+    spawn_backend: Spawn, broker_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    spawn_backend()
+    url = broker_env["REDIS_URL"]
+    redis.Redis.from_url(url).acl_setuser(
+        "noscripts", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], commands=["+@all", "-@scripting"]
+    )
+    limited = url.replace("redis://", "redis://noscripts:pw@")
+    caller = FlaskRedisSingle({"URL": limited, "PREFIX": broker_env["REDIS_PREFIX"]})
+    try:
+        with caplog.at_level(logging.WARNING, logger="flask_multi_redis"):
+            sums = [caller.broker.request(add, AddIn(a=i, b=1), timeout=5).sum for i in range(3)]
+        assert sums == [1, 2, 3]
+        assert caplog.text.count("no permission to run scripts") == 1
+    finally:
+        caller.broker.stop()

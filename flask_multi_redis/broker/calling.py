@@ -10,6 +10,7 @@ next command once it has the reply. PUBLISH is never retried: a second one could
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -58,6 +59,14 @@ return receivers
 """
 
 
+def _reason(error: BaseException) -> str:
+    """What went wrong, for an error message: the exception's type, and for an error reply its code (the first
+    word, as in ``NOPERM`` or ``OOM``: never a value the command carried)."""
+    if isinstance(error, redis.ResponseError) and str(error):
+        return f"{type(error).__name__} {str(error).split(' ', 1)[0]}"
+    return type(error).__name__
+
+
 def new_id() -> str:
     """An unguessable correlation id (128 random bits from the OS, in hex)."""
     return os.urandom(16).hex()
@@ -104,7 +113,8 @@ class Calling:
     _waiting: Wire
     _wait_slice: float
     _calls: dict[str, Call]
-    _spent: list[str]
+    _spent: collections.deque[str]
+    _publish_script: bool
     _direct: threading.Lock
     _responders: dict[str, tuple[float, list[str]]]
     _turn: itertools.count[int]
@@ -159,6 +169,8 @@ class Calling:
             try:
                 return self._ask_direct(channel, body, deadline, avoid)
             finally:
+                if self._stopping.is_set():
+                    self._waiting.close()  # the broker stopped meanwhile and left that to this call
                 self._direct.release()
         with self.call(expected=1) as call:
             data = self.envelope("request", call.id, channel, body, deadline - time.monotonic(), reply=True)
@@ -178,37 +190,55 @@ class Calling:
         try:
             for attempt, (wire, target) in enumerate(self._targets(channel.name, avoid)):
                 if self._publish_and_wait(wire, data, key, deadline, marked=attempt > 0):
-                    return self._wait_listed(key, deadline, sent=True)
+                    return self._wait_listed(call_id, key, deadline, sent=True)
                 if target is not None:
                     self._forget(channel.name, target)
             raise self._nobody(channel)
+        except BaseException:
+            self._waiting.close()  # an interrupted call may leave replies owed or a BLMOVE waiting on it
+            raise
         finally:
             self._spent.append(key)  # deleted with the next command
 
     def _publish_and_wait(self, wire: str, data: bytes, key: str, deadline: float, marked: bool) -> bool:
         """PUBLISH ``data`` and start waiting on ``key``; False when nobody received it (the wait has ended)."""
-        spent, self._spent = self._spent, []
+        spent = self._take_spent()
         if marked:
             spent.append(key)  # the marker an earlier attempt left
+        scripted = self._publish_script
         commands: list[tuple[Any, ...]] = [("UNLINK", *spent)] if spent else []
-        commands.append(("EVAL", PUBLISH_SCRIPT, 1, key, wire, data))
-        commands.append(self._blmove(key, deadline))
+        if scripted:
+            commands += [("EVAL", PUBLISH_SCRIPT, 1, key, wire, data), self._blmove(key, deadline)]
+        else:  # no permission for scripts: PUBLISH, and wait only once somebody received it
+            commands.append(("PUBLISH", wire, data))
         waiting = self._waiting
         try:
             waiting.reset_if_stale()
             waiting.send(commands)
-            receivers = [waiting.skip_pushes() for _ in commands[:-1]][-1]  # a failed UNLINK does no harm
+            if spent:
+                waiting.skip_pushes()  # the UNLINK's: a failed one does no harm
+            receivers = waiting.skip_pushes()
+            if isinstance(receivers, redis.exceptions.NoPermissionError) and scripted:
+                log.warning("no permission to run scripts on Redis: requests are published without one")
+                self._publish_script = False
+                waiting.close()  # the BLMOVE behind the refused script may be waiting
+                self._spent.extend(spent)
+                return self._publish_and_wait(wire, data, key, deadline, marked)
             if isinstance(receivers, redis.RedisError):
                 raise receivers
-            if receivers == 0:
-                waiting.skip_pushes()  # the marker
+            if not receivers:
+                if scripted:
+                    waiting.skip_pushes()  # the marker
                 return False
+            if not scripted:
+                waiting.send([self._blmove(key, deadline)])
         except redis.RedisError as exc:
-            waiting.close()  # a BLMOVE may still be waiting on it
-            raise BrokerUnavailable(f"could not publish on {wire!r}: {type(exc).__name__}") from exc
+            waiting.close()
+            self._spent.extend(spent)
+            raise BrokerUnavailable(f"could not publish on {wire!r}: {_reason(exc)}") from exc
         return True
 
-    def _wait_listed(self, key: str, deadline: float, sent: bool) -> list[Envelope]:
+    def _wait_listed(self, call_id: str, key: str, deadline: float, sent: bool) -> list[Envelope]:
         """Wait on the reply list ``key`` until the monotonic ``deadline`` (``sent``: a first BLMOVE is out).
 
         BLMOVE from the list onto itself waits without taking the reply out: a lost connection loses nothing,
@@ -229,16 +259,16 @@ class Calling:
                 found = waiting.skip_pushes()
             except (redis.ConnectionError, redis.TimeoutError):
                 waiting.close()
-                if self._stopping.is_set():
-                    return []
                 log.warning("waiting for the reply on %s: Redis connection lost; retrying", key)
                 self._stopping.wait(0.05)
                 continue
+            if isinstance(found, redis.RedisError):  # e.g. OOM, LOADING, READONLY: the wait itself was refused
+                raise BrokerUnavailable(f"could not wait for the reply on {key!r}: {_reason(found)}") from found
             if isinstance(found, bytes):
                 envelope = self._unpack(key.encode(), found)
-                if envelope is not None and envelope.kind in ("reply", "error"):
+                if envelope is not None and envelope.kind in ("reply", "error") and envelope.id == call_id:
                     return [envelope]
-                discard = [("LREM", key, 1, found)]  # not a reply: take it out, or BLMOVE returns it again
+                discard = [("LREM", key, 1, found)]  # not our reply: take it out, or BLMOVE returns it again
 
     def _blmove(self, key: str, deadline: float) -> tuple[Any, ...]:
         wait = max(0.01, min(deadline - time.monotonic(), self._wait_slice))
@@ -268,18 +298,31 @@ class Calling:
 
     def _publish(self, wire: str, data: bytes) -> int:
         """PUBLISH, deleting the reply lists of finished calls in the same round trip."""
-        spent, self._spent = self._spent, []
+        spent = self._take_spent()
         try:
             if not spent:
                 return int(self.lane.execute("PUBLISH", wire, data))
             return int(self.lane.pipeline([("UNLINK", *spent), ("PUBLISH", wire, data)])[-1])
         except redis.RedisError as exc:
-            raise BrokerUnavailable(f"could not publish on {wire!r}: {type(exc).__name__}") from exc
+            self._spent.extend(spent)
+            raise BrokerUnavailable(f"could not publish on {wire!r}: {_reason(exc)}") from exc
 
     def _flush_spent(self) -> None:
-        spent, self._spent = self._spent, []
+        spent = self._take_spent()
         if spent:
-            self.lane.execute("UNLINK", *spent)
+            try:
+                self.lane.execute("UNLINK", *spent)
+            except BaseException:
+                self._spent.extend(spent)  # next time
+                raise
+
+    def _take_spent(self) -> list[str]:
+        """The reply lists to delete, taken out one by one: a key another thread adds meanwhile is not lost."""
+        taken = []
+        with contextlib.suppress(IndexError):
+            while True:
+                taken.append(self._spent.popleft())
+        return taken
 
     def _responder_ids(self, channel: str) -> list[str]:
         now = time.monotonic()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -60,7 +61,8 @@ class Runtime(Serving):
         self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
         self._calls: dict[str, Call] = {}
         self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
-        self._spent: list[str] = []  # reply lists of finished calls, deleted with the next command
+        self._spent: collections.deque[str] = collections.deque()  # reply lists to delete with the next command
+        self._publish_script = True  # until Redis refuses scripts to this user (see Calling._publish_and_wait)
         self._direct = threading.Lock()  # held by the one call that waits on its reply list
         self._wire_routes: dict[bytes, Route] = {}  # the route of each subscribed command or request channel
         self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
@@ -144,20 +146,30 @@ class Runtime(Serving):
         return self.handlers.join(grace)
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Leave the registry, stop listening, and let running handlers finish within ``timeout``."""
+        """Leave the registry, stop listening, and let running handlers (and a call waiting on its reply list)
+        finish, all within ``timeout``; True when everything ended in time."""
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self._stopping.set()
         self._beat_now.set()
         if self._heart is not None:
-            self._heart.join(timeout)
+            self._heart.join(left())
         with contextlib.suppress(redis.RedisError):
             self._flush_spent()
             self._unregister()
-        stopped = self.listener.stop(timeout)
-        stopped = self.handlers.join(timeout) and stopped
+        stopped = self.listener.stop(left())
+        stopped = self.handlers.join(left()) and stopped
         self.lane.close()
-        if self._direct.acquire(timeout=timeout):  # a call still waiting on its reply list ends with it
-            self._direct.release()
-        self._waiting.close()
+        if self._direct.acquire(timeout=left()):  # else the call still waiting closes its connection itself
+            try:
+                self._waiting.close()
+            finally:
+                self._direct.release()
+        else:
+            stopped = False
         self.redis.connection_pool.disconnect()
         return stopped
 

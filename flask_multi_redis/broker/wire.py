@@ -12,23 +12,44 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import hiredis
 import redis
+from redis import exceptions
 from redis.connection import AbstractConnection
-from redis.exceptions import NoScriptError
 
-__all__ = ["Wire"]
+__all__ = ["Wire", "error_reply"]
 
 _BUFFER = 65536
+_INCOMPLETE = object()  # what the reader returns while a reply is not complete (a RESP3 false is False)
+
+# The error replies redis-py raises as a class of their own, by their first word (the rest: ResponseError).
+_ERRORS: dict[str, type[exceptions.RedisError]] = {
+    "NOSCRIPT": exceptions.NoScriptError,
+    "NOPERM": exceptions.NoPermissionError,
+    "NOAUTH": exceptions.AuthenticationError,
+    "WRONGPASS": exceptions.AuthenticationError,
+    "LOADING": exceptions.BusyLoadingError,
+    "READONLY": exceptions.ReadOnlyError,
+    "OOM": exceptions.OutOfMemoryError,
+    "EXECABORT": exceptions.ExecAbortError,
+    "MASTERDOWN": exceptions.MasterDownError,
+}
+
+
+def error_reply(message: str) -> exceptions.RedisError:
+    """The exception redis-py would raise for the error reply ``message`` (never raised here: returned)."""
+    return _ERRORS.get(message.split(" ", 1)[0], exceptions.ResponseError)(message)
 
 
 class Wire:
     """One connection made like ``client``'s, opened on first use and after :meth:`close`.
 
-    Not thread-safe: its owner (a lane, the one waiting call, the listener) serializes its use.
+    Not thread-safe: its owner (a lane, the one waiting call, the listener) serializes its use. It counts the
+    replies it still owes, so that a use interrupted half-way (a timeout, an exception) is never followed by
+    another one that would read the first one's replies: :meth:`reset_if_stale` closes such a connection.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -37,8 +58,10 @@ class Wire:
         self._connection: AbstractConnection | None = None
         self._sock: socket.socket | None = None
         self._timeout: float | None = None
-        self._reader = hiredis.Reader()
+        self._encode: Callable[[Any], Any] | None = None
+        self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         self._buffer = bytearray(_BUFFER)
+        self._owed = 0
 
     @property
     def connected(self) -> bool:
@@ -48,44 +71,52 @@ class Wire:
         """Write ``commands`` in one go, connecting first if need be."""
         sock = self._sock if self._sock is not None else self._connect()
         self.last_used = time.monotonic()
-        packed = b"".join([hiredis.pack_command(tuple(command)) for command in commands])
+        encode = self._encode
+        if encode is None:
+            packed = [hiredis.pack_command(tuple(command)) for command in commands]
+        else:
+            packed = [hiredis.pack_command(tuple(map(encode, command))) for command in commands]
+        if sock.gettimeout() != self._timeout:
+            sock.settimeout(self._timeout)
+        self._owed += len(packed)
         try:
-            sock.sendall(packed)
+            sock.sendall(b"".join(packed))
         except OSError as exc:
             self.close()
             raise redis.ConnectionError(f"writing to Redis failed: {type(exc).__name__}") from exc
 
     def read(self, timeout: float | None = None) -> Any:
-        """The next reply; an error reply is returned as a :class:`redis.ResponseError`, not raised.
+        """The next reply; an error reply is returned as the :class:`redis.RedisError` redis-py would raise.
 
         :param timeout: seconds to wait for it; by default the connection's socket timeout.
         :raises redis.TimeoutError: nothing came in time. The connection stays usable: what was read so far
             is kept for the next call.
-        :raises redis.ConnectionError: the connection is lost (it is closed).
+        :raises redis.ConnectionError: the connection is lost, or what came is not RESP (it is closed).
         """
         sock = self._sock
         if sock is None:
             raise redis.ConnectionError("not connected to Redis")
-        reply = self._reader.gets()
-        while reply is False:
-            wanted = self._timeout if timeout is None else timeout
-            if sock.gettimeout() != wanted:
-                sock.settimeout(wanted)
-            try:
-                count = sock.recv_into(self._buffer)
-            except TimeoutError as exc:
-                raise redis.TimeoutError("no reply from Redis in time") from exc
-            except OSError as exc:
-                self.close()
-                raise redis.ConnectionError(f"reading from Redis failed: {type(exc).__name__}") from exc
-            if not count:
-                self.close()
-                raise redis.ConnectionError("Redis closed the connection")
-            self._reader.feed(self._buffer, 0, count)  # type: ignore[arg-type]  # any buffer will do
+        try:
             reply = self._reader.gets()
+            while reply is _INCOMPLETE:
+                wanted = self._timeout if timeout is None else timeout
+                if sock.gettimeout() != wanted:
+                    sock.settimeout(wanted)
+                count = sock.recv_into(self._buffer)
+                if not count:
+                    raise ConnectionResetError("Redis closed the connection")
+                self._reader.feed(self._buffer, 0, count)  # type: ignore[arg-type]  # any buffer will do
+                reply = self._reader.gets()
+        except TimeoutError as exc:
+            raise redis.TimeoutError("no reply from Redis in time") from exc
+        except (OSError, hiredis.ProtocolError) as exc:
+            self.close()
+            raise redis.ConnectionError(f"reading from Redis failed: {type(exc).__name__}") from exc
+        if isinstance(reply, hiredis.PushNotification):
+            return reply
+        self._owed = max(0, self._owed - 1)
         if isinstance(reply, hiredis.ReplyError):
-            message = str(reply)
-            return NoScriptError(message) if message.startswith("NOSCRIPT") else redis.ResponseError(message)
+            return error_reply(str(reply))
         return reply
 
     def round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
@@ -109,21 +140,19 @@ class Wire:
         return reply
 
     def reset_if_stale(self) -> None:
-        """Close the connection if something is waiting on it before we asked: a connection the server closed
-        while it was idle (restart, CLIENT KILL, idle timeout) reads as ready, and writing to it would fail."""
+        """Close the connection unless it is idle and in step: no reply still owed or half-read (a use that
+        was interrupted), and nothing waiting that we did not ask for (a connection the server closed while it
+        was idle, by a restart, CLIENT KILL or its idle timeout, reads as ready, and writing to it would fail)."""
         sock = self._sock
         if sock is None:
             return
-        try:
-            readable = select.select([sock], [], [], 0)[0]
-        except (OSError, ValueError):
-            readable = [sock]
-        if readable:
+        if self._owed or self._reader.has_data() or _readable(sock):
             self.close()
 
     def close(self) -> None:
         connection, self._connection, self._sock = self._connection, None, None
-        self._reader = hiredis.Reader()
+        self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
+        self._owed = 0
         if connection is not None:
             connection.disconnect()  # type: ignore[no-untyped-call]
 
@@ -135,6 +164,25 @@ class Wire:
         if sock is None:
             raise redis.ConnectionError("redis-py connected without a socket")
         self._connection, self._sock, self._timeout = connection, sock, sock.gettimeout()
-        self._reader = hiredis.Reader()
+        encoder = connection.encoder
+        utf8 = encoder.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+        self._encode = None if utf8 else encoder.encode  # hiredis writes str as UTF-8
+        self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
+        self._owed = 0
         self.last_used = time.monotonic()
         return sock
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether something can be read from ``sock`` right now, without reading it."""
+    pending = getattr(sock, "pending", None)  # bytes an SSL socket has decrypted but not handed out
+    if pending is not None and pending():
+        return True
+    try:
+        if hasattr(select, "poll"):  # select.select cannot watch descriptors of 1024 and above
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # a socket closed under us
