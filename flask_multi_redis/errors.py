@@ -101,4 +101,6 @@ class MessageTooLarge(InvalidMessage):
 
 
 class BrokerUnavailable(BrokerError, ConnectionError):
-    """Redis could not be reached to send a message or its reply."""
+    """Redis could not be reached, or refused a command (its error code is in the message: ``OOM``,
+    ``NOPERM``, ...), while sending a message or waiting for its reply. When it happens during the wait, the
+    request was delivered and its handler may run."""

@@ -315,3 +315,24 @@ def test_the_prefix_keeps_two_environments_apart(spawn_backend: Spawn, broker_en
         assert [p.sender.role for p in other.broker.processes()] == ["web"]  # itself only, not the worker
     finally:
         other.broker.stop()
+
+
+def test_a_stopped_broker_starts_afresh_when_used_again(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
+    spawn_backend()
+    first = caller.broker.start(timeout=5).sender.id
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2
+    assert caller.broker.stop(timeout=5)
+    assert caller.broker.request(add, AddIn(a=2, b=2), timeout=5).sum == 4
+    assert caller.broker.runtime().sender.id != first
+    assert caller.broker.health().listener.running
+
+
+def test_no_responders_keeps_the_connections(caller: FlaskRedisSingle) -> None:
+    admin = caller.getRedis()
+    with pytest.raises(NoResponders):
+        caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
+    before = admin.info("stats")["total_connections_received"]
+    for _ in range(20):
+        with pytest.raises(NoResponders):
+            caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
+    assert admin.info("stats")["total_connections_received"] - before <= 1  # the INFO call's own, if new

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from flask_multi_redis import FlaskRedisSingle
-from flask_multi_redis.broker import BrokerError, BrokerUnavailable
+from flask_multi_redis.broker import BrokerError, BrokerUnavailable, RequestTimeout
 
 from .apps.svc import AddIn, AddOut, Gate, add, gate, stats, whoami
 from .conftest import ServerFactory
@@ -229,5 +229,41 @@ def test_a_caller_not_allowed_to_run_scripts_still_makes_requests(
             sums = [caller.broker.request(add, AddIn(a=i, b=1), timeout=5).sum for i in range(3)]
         assert sums == [1, 2, 3]
         assert caplog.text.count("no permission to run scripts") == 1
+    finally:
+        caller.broker.stop()
+
+
+def test_a_waiting_call_does_not_spin_while_redis_is_away(
+    spawn_backend: Spawn, caller: FlaskRedisSingle, broker_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    spawn_backend()
+    runtime = caller.broker.start(timeout=5)
+    calls, results = call_at_gate(caller, "gate:away", 1, timeout=3)
+    own = f"flask-redis:{runtime.sender.id}"
+    wait_until(lambda: len(blocked_clients(caller.getRedis(), own, "blmove")) == 1)
+    with caplog.at_level(logging.WARNING, logger="flask_multi_redis.broker.calling"):
+        broker_server.stop()  # Redis goes away while the call waits on its reply list
+        try:
+            calls[0].join(10)
+        finally:
+            broker_server.start()
+    assert [type(result) for result in results] == [RequestTimeout]
+    assert caplog.text.count("retrying until the deadline") == 1  # one warning, then retries with a pause
+
+
+def test_a_caller_without_access_to_the_keys_gets_the_reason(
+    spawn_backend: Spawn, broker_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    spawn_backend()
+    url = broker_env["REDIS_URL"]
+    redis.Redis.from_url(url).acl_setuser(
+        "nokeys", enabled=True, passwords=["+pw"], keys=["elsewhere:*"], channels=["*"], commands=["+@all"]
+    )
+    limited = url.replace("redis://", "redis://nokeys:pw@")
+    caller = FlaskRedisSingle({"URL": limited, "PREFIX": broker_env["REDIS_PREFIX"]})
+    try:
+        with pytest.raises(BrokerUnavailable, match="NOPERM"):
+            caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
+        assert "no permission to run scripts" not in caplog.text  # a key it may not touch is another matter
     finally:
         caller.broker.stop()

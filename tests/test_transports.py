@@ -1,4 +1,5 @@
-"""The broker over every way of reaching Redis: TLS, an ACL user, a password, and RESP2 as well as RESP3.
+"""The broker over every way of reaching Redis: TLS, an ACL user, a password, RESP2 as well as RESP3, and a
+client encoding other than UTF-8 (prefix and channel names go beyond ASCII).
 
 The broker speaks to its hot connections itself once redis-py has connected them (broker/wire.py), so each
 transport is checked end to end: a request waiting on its reply list, requests in flight at once (their
@@ -13,10 +14,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import redis
 from pydantic import BaseModel
 
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Channel
+from flask_multi_redis.broker.lane import Lane
 
 from .conftest import ServerFactory
 from .servers import ACLUser, TLSFiles
@@ -32,8 +35,8 @@ class Total(BaseModel):
     served_by: str
 
 
-total = Channel("transport.add", request=Pair, reply=Total)
-hello = Channel("transport.hello", reply=str)
+total = Channel("transport.addé", request=Pair, reply=Total)  # names beyond ASCII, in every encoding
+hello = Channel("transport.hellö", reply=str)
 
 
 def configs(factory: ServerFactory, tls_files: TLSFiles) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -48,6 +51,7 @@ def configs(factory: ServerFactory, tls_files: TLSFiles) -> dict[str, tuple[dict
         "acl-user": ({"URL": f"redis://{user}:{password}@{acl.host}:{acl.port}/0"}, {}),
         "password-resp2": ({"HOST": plain.host, "PORT": plain.port, "PASSWORD": "p@ss word"}, {"protocol": 2}),
         "password-resp3": ({"HOST": plain.host, "PORT": plain.port, "PASSWORD": "p@ss word"}, {"protocol": 3}),
+        "latin-1": ({"HOST": plain.host, "PORT": plain.port, "PASSWORD": "p@ss word"}, {"encoding": "latin-1"}),
     }
 
 
@@ -56,11 +60,11 @@ def transports(redis_server_factory: ServerFactory, tls_files: TLSFiles) -> dict
     return configs(redis_server_factory, tls_files)
 
 
-@pytest.fixture(params=["tls", "acl-user", "password-resp2", "password-resp3"])
+@pytest.fixture(params=["tls", "acl-user", "password-resp2", "password-resp3", "latin-1"])
 def pair(request: pytest.FixtureRequest, transports: dict[str, Any]) -> Iterator[tuple[FlaskRedisSingle, str]]:
     """A serving extension and a calling one, each with its own broker, over one transport."""
     config, kwargs = transports[request.param]
-    config = {**config, "PREFIX": f"tr-{request.param}"}
+    config = {**config, "PREFIX": f"tr-ü-{request.param}"}
     server = FlaskRedisSingle(config, **kwargs)
     server_id = server.broker.runtime().sender.id
 
@@ -119,3 +123,14 @@ def test_the_wire_in_use_is_the_configured_one(pair: tuple[FlaskRedisSingle, str
         assert f" resp={transport[-1]}".encode() in me  # the protocol asked for
     if transport == "acl-user":
         assert b" user=alice " in me
+
+
+def test_error_replies_raise_what_redis_py_would(redis_url: str) -> None:
+    """Some of redis-py's error classes are ConnectionErrors (LOADING, NOAUTH, WRONGPASS): raised all the same."""
+    lane = Lane(redis.Redis.from_url(redis_url))
+    with pytest.raises(redis.AuthenticationError, match="WRONGPASS"):
+        lane.execute("AUTH", "nobody", "wrong")
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        lane.execute("NO-SUCH-COMMAND")
+    assert lane.execute("PING") in (b"PONG", "PONG")  # still in step
+    lane.close()

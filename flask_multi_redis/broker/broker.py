@@ -131,9 +131,16 @@ class Broker(Router):
         return runtime
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Stop listening in this process; True when everything ended within ``timeout``."""
-        runtime = self.extension._state().runtime
-        return runtime is None or runtime.pid != os.getpid() or runtime.stop(timeout)
+        """Stop listening in this process; True when everything ended within ``timeout``. Using the broker
+        afterwards starts it again, afresh."""
+        state = self.extension._state()
+        runtime = state.runtime
+        if runtime is None or runtime.pid != os.getpid():
+            return True
+        with _runtime_lock:
+            if state.runtime is runtime:
+                state.runtime = None
+        return runtime.stop(timeout)
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until this process's listener is subscribed and, when it serves, registered."""

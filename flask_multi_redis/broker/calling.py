@@ -190,18 +190,16 @@ class Calling:
         try:
             for attempt, (wire, target) in enumerate(self._targets(channel.name, avoid)):
                 if self._publish_and_wait(wire, data, key, deadline, marked=attempt > 0):
-                    return self._wait_listed(call_id, key, deadline, sent=True)
+                    return self._wait_listed(call_id, key, deadline, sent=self._publish_script)
                 if target is not None:
                     self._forget(channel.name, target)
             raise self._nobody(channel)
-        except BaseException:
-            self._waiting.close()  # an interrupted call may leave replies owed or a BLMOVE waiting on it
-            raise
-        finally:
+        finally:  # a call interrupted half-way leaves replies owed: the wire notices it before its next use
             self._spent.append(key)  # deleted with the next command
 
     def _publish_and_wait(self, wire: str, data: bytes, key: str, deadline: float, marked: bool) -> bool:
-        """PUBLISH ``data`` and start waiting on ``key``; False when nobody received it (the wait has ended)."""
+        """PUBLISH ``data``, with the script also start waiting on ``key``; False when nobody received it (and
+        the wait has ended)."""
         spent = self._take_spent()
         if marked:
             spent.append(key)  # the marker an earlier attempt left
@@ -209,7 +207,7 @@ class Calling:
         commands: list[tuple[Any, ...]] = [("UNLINK", *spent)] if spent else []
         if scripted:
             commands += [("EVAL", PUBLISH_SCRIPT, 1, key, wire, data), self._blmove(key, deadline)]
-        else:  # no permission for scripts: PUBLISH, and wait only once somebody received it
+        else:  # no permission for scripts: PUBLISH, and the caller waits once somebody received it
             commands.append(("PUBLISH", wire, data))
         waiting = self._waiting
         try:
@@ -218,7 +216,7 @@ class Calling:
             if spent:
                 waiting.skip_pushes()  # the UNLINK's: a failed one does no harm
             receivers = waiting.skip_pushes()
-            if isinstance(receivers, redis.exceptions.NoPermissionError) and scripted:
+            if scripted and isinstance(receivers, redis.exceptions.NoPermissionError) and "'eval'" in str(receivers):
                 log.warning("no permission to run scripts on Redis: requests are published without one")
                 self._publish_script = False
                 waiting.close()  # the BLMOVE behind the refused script may be waiting
@@ -230,8 +228,6 @@ class Calling:
                 if scripted:
                     waiting.skip_pushes()  # the marker
                 return False
-            if not scripted:
-                waiting.send([self._blmove(key, deadline)])
         except redis.RedisError as exc:
             waiting.close()
             self._spent.extend(spent)
@@ -246,6 +242,7 @@ class Calling:
         """
         waiting = self._waiting
         discard: list[tuple[Any, ...]] = []
+        pause = 0.0  # after a lost connection: 0.05 s, doubling up to 1 s
         while True:
             try:
                 if not sent:
@@ -257,10 +254,12 @@ class Calling:
                     discard = []
                 sent = False
                 found = waiting.skip_pushes()
-            except (redis.ConnectionError, redis.TimeoutError):
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 waiting.close()
-                log.warning("waiting for the reply on %s: Redis connection lost; retrying", key)
-                self._stopping.wait(0.05)
+                if not pause:
+                    log.warning("waiting for the reply on %s: %s; retrying until the deadline", key, _reason(exc))
+                pause = min(1.0, max(0.05, 2 * pause), max(0.0, deadline - time.monotonic()))
+                time.sleep(pause)
                 continue
             if isinstance(found, redis.RedisError):  # e.g. OOM, LOADING, READONLY: the wait itself was refused
                 raise BrokerUnavailable(f"could not wait for the reply on {key!r}: {_reason(found)}") from found
@@ -299,13 +298,15 @@ class Calling:
     def _publish(self, wire: str, data: bytes) -> int:
         """PUBLISH, deleting the reply lists of finished calls in the same round trip."""
         spent = self._take_spent()
+        commands = [("UNLINK", *spent), ("PUBLISH", wire, data)] if spent else [("PUBLISH", wire, data)]
         try:
-            if not spent:
-                return int(self.lane.execute("PUBLISH", wire, data))
-            return int(self.lane.pipeline([("UNLINK", *spent), ("PUBLISH", wire, data)])[-1])
+            receivers = self.lane.pipeline(commands, raise_errors=False)[-1]  # a failed UNLINK does no harm
+            if isinstance(receivers, redis.RedisError):
+                raise receivers
         except redis.RedisError as exc:
             self._spent.extend(spent)
             raise BrokerUnavailable(f"could not publish on {wire!r}: {_reason(exc)}") from exc
+        return int(receivers)
 
     def _flush_spent(self) -> None:
         spent = self._take_spent()
@@ -331,7 +332,7 @@ class Calling:
             try:
                 ids = registry.responder_ids(self.lane, self.prefix, channel)
             except redis.RedisError as exc:
-                raise BrokerUnavailable(f"could not read the responders of {channel!r}") from exc
+                raise BrokerUnavailable(f"could not read the responders of {channel!r}: {_reason(exc)}") from exc
             cached = (now + self.broker.registry_cache, ids)
             self._responders[channel] = cached
         ids = cached[1]

@@ -46,8 +46,10 @@ class Lane:
         """One command; its raw reply (no redis-py response callbacks)."""
         return self.pipeline([args])[-1]
 
-    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Several commands sent together; their raw replies, in order. An error reply raises."""
+    def pipeline(self, commands: Sequence[Sequence[Any]], *, raise_errors: bool = True) -> list[Any]:
+        """Several commands sent together; their raw replies, in order. An error reply raises the exception
+        redis-py would (see :func:`.wire.error_reply`), unless ``raise_errors`` is false: then it is returned
+        among the replies."""
         batch = _Batch(commands)
         if self._sending.acquire(blocking=False):
             self._send_as_sender(batch)
@@ -62,9 +64,10 @@ class Lane:
                     batch.done.wait(0.05)  # the sender takes our batch (see below); the timeout is a safety net
         if batch.error is not None:
             raise batch.error
-        for reply in batch.replies:
-            if isinstance(reply, redis.ResponseError):
-                raise reply
+        if raise_errors:
+            for reply in batch.replies:
+                if isinstance(reply, redis.RedisError):
+                    raise reply
         return batch.replies
 
     def _send_as_sender(self, own: _Batch | None) -> None:
@@ -123,6 +126,11 @@ class Lane:
     def connected(self) -> bool:
         return self._wire.connected
 
-    def close(self) -> None:
-        with self._sending:
+    def close(self, timeout: float = -1) -> None:
+        """Close the connection, after the round trip in progress if it ends within ``timeout`` seconds."""
+        taken = self._sending.acquire(timeout=timeout)
+        try:
             self._wire.close()
+        finally:
+            if taken:
+                self._sending.release()

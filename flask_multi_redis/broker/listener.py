@@ -16,9 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from flask_multi_redis.codec import as_bytes
-
-from .wire import Wire
+from .wire import Wire, encoded
 
 __all__ = ["Callback", "Listener", "ListenerHealth"]
 
@@ -83,7 +81,7 @@ class Listener:
 
     def subscribe(self, channel: str | bytes, callback: Callback) -> None:
         """Deliver messages of the wire ``channel`` to ``callback``; takes effect on the listener's own thread."""
-        key = as_bytes(channel)
+        key = encoded(self.client, channel)
         with self._lock:
             self._callbacks[key] = callback
             self._changed.set()  # before clearing ready, so that the loop cannot report ready in between
@@ -91,7 +89,7 @@ class Listener:
 
     def unsubscribe(self, channel: str | bytes) -> None:
         """Stop delivering messages of the wire ``channel``."""
-        key = as_bytes(channel)
+        key = encoded(self.client, channel)
         with self._lock:
             self._callbacks.pop(key, None)
         self._changed.set()

@@ -27,7 +27,7 @@ from .process import new_sender
 from .registry import ProcessInfo
 from .router import Route
 from .serving import REPLY_SCRIPT, Counters, Serving
-from .wire import Wire
+from .wire import Wire, encoded
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -107,8 +107,9 @@ class Runtime(Serving):
             else:
                 wire = names.request_channel(self.prefix, name)
                 self._handlers[name] = route
-            if wire.encode() not in self._wire_routes:
-                self._wire_routes[wire.encode()] = route
+            received_as = encoded(self.redis, wire)
+            if received_as not in self._wire_routes:
+                self._wire_routes[received_as] = route
                 self.listener.subscribe(wire, self._on_shared)
         self._generation += 1
         self._registered.clear()
@@ -147,7 +148,8 @@ class Runtime(Serving):
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Leave the registry, stop listening, and let running handlers (and a call waiting on its reply list)
-        finish, all within ``timeout``; True when everything ended in time."""
+        finish, all within ``timeout``; True when everything ended in time. When Redis does not answer,
+        leaving the registry may take one socket timeout more."""
         deadline = time.monotonic() + timeout
 
         def left() -> float:
@@ -162,7 +164,7 @@ class Runtime(Serving):
             self._unregister()
         stopped = self.listener.stop(left())
         stopped = self.handlers.join(left()) and stopped
-        self.lane.close()
+        self.lane.close(left())
         if self._direct.acquire(timeout=left()):  # else the call still waiting closes its connection itself
             try:
                 self._waiting.close()

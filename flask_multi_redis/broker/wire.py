@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import select
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ import redis
 from redis import exceptions
 from redis.connection import AbstractConnection
 
-__all__ = ["Wire", "error_reply"]
+__all__ = ["Wire", "encoded", "error_reply"]
 
 _BUFFER = 65536
 _INCOMPLETE = object()  # what the reader returns while a reply is not complete (a RESP3 false is False)
@@ -37,6 +38,13 @@ _ERRORS: dict[str, type[exceptions.RedisError]] = {
     "EXECABORT": exceptions.ExecAbortError,
     "MASTERDOWN": exceptions.MasterDownError,
 }
+
+
+def encoded(client: redis.Redis, name: str | bytes) -> bytes:
+    """A channel or key name as Redis has it: a str in ``client``'s encoding, as its commands send it."""
+    if isinstance(name, bytes):
+        return name
+    return client.get_encoder().encode(name)  # type: ignore[no-any-return,no-untyped-call]
 
 
 def error_reply(message: str) -> exceptions.RedisError:
@@ -179,10 +187,22 @@ def _readable(sock: socket.socket) -> bool:
     if pending is not None and pending():
         return True
     try:
-        if hasattr(select, "poll"):  # select.select cannot watch descriptors of 1024 and above
-            poller = select.poll()
+        if _poll is not None:  # select.select cannot watch descriptors of 1024 and above
+            poller = _poll()
             poller.register(sock, select.POLLIN)
             return bool(poller.poll(0))
         return bool(select.select([sock], [], [], 0)[0])
     except (OSError, ValueError):
         return True  # a socket closed under us
+
+
+def _system_poll() -> Callable[[], Any] | None:
+    """The system's poll, also where gevent has patched select: a look that does not wait needs no trip through
+    gevent's hub, which costs more than ten times as much. None where there is no poll (Windows)."""
+    monkey = sys.modules.get("gevent.monkey")  # imported by whoever patched; never imported here
+    if monkey is not None and monkey.is_module_patched("select"):
+        return monkey.get_original("select", "poll")  # type: ignore[no-any-return]
+    return getattr(select, "poll", None)
+
+
+_poll = _system_poll()
