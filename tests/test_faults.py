@@ -214,16 +214,21 @@ def test_stop_leaves_a_waiting_call_its_reply_and_closes_its_connection(
     wait_until(lambda: not [c for c in admin.client_list() if c.get("name") == own])  # nothing left open
 
 
+def caller_as_user(broker_env: dict[str, str], user: str, keys: list[str], commands: list[str]) -> FlaskRedisSingle:
+    """A calling extension logged in as a new ACL user of the test's server, with these keys and commands."""
+    url = broker_env["REDIS_URL"]
+    redis.Redis.from_url(url).acl_setuser(
+        user, enabled=True, passwords=["+pw"], keys=keys, channels=["*"], commands=commands
+    )
+    limited = url.replace("redis://", f"redis://{user}:pw@")
+    return FlaskRedisSingle({"URL": limited, "PREFIX": broker_env["REDIS_PREFIX"]})
+
+
 def test_a_caller_not_allowed_to_run_scripts_still_makes_requests(
     spawn_backend: Spawn, broker_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     spawn_backend()
-    url = broker_env["REDIS_URL"]
-    redis.Redis.from_url(url).acl_setuser(
-        "noscripts", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], commands=["+@all", "-@scripting"]
-    )
-    limited = url.replace("redis://", "redis://noscripts:pw@")
-    caller = FlaskRedisSingle({"URL": limited, "PREFIX": broker_env["REDIS_PREFIX"]})
+    caller = caller_as_user(broker_env, "noscripts", keys=["*"], commands=["+@all", "-@scripting"])
     try:
         with caplog.at_level(logging.WARNING, logger="flask_multi_redis"):
             sums = [caller.broker.request(add, AddIn(a=i, b=1), timeout=5).sum for i in range(3)]
@@ -255,12 +260,7 @@ def test_a_caller_without_access_to_the_keys_gets_the_reason(
     spawn_backend: Spawn, broker_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     spawn_backend()
-    url = broker_env["REDIS_URL"]
-    redis.Redis.from_url(url).acl_setuser(
-        "nokeys", enabled=True, passwords=["+pw"], keys=["elsewhere:*"], channels=["*"], commands=["+@all"]
-    )
-    limited = url.replace("redis://", "redis://nokeys:pw@")
-    caller = FlaskRedisSingle({"URL": limited, "PREFIX": broker_env["REDIS_PREFIX"]})
+    caller = caller_as_user(broker_env, "nokeys", keys=["elsewhere:*"], commands=["+@all"])
     try:
         with pytest.raises(BrokerUnavailable, match="NOPERM"):
             caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
