@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .broker import Broker
     from .serving import Counters
 
-__all__ = ["POOL_WAIT", "PUBLISH_SCRIPT", "WAIT_SLICE", "Call", "Calling", "new_id"]
+__all__ = ["MARKER_TTL_MS", "POOL_WAIT", "WAIT_SLICE", "Call", "Calling", "new_id"]
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,8 @@ POOL_WAIT = 5.0
 #: The longest single wait of a caller on its reply list, in seconds (at most half the socket timeout).
 WAIT_SLICE = 2.0
 
-# PUBLISH a request for the one call that waits on its reply list (KEYS[1]); when nobody received it, leave an
-# empty marker there, which ends that wait at once: the caller sends the PUBLISH and the wait in one write.
-PUBLISH_SCRIPT = """
-local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2])
-if receivers == 0 then
-  redis.call('RPUSH', KEYS[1], '')
-  redis.call('PEXPIRE', KEYS[1], 60000)
-end
-return receivers
-"""
+#: How long the "nobody received it" marker may stay in a reply list, in milliseconds (the caller deletes it).
+MARKER_TTL_MS = 60_000
 
 
 def _reason(error: BaseException) -> str:
@@ -114,7 +106,6 @@ class Calling:
     _wait_slice: float
     _calls: dict[str, Call]
     _spent: collections.deque[str]
-    _publish_script: bool
     _direct: threading.Lock
     _responders: dict[str, tuple[float, list[str]]]
     _turn: itertools.count[int]
@@ -182,15 +173,15 @@ class Calling:
     ) -> list[Envelope]:
         """The request goes out without a reply_to, so its reply is only kept in its list, and the PUBLISH and
         the wait on that list (BLMOVE) go in one write on the waiting connection: no hand-over from the
-        listener thread, and one round trip fewer. When nobody received it, :data:`PUBLISH_SCRIPT` leaves an
-        empty marker in the list, which ends the wait at once, and the next target is tried."""
+        listener thread, and one round trip fewer. When nobody received it, an empty marker pushed onto the
+        list ends the wait at once, and the next target is tried."""
         call_id = new_id()
         key = names.reply_key(self.prefix, call_id)
         data = self.envelope("request", call_id, channel, body, deadline - time.monotonic(), reply=False)
         try:
             for attempt, (wire, target) in enumerate(self._targets(channel.name, avoid)):
                 if self._publish_and_wait(wire, data, key, deadline, marked=attempt > 0):
-                    return self._wait_listed(call_id, key, deadline, sent=self._publish_script)
+                    return self._wait_listed(call_id, key, deadline, sent=True)
                 if target is not None:
                     self._forget(channel.name, target)
             raise self._nobody(channel)
@@ -198,17 +189,12 @@ class Calling:
             self._spent.append(key)  # deleted with the next command
 
     def _publish_and_wait(self, wire: str, data: bytes, key: str, deadline: float, marked: bool) -> bool:
-        """PUBLISH ``data``, with the script also start waiting on ``key``; False when nobody received it (and
-        the wait has ended)."""
+        """PUBLISH ``data`` and start waiting on ``key``; False when nobody received it (and the wait ended)."""
         spent = self._take_spent()
         if marked:
             spent.append(key)  # the marker an earlier attempt left
-        scripted = self._publish_script
         commands: list[tuple[Any, ...]] = [("UNLINK", *spent)] if spent else []
-        if scripted:
-            commands += [("EVAL", PUBLISH_SCRIPT, 1, key, wire, data), self._blmove(key, deadline)]
-        else:  # no permission for scripts: PUBLISH, and the caller waits once somebody received it
-            commands.append(("PUBLISH", wire, data))
+        commands += [("PUBLISH", wire, data), self._blmove(key, deadline)]
         waiting = self._waiting
         try:
             waiting.reset_if_stale()
@@ -216,23 +202,26 @@ class Calling:
             if spent:
                 waiting.skip_pushes()  # the UNLINK's: a failed one does no harm
             receivers = waiting.skip_pushes()
-            if scripted and isinstance(receivers, redis.exceptions.NoPermissionError) and "'eval'" in str(receivers):
-                log.warning("no permission to run scripts on Redis: requests are published without one")
-                self._publish_script = False
-                waiting.close()  # the BLMOVE behind the refused script may be waiting
-                self._spent.extend(spent)
-                return self._publish_and_wait(wire, data, key, deadline, marked)
             if isinstance(receivers, redis.RedisError):
                 raise receivers
-            if not receivers:
-                if scripted:
-                    waiting.skip_pushes()  # the marker
-                return False
         except redis.RedisError as exc:
-            waiting.close()
             self._spent.extend(spent)
             raise BrokerUnavailable(f"could not publish on {wire!r}: {_reason(exc)}") from exc
-        return True
+        if receivers:
+            return True
+        self._end_wait(key)
+        return False
+
+    def _end_wait(self, key: str) -> None:
+        """End the BLMOVE waiting on ``key`` for a request that reached nobody: push the marker, read it back."""
+        try:
+            self.lane.pipeline([("RPUSH", key, ""), ("PEXPIRE", key, MARKER_TTL_MS)])
+            marker = self._waiting.skip_pushes()
+        except redis.RedisError:
+            self._waiting.close()  # the wait may still be on: drop the connection with it
+            return
+        if marker != b"":
+            self._waiting.close()  # not what we pushed: out of step, start afresh
 
     def _wait_listed(self, call_id: str, key: str, deadline: float, sent: bool) -> list[Envelope]:
         """Wait on the reply list ``key`` until the monotonic ``deadline`` (``sent``: a first BLMOVE is out).

@@ -26,7 +26,7 @@ from .pool import HandlerPool
 from .process import new_sender
 from .registry import ProcessInfo
 from .router import Route
-from .serving import REPLY_SCRIPT, Counters, Serving
+from .serving import Counters, Serving
 from .wire import Wire, encoded
 
 if TYPE_CHECKING:
@@ -62,13 +62,11 @@ class Runtime(Serving):
         self._calls: dict[str, Call] = {}
         self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
         self._spent: collections.deque[str] = collections.deque()  # reply lists to delete with the next command
-        self._publish_script = True  # until Redis refuses scripts to this user (see Calling._publish_and_wait)
         self._direct = threading.Lock()  # held by the one call that waits on its reply list
         self._wire_routes: dict[bytes, Route] = {}  # the route of each subscribed command or request channel
         self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
         self._responders: dict[str, tuple[float, list[str]]] = {}
         self._turn = itertools.count()
-        self._reply = self.redis.register_script(REPLY_SCRIPT)
         self.lane = Lane(self.redis)  # quick commands
         self._waiting = Wire(self.redis)  # private to the one call that waits (BLMOVE) on its reply list
         socket_timeout = self.redis.connection_pool.connection_kwargs["socket_timeout"]

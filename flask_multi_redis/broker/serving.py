@@ -22,21 +22,14 @@ from .router import Route
 
 if TYPE_CHECKING:
     from flask import Flask
-    from redis.commands.core import Script
 
-__all__ = ["MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "REPLY_SCRIPT", "SHUTTING_DOWN", "Counters", "Serving"]
+__all__ = ["MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "SHUTTING_DOWN", "Counters", "Serving"]
 
 log = logging.getLogger(__name__)
 
-# Keep a reply in a list (TTL: the request's deadline) and publish it to the caller's inbox. The list is what
-# a caller reads when its pub/sub connection was away (PUBLISH may count a receiver whose connection is dying);
-# a caller that got the reply by pub/sub deletes the list with its next command.
-REPLY_SCRIPT = """
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[1] ~= '' then return redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-return 0
-"""
+# An answer is kept in a reply list (TTL: the request's deadline) and then published to the caller's inbox, if
+# it has one. The list is what a caller reads when its pub/sub connection was away (PUBLISH may count a receiver
+# whose connection is dying); a caller that got the answer by pub/sub deletes the list with its next command.
 
 #: How long a stored reply or a claim outlives a request without a deadline, in milliseconds.
 NO_DEADLINE_TTL_MS = 60_000
@@ -72,7 +65,6 @@ class Serving(Calling):
 
     app: Flask | None
     handlers: HandlerPool
-    _reply: Script
     _costs: dict[int, float]
     _wire_routes: dict[bytes, Route]
     _handlers: dict[str, Route]
@@ -200,13 +192,13 @@ class Serving(Calling):
         except InvalidMessage as exc:  # the reply is too large: say so instead
             body = _error_body(type(exc).__name__, str(exc))
             data = pack("error", envelope.id, envelope.channel, body, sender=self.sender, max_size=len(body) + 4096)
-        args = (1, names.reply_key(self.prefix, envelope.id), envelope.reply_to or "", data, self._ttl_ms(envelope))
+        key = names.reply_key(self.prefix, envelope.id)
+        commands: list[tuple[Any, ...]] = [("RPUSH", key, data), ("PEXPIRE", key, self._ttl_ms(envelope))]
+        if envelope.reply_to:
+            commands.append(("PUBLISH", envelope.reply_to, data))
         for attempt in (1, 2):  # twice: a second copy of a reply is harmless, callers count one per sender
             try:
-                try:
-                    self.lane.execute("EVALSHA", self._reply.sha, *args)
-                except redis.exceptions.NoScriptError:  # a restarted server has forgotten the script
-                    self.lane.execute("EVAL", REPLY_SCRIPT, *args)
+                self.lane.pipeline(commands)  # kept first, then published: in one write, in this order
                 return
             except (redis.ConnectionError, redis.TimeoutError):
                 if attempt == 2:
