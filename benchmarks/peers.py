@@ -47,8 +47,10 @@ def run_celery(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]
     worker = [python(), "-m", "celery", "-A", "benchmarks.peer_apps.celery_tasks", "worker", "-l", "WARNING"]
     worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     caller = ["benchmarks.peer_apps.celery_caller"]
-    with running([*worker, "-P", "solo"], env, "celery worker -P solo"):
-        results = [time_caller("celery", caller, env, n_seq, worker="-P solo", caller="plain loop")]
+    results = []
+    if n_seq:
+        with running([*worker, "-P", "solo"], env, "celery worker -P solo"):
+            results.append(time_caller("celery", caller, env, n_seq, worker="-P solo", caller="plain loop"))
     if concurrencies:
         pool = f"-P gevent -c {max(concurrencies)}"
         with running([*worker, *pool.split()], env, f"celery worker {pool}"):
@@ -70,7 +72,7 @@ def run_rq(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) ->
     caller = ["benchmarks.peer_apps.rq_caller"]
     info = {"worker": "SimpleWorker", "caller": "plain loop"}
     with running(worker, env, "rq SimpleWorker"):
-        results = [time_caller("rq", caller, env, n_seq, **info)]
+        results = [time_caller("rq", caller, env, n_seq, **info)] if n_seq else []
         info["caller"] = "gevent greenlets"
         for concurrency in concurrencies:
             n = min(n_conc, RQ_CONCURRENT_CAP)
@@ -87,9 +89,11 @@ def run_faststream(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, 
     worker = [python(), "-m", "benchmarks.peer_apps.faststream_app"]
     caller = ["benchmarks.peer_apps.faststream_caller"]
     env = child_env(bench_url, BENCH_CHANNEL=channel)
-    with running(worker, env, "faststream worker") as process:
-        wait_for_subscriber(bench_url, channel, process)
-        results = [time_caller("faststream", caller, env, n_seq, worker="max_workers=1", caller="plain loop")]
+    results = []
+    if n_seq:
+        with running(worker, env, "faststream worker") as process:
+            wait_for_subscriber(bench_url, channel, process)
+            results.append(time_caller("faststream", caller, env, n_seq, worker="max_workers=1", caller="plain loop"))
     if concurrencies:
         max_workers = max(concurrencies)
         env = child_env(bench_url, BENCH_CHANNEL=channel, FASTSTREAM_MAX_WORKERS=str(max_workers))

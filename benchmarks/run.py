@@ -49,14 +49,22 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
         n_seq, rounds, n_conc, concurrencies, n_gather = 4000, 5, 6000, (1, 16, 64), 1000
     results: list[Result] = []
     with bench_redis() as url:
-        # The sequential scenario, the most sensitive to the machine's drift, alternates ours and the floor.
-        sequential: dict[str, list[Result]] = {"ours": [], "floor": []}
+        # The sequential scenario, the most sensitive to the machine's drift, runs every system in each of the
+        # rounds in turn (the peers with a third of the calls: they are slower), so that drift weighs on all.
+        sequential: dict[str, list[Result]] = {}
         for _ in range(rounds):
+            measured = []
             if "ours" in systems:
-                sequential["ours"] += ours.run(url, n_seq // rounds, 0, (), 0)[:1]
+                measured += ours.run(url, n_seq // rounds, 0, (), 0)[:1]
             if "floor" in systems:
-                sequential["floor"] += floor.run(url, n_seq // rounds, 0, ())
-        results += [combine(rounds_of) for rounds_of in sequential.values() if rounds_of]
+                measured += floor.run(url, n_seq // rounds, 0, ())
+            if "peers" in systems:
+                from . import peers
+
+                measured += peers.run(url, n_seq // 3 // rounds, 0, ())
+            for result in measured:
+                sequential.setdefault(result.system, []).append(result)
+        results += [combine(rounds_of) for rounds_of in sequential.values()]
         if "ours" in systems:
             results += ours.run(url, 0, n_conc, concurrencies, n_gather)
         if "floor" in systems:
@@ -64,7 +72,7 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
         if "peers" in systems:
             from . import peers
 
-            results += peers.run(url, n_seq // 3, n_conc // 3, concurrencies)
+            results += peers.run(url, 0, n_conc // 3, concurrencies)
     return results
 
 
@@ -256,8 +264,8 @@ Packages: {packages}.
 
 - A private `redis-server` on a free loopback port (no persistence) serves every system in turn.
 - **Sequential**: one caller process, one worker process, requests one after another; p50, p99, requests/s.
-  Ours and the floor alternate in five rounds (the median of the rounds is reported), so that the machine's
-  drift during the run weighs on both alike.
+  Every system (ours, the floor, each peer) runs in each of five rounds in turn, and the median of its rounds
+  is reported, so that the machine's drift during the run weighs on all alike.
 - **Concurrent**: one gevent caller process with 1, 16 or 64 greenlets calling in a loop, one worker process.
 - **Broadcast**: a gathered broadcast to 4 gunicorn gevent web workers, timed until all 4 replies are in.
 - **Codec**: validate, serialize, wrap, parse and validate back one small and one 10 KB pydantic payload.
