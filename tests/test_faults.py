@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import signal
 import threading
@@ -21,7 +22,7 @@ from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import BrokerError, BrokerUnavailable, RequestTimeout
 
 from .apps.svc import AddIn, AddOut, Gate, add, gate, stats, whoami
-from .conftest import ServerFactory
+from .conftest import ROOT, ServerFactory
 from .gates import call_at_gate
 from .servers import RedisServer
 from .waiting import wait_until
@@ -223,11 +224,15 @@ def url_as_user(broker_env: dict[str, str], user: str, keys: list[str], commands
     return url.replace("redis://", f"redis://{user}:pw@")
 
 
-def test_the_broker_needs_no_scripts(
+#: The command categories README.md tells users their broker's ACL user needs, read from README.md.
+README_CATEGORIES = re.findall(r"`(\+@connection[^`]*)`", (ROOT / "README.md").read_text())[0].split()
+
+
+def test_the_broker_works_with_the_acl_categories_the_readme_names(
     spawn_backend: Spawn, broker_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Both the serving process and the caller log in as a user that may not run scripts (EVAL, EVALSHA)."""
-    broker_env["REDIS_URL"] = url_as_user(broker_env, "noscripts", keys=["*"], commands=["+@all", "-@scripting"])
+    """Both the serving process and the caller log in as such a user: no scripts, no admin commands."""
+    broker_env["REDIS_URL"] = url_as_user(broker_env, "limited", keys=["*"], commands=README_CATEGORIES)
     spawn_backend()
     caller = FlaskRedisSingle({"URL": broker_env["REDIS_URL"], "PREFIX": broker_env["REDIS_PREFIX"]})
     try:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .broker import Broker
     from .serving import Counters
 
-__all__ = ["MARKER_TTL_MS", "POOL_WAIT", "WAIT_SLICE", "Call", "Calling", "new_id"]
+__all__ = ["MARKER", "MARKER_TTL_MS", "POOL_WAIT", "WAIT_SLICE", "Call", "Calling", "new_id"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ POOL_WAIT = 5.0
 #: The longest single wait of a caller on its reply list, in seconds (at most half the socket timeout).
 WAIT_SLICE = 2.0
 
-#: How long the "nobody received it" marker may stay in a reply list, in milliseconds (the caller deletes it).
+#: What a direct caller pushes onto its own reply list to end its wait when its request reached nobody.
+MARKER = b""
+#: How long that marker may stay in the list, in milliseconds (the caller deletes it).
 MARKER_TTL_MS = 60_000
 
 
@@ -213,15 +215,15 @@ class Calling:
         return False
 
     def _end_wait(self, key: str) -> None:
-        """End the BLMOVE waiting on ``key`` for a request that reached nobody: push the marker, read it back."""
+        """End the BLMOVE waiting on ``key`` for a request that reached nobody: push the marker, read the wait's
+        reply (the marker, or nil when its time ran out first; the next attempt deletes the list either way)."""
         try:
-            self.lane.pipeline([("RPUSH", key, ""), ("PEXPIRE", key, MARKER_TTL_MS)])
-            marker = self._waiting.skip_pushes()
+            self.lane.pipeline([("RPUSH", key, MARKER), ("PEXPIRE", key, MARKER_TTL_MS)])
         except redis.RedisError:
-            self._waiting.close()  # the wait may still be on: drop the connection with it
+            self._waiting.close()  # the wait is still on: drop the connection with it
             return
-        if marker != b"":
-            self._waiting.close()  # not what we pushed: out of step, start afresh
+        with contextlib.suppress(redis.RedisError):  # a reply still owed: the wire starts afresh before its next use
+            self._waiting.skip_pushes()
 
     def _wait_listed(self, call_id: str, key: str, deadline: float, sent: bool) -> list[Envelope]:
         """Wait on the reply list ``key`` until the monotonic ``deadline`` (``sent``: a first BLMOVE is out).
@@ -252,7 +254,9 @@ class Calling:
                 continue
             if isinstance(found, redis.RedisError):  # e.g. OOM, LOADING, READONLY: the wait itself was refused
                 raise BrokerUnavailable(f"could not wait for the reply on {key!r}: {_reason(found)}") from found
-            if isinstance(found, bytes):
+            if found == MARKER:  # pushed late by an earlier attempt, after that attempt's UNLINK
+                discard = [("LREM", key, 0, MARKER)]
+            elif isinstance(found, bytes):
                 envelope = self._unpack(key.encode(), found)
                 if envelope is not None and envelope.kind in ("reply", "error") and envelope.id == call_id:
                     return [envelope]

@@ -41,6 +41,7 @@ class Lane:
         self._queue_lock = threading.Lock()
         self._sending = threading.Lock()
         self._wire = Wire(client)
+        self._closed = False
 
     def execute(self, *args: Any) -> Any:
         """One command; its raw reply (no redis-py response callbacks)."""
@@ -115,6 +116,8 @@ class Lane:
                     batch.done.set()
 
     def _round_trip(self, commands: list[Sequence[Any]]) -> list[Any]:
+        if self._closed:
+            raise redis.ConnectionError("the broker has stopped: its lane is closed")
         self._wire.reset_if_stale()
         return self._wire.round_trip(commands)
 
@@ -126,10 +129,12 @@ class Lane:
     def connected(self) -> bool:
         return self._wire.connected
 
-    def close(self, timeout: float = -1) -> None:
-        """Close the connection, after the round trip in progress if it ends within ``timeout`` seconds."""
+    def close(self, timeout: float = -1, *, for_good: bool = False) -> None:
+        """Close the connection, after the round trip in progress if it ends within ``timeout`` seconds; it opens
+        again on the next use, unless closed ``for_good``: then every later use raises ConnectionError."""
         taken = self._sending.acquire(timeout=timeout)
         try:
+            self._closed = self._closed or for_good
             self._wire.close()
         finally:
             if taken:

@@ -162,7 +162,7 @@ class Runtime(Serving):
             self._unregister()
         stopped = self.listener.stop(left())
         stopped = self.handlers.join(left()) and stopped
-        self.lane.close(left())
+        self.lane.close(left(), for_good=True)
         if self._direct.acquire(timeout=left()):  # else the call still waiting closes its connection itself
             try:
                 self._waiting.close()

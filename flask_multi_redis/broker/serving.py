@@ -196,16 +196,26 @@ class Serving(Calling):
         commands: list[tuple[Any, ...]] = [("RPUSH", key, data), ("PEXPIRE", key, self._ttl_ms(envelope))]
         if envelope.reply_to:
             commands.append(("PUBLISH", envelope.reply_to, data))
-        for attempt in (1, 2):  # twice: a second copy of a reply is harmless, callers count one per sender
+        for attempt in (1, 2):  # a round trip that failed is sent again: callers count one answer per sender
             try:
-                self.lane.pipeline(commands)  # kept first, then published: in one write, in this order
-                return
-            except (redis.ConnectionError, redis.TimeoutError):
-                if attempt == 2:
-                    log.exception("could not send the %s for id=%s channel=%s", kind, envelope.id, envelope.channel)
-            except redis.RedisError:
-                log.exception("could not send the %s for id=%s channel=%s", kind, envelope.id, envelope.channel)
-                return
+                replies = self.lane.pipeline(commands, raise_errors=False)  # kept, then published, in one write
+            except redis.RedisError as exc:
+                if attempt == 2 or not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                    failed = f"could not send the {kind} for id={envelope.id} channel={envelope.channel}"
+                    log.error("%s: %s", failed, type(exc).__name__)
+                    return
+                continue
+            pairs = zip(commands, replies, strict=True)
+            refused = [(name, reply) for (name, *_), reply in pairs if isinstance(reply, Exception)]
+            if refused:  # e.g. OOM or a read-only replica: the rest went ahead (a publish still reaches its caller)
+                log.error(
+                    "the %s for id=%s channel=%s: Redis refused %s",
+                    kind,
+                    envelope.id,
+                    envelope.channel,
+                    ", ".join(f"{name} ({str(reply).split(' ', 1)[0]})" for name, reply in refused),
+                )
+            return
 
     @staticmethod
     def _ttl_ms(envelope: Envelope) -> int:
