@@ -19,7 +19,7 @@ import os
 
 from benchmarks.bench_app import AddIn, add, ping
 from benchmarks.common import summarize
-from benchmarks.peer_apps.driver import check, time_calls, time_calls_and_cpu
+from benchmarks.peer_apps.driver import READY_TIMEOUT_S, WARMUP_CALLS, check, time_calls, time_calls_and_cpu
 from flask_multi_redis import FlaskRedisSingle
 
 SYSTEM = "flask-multi-redis"
@@ -35,14 +35,18 @@ def main() -> None:
     broker = ext.broker
     runtime = broker.start(timeout=10)
     own = f"flask-redis:{runtime.sender.id}"
-    for i in range(200):  # warm up: connections, registry cache, code paths
-        if mode == "gather":
-            broker.broadcast(ping, None, gather=True, timeout=5)
-        else:
-            broker.request(add, AddIn(a=i, b=1), timeout=10)
 
     def call(i: int, timeout: float) -> None:
         check(i, broker.request(add, AddIn(a=i, b=1), timeout=timeout).result)
+
+    # Warm up as every other system's caller does (benchmarks.peer_apps.driver): one call, then a few more.
+    if mode == "gather":
+        for _ in range(1 + WARMUP_CALLS):
+            broker.broadcast(ping, None, gather=True, timeout=5)
+    else:
+        call(0, READY_TIMEOUT_S)
+        concurrency = int(sys.argv[2]) if mode == "concurrent" else 0
+        time_calls(call, max(WARMUP_CALLS, 2 * concurrency), concurrency)
 
     if mode == "sequential":
         timed = time_calls_and_cpu(call, int(sys.argv[2]), 0)

@@ -23,6 +23,7 @@ A peer whose package is not importable is skipped with a printed note.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import uuid
@@ -123,16 +124,24 @@ PEERS: dict[str, tuple[str, str, Callable[[str, int, int, tuple[int, ...]], list
 }
 
 
+@functools.cache
+def installed(system: str) -> bool:
+    """Whether a peer can be measured here; says so once when it cannot."""
+    module = PEERS[system][0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:  # the parent package is missing
+        found = False
+    if not found:
+        print(f"peers: {system} skipped, {module} is not importable (pip install -e '.[bench]')")
+    return found
+
+
 def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> list[Result]:
     """Time every importable peer: ``sequential`` (``n_seq`` calls) and ``concurrent-C`` (``n_conc`` calls)."""
     results: list[Result] = []
-    for system, (module, distribution, runner) in PEERS.items():
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:  # the parent package is missing
-            found = False
-        if not found:
-            print(f"peers: {system} skipped, {module} is not importable (pip install -e '.[bench]')")
+    for system, (_, distribution, runner) in PEERS.items():
+        if not installed(system):
             continue
         version = importlib.metadata.version(distribution)
         for result in runner(url, n_seq, n_conc, concurrencies):

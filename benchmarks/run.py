@@ -50,7 +50,7 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
     results: list[Result] = []
     with bench_redis() as url:
         # The sequential scenario, the most sensitive to the machine's drift, runs every system in each of the
-        # rounds in turn (the peers with a third of the calls: they are slower), so that drift weighs on all.
+        # rounds in turn, with as many calls, so that drift weighs on all alike.
         sequential: dict[str, list[Result]] = {}
         for _ in range(rounds):
             measured = []
@@ -61,7 +61,7 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
             if "peers" in systems:
                 from . import peers
 
-                measured += peers.run(url, n_seq // 3 // rounds, 0, ())
+                measured += peers.run(url, n_seq // rounds, 0, ())
             for result in measured:
                 sequential.setdefault(result.system, []).append(result)
         results += [combine(rounds_of) for rounds_of in sequential.values()]
@@ -77,18 +77,20 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
 
 
 def combine(rounds: list[Result]) -> Result:
-    """One result from alternating rounds of the same scenario: the median of their p50 and p99."""
+    """One result from alternating rounds of the same scenario: the median of their p50 and of their p99, and
+    the requests/s of all their calls together."""
     if len(rounds) == 1:
         return rounds[0]
-    first, n = rounds[0], sum(r.n for r in rounds)
-    elapsed = sum(r.n / r.rps for r in rounds if r.rps)
+    first = rounds[0]
+    timed = [r for r in rounds if r.rps and r.p50_us is not None and r.p99_us is not None]
+    n, elapsed = sum(r.n for r in timed), sum(r.n / r.rps for r in timed if r.rps)
     return Result(
         system=first.system,
         scenario=first.scenario,
         n=n,
-        p50_us=statistics.median(r.p50_us for r in rounds if r.p50_us is not None),
-        p99_us=statistics.median(r.p99_us for r in rounds if r.p99_us is not None),
-        rps=round(n / elapsed, 1),
+        p50_us=statistics.median(r.p50_us for r in timed if r.p50_us is not None) if timed else None,
+        p99_us=statistics.median(r.p99_us for r in timed if r.p99_us is not None) if timed else None,
+        rps=round(n / elapsed, 1) if elapsed else None,
         extra={**first.extra, "rounds_p50_us": [r.p50_us for r in rounds], **_median_cpu(rounds)},
         latencies_us=[value for r in rounds for value in r.latencies_us],
     )
@@ -116,6 +118,13 @@ def cpu_table(results: list[Result]) -> str:
         cells = " | ".join(f"{cpu[name]:.0f}" if name in cpu else "-" for name in names)
         lines.append(f"| {row.system} | {cells} | {sum(cpu.get(name, 0) for name in names):.0f} |")
     return "\n".join(lines)
+
+
+def _round_ratios(mine: Result, other: Result) -> str:
+    """The range of the per-round ratios of two systems' p50 (their rounds ran side by side), if there were rounds."""
+    pairs = zip(mine.extra.get("rounds_p50_us", []), other.extra.get("rounds_p50_us", []), strict=False)
+    ratios = sorted(a / b for a, b in pairs if a and b)
+    return f" (rounds: {ratios[0]:.2f}x to {ratios[-1]:.2f}x)" if len(ratios) > 1 else ""
 
 
 def find(results: list[Result], system: str, scenario: str) -> Result | None:
@@ -166,7 +175,8 @@ def targets(results: list[Result]) -> list[tuple[str, bool | None, str]]:
             (
                 "sequential p50 at most 1.3x the floor",
                 seq.p50_us <= 1.3 * seq_floor.p50_us,
-                f"{seq.p50_us:.0f} us vs {seq_floor.p50_us:.0f} us: {seq.p50_us / seq_floor.p50_us:.2f}x",
+                f"{seq.p50_us:.0f} us vs {seq_floor.p50_us:.0f} us: {seq.p50_us / seq_floor.p50_us:.2f}x"
+                + _round_ratios(seq, seq_floor),
             )
         )
     for peer in ("celery", "faststream"):
@@ -264,8 +274,10 @@ Packages: {packages}.
 
 - A private `redis-server` on a free loopback port (no persistence) serves every system in turn.
 - **Sequential**: one caller process, one worker process, requests one after another; p50, p99, requests/s.
-  Every system (ours, the floor, each peer) runs in each of five rounds in turn, and the median of its rounds
-  is reported, so that the machine's drift during the run weighs on all alike.
+  Every system (ours, the floor, each peer) runs in each of five rounds in turn with as many calls and the same
+  warm-up (one call, then 20), and the median of its rounds' p50 and p99 is reported, so that the machine's
+  drift during the run weighs on all alike. The target on the floor also shows the range of the per-round
+  ratios.
 - **Concurrent**: one gevent caller process with 1, 16 or 64 greenlets calling in a loop, one worker process.
 - **Broadcast**: a gathered broadcast to 4 gunicorn gevent web workers, timed until all 4 replies are in.
 - **Codec**: validate, serialize, wrap, parse and validate back one small and one 10 KB pydantic payload.
