@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +23,9 @@ from flask_multi_redis.broker import (
     NoResponders,
     RemoteError,
     RequestTimeout,
+    names,
 )
+from flask_multi_redis.broker.calling import MARKER, new_id
 from flask_multi_redis.broker.envelope import deadline_after, pack
 
 from .apps.svc import AddIn, AddOut, Gate, Who, add, bad_reply, fail, gate, stats, whoami
@@ -336,3 +339,37 @@ def test_no_responders_keeps_the_connections(caller: FlaskRedisSingle) -> None:
         with pytest.raises(NoResponders):
             caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
     assert admin.info("stats")["total_connections_received"] - before <= 1  # the INFO call's own, if new
+
+
+def test_a_late_nobody_marker_is_taken_out_quietly(caller: FlaskRedisSingle, caplog: pytest.LogCaptureFixture) -> None:
+    """An earlier attempt's marker can land after that attempt's UNLINK (a slow lane): the wait skips it."""
+    runtime = caller.broker.start(timeout=5)
+    call_id = new_id()
+    key = names.reply_key(runtime.prefix, call_id)
+    admin = caller.getRedis()
+    admin.rpush(key, MARKER)
+    answer = pack("reply", call_id, add.name, b'{"sum":2,"pid":1}', sender=runtime.sender, max_size=1 << 20)
+    later = threading.Timer(0.2, admin.rpush, (key, answer))
+    later.start()
+    with runtime._direct:
+        found = runtime._wait_listed(call_id, key, time.monotonic() + 5, sent=False)
+    later.join()
+    assert [envelope.id for envelope in found] == [call_id]
+    assert admin.lrange(key, 0, -1) == [answer]  # the marker is gone, the answer stays until the caller's UNLINK
+    assert runtime.counters.dropped == 0
+    assert "dropped" not in caplog.text
+
+
+def test_nobody_is_found_at_once_even_when_the_marker_cannot_be_pushed(
+    spawn_backend: Spawn, caller: FlaskRedisSingle
+) -> None:
+    backend = spawn_backend()
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).pid == backend.pid  # the registry is cached
+    backend.kill()
+    backend.wait(5)
+    runtime = caller.broker.runtime()
+    runtime.lane.close(for_good=True)  # the marker that would end the wait cannot be pushed
+    started = time.monotonic()
+    with pytest.raises(NoResponders):
+        caller.broker.request(add, AddIn(a=1, b=1), timeout=10)
+    assert time.monotonic() - started < 1.0  # the wait was dropped with its connection, not sat out
