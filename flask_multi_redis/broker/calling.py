@@ -30,7 +30,7 @@ from .channel import Channel
 from .envelope import Envelope, Kind, Sender, deadline_after, pack, unpack
 from .lane import Lane
 from .listener import Listener
-from .wire import Wire
+from .wire import Wire, error_code
 
 if TYPE_CHECKING:
     from flask_multi_redis.session import RedisSession
@@ -57,7 +57,7 @@ def _reason(error: BaseException) -> str:
     """What went wrong, for an error message: the exception's type, and for an error reply its code (the first
     word, as in ``NOPERM`` or ``OOM``: never a value the command carried)."""
     if isinstance(error, redis.ResponseError) and str(error):
-        return f"{type(error).__name__} {str(error).split(' ', 1)[0]}"
+        return f"{type(error).__name__} {error_code(error)}"
     return type(error).__name__
 
 

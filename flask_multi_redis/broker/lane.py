@@ -10,7 +10,6 @@ with a timeout) would hold up everybody behind it: the one call that waits that 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,10 +119,6 @@ class Lane:
             raise redis.ConnectionError("the broker has stopped: its lane is closed")
         self._wire.reset_if_stale()
         return self._wire.round_trip(commands)
-
-    def idle_for(self) -> float:
-        """Seconds since the lane last sent anything."""
-        return time.monotonic() - self._wire.last_used
 
     @property
     def connected(self) -> bool:

@@ -19,6 +19,7 @@ from .calling import Calling
 from .envelope import Envelope, Kind, now_ms, pack
 from .pool import HandlerPool
 from .router import Route
+from .wire import error_code
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "SHUTTING_DOWN", "Counters", "Serving"]
 
 log = logging.getLogger(__name__)
-
-# An answer is kept in a reply list (TTL: the request's deadline) and then published to the caller's inbox, if
-# it has one. The list is what a caller reads when its pub/sub connection was away (PUBLISH may count a receiver
-# whose connection is dying); a caller that got the answer by pub/sub deletes the list with its next command.
 
 #: How long a stored reply or a claim outlives a request without a deadline, in milliseconds.
 NO_DEADLINE_TTL_MS = 60_000
@@ -183,6 +180,9 @@ class Serving(Calling):
         self._answer(envelope, "error", _error_body(error_type, message))
 
     def _answer(self, envelope: Envelope, kind: Kind, body: bytes) -> None:
+        """Keep the answer in its reply list (TTL: the request's deadline), then publish it to the caller's inbox
+        if it has one. The list is what a caller reads when its pub/sub connection was away (PUBLISH may count
+        a receiver whose connection is dying); one that got the answer by pub/sub deletes the list itself."""
         if envelope.kind == "command" and not envelope.reply_to:
             return  # a plain broadcast: nobody waits
         try:
@@ -213,7 +213,7 @@ class Serving(Calling):
                     kind,
                     envelope.id,
                     envelope.channel,
-                    ", ".join(f"{name} ({str(reply).split(' ', 1)[0]})" for name, reply in refused),
+                    ", ".join(f"{name} ({error_code(reply)})" for name, reply in refused),
                 )
             return
 

@@ -21,7 +21,7 @@ import redis
 from redis import exceptions
 from redis.connection import AbstractConnection
 
-__all__ = ["Wire", "encoded", "error_reply"]
+__all__ = ["Wire", "encoded", "error_code", "error_reply"]
 
 _BUFFER = 65536
 _INCOMPLETE = object()  # what the reader returns while a reply is not complete (a RESP3 false is False)
@@ -47,9 +47,15 @@ def encoded(client: redis.Redis, name: str | bytes) -> bytes:
     return client.get_encoder().encode(name)  # type: ignore[no-any-return,no-untyped-call]
 
 
+def error_code(message: object) -> str:
+    """The code of an error reply (its first word: ``OOM``, ``NOPERM``, ...), which carries no value the
+    command sent."""
+    return str(message).split(" ", 1)[0]
+
+
 def error_reply(message: str) -> exceptions.RedisError:
     """The exception redis-py would raise for the error reply ``message`` (never raised here: returned)."""
-    return _ERRORS.get(message.split(" ", 1)[0], exceptions.ResponseError)(message)
+    return _ERRORS.get(error_code(message), exceptions.ResponseError)(message)
 
 
 class Wire:
@@ -175,8 +181,6 @@ class Wire:
         encoder = connection.encoder
         utf8 = encoder.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
         self._encode = None if utf8 else encoder.encode  # hiredis writes str as UTF-8
-        self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
-        self._owed = 0
         self.last_used = time.monotonic()
         return sock
 
