@@ -312,10 +312,13 @@ class Calling:
 
     def _take_spent(self) -> list[str]:
         """The reply lists to delete, taken out one by one: a key another thread adds meanwhile is not lost."""
-        taken = []
-        with contextlib.suppress(IndexError):
-            while True:
-                taken.append(self._spent.popleft())
+        taken: list[str] = []
+        spent = self._spent
+        while spent:
+            try:
+                taken.append(spent.popleft())
+            except IndexError:  # another thread took the last one
+                break
         return taken
 
     def _responder_ids(self, channel: str) -> list[str]:

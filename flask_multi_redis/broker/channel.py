@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -19,28 +20,43 @@ Rep = TypeVar("Rep")
 
 
 class _Payload:
-    """Validation and JSON serialization of one payload type (a pydantic model, or any JSON value)."""
+    """Validation and JSON serialization of one payload type (a pydantic model, or any JSON value).
 
-    __slots__ = ("adapter", "type", "type_name")
+    It calls pydantic-core's validator and serializer directly: ``TypeAdapter``'s own methods take a dozen
+    keyword arguments each, and on the broker's hot path that is a good part of the cost of a small message.
+    They are looked up on first use, so that a type whose model defers building its schema is built then."""
+
+    __slots__ = ("_to_json", "_validate", "adapter", "type", "type_name")
 
     def __init__(self, payload_type: type[Any] | None) -> None:
         self.type: Any = Any if payload_type is None else payload_type
         self.type_name = getattr(payload_type, "__name__", "JSON")
         self.adapter: TypeAdapter[Any] = TypeAdapter(self.type)
+        self._validate: Callable[[Any], Any] | None = None
+        self._to_json: Callable[[Any], bytes] | None = None
 
     def dump(self, value: object, what: str) -> bytes:
         """``value`` validated and serialized to JSON; :class:`InvalidMessage` when it does not fit."""
         try:
-            return self.adapter.dump_json(self.adapter.validate_python(value))
+            validate, to_json = self._validate or self._bind(), self._to_json or self._bind_json()
+            return to_json(validate(value))
         except (ValidationError, PydanticSerializationError, TypeError, ValueError) as exc:
             raise InvalidMessage(f"{what} is not a valid {self.type_name}: {explain(exc, self.type)}") from exc
 
     def load(self, body: object, what: str) -> Any:
         """A received JSON ``body`` validated as the declared type."""
         try:
-            return self.adapter.validate_python(body)
+            return (self._validate or self._bind())(body)
         except (ValidationError, TypeError, ValueError) as exc:
             raise InvalidMessage(f"{what} is not a valid {self.type_name}: {explain(exc, self.type)}") from exc
+
+    def _bind(self) -> Callable[[Any], Any]:
+        self._validate = validate = self.adapter.validator.validate_python
+        return validate
+
+    def _bind_json(self) -> Callable[[Any], bytes]:
+        self._to_json = to_json = self.adapter.serializer.to_json
+        return to_json
 
 
 class Channel(Generic[Req, Rep]):

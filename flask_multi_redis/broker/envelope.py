@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -44,21 +44,68 @@ class Sender:
             return None
 
 
-@dataclass(slots=True)
+_last_sender: tuple[Sender, bytes] | None = None
+
+
+def _sender_json(sender: Sender) -> bytes:
+    """A sender as the JSON its envelopes carry, kept for the last one asked: a process sends every message
+    with the same sender."""
+    global _last_sender
+    last = _last_sender
+    if last is not None and last[0] is sender:
+        return last[1]
+    data = orjson.dumps(sender.as_json())
+    _last_sender = (sender, data)
+    return data
+
+
 class Envelope:
     """A received message: its kind, correlation id, logical channel, reply address, deadline and body.
 
-    Treat it as read-only. It is not a frozen dataclass only because building one is three times slower, and
-    every message received builds one."""
+    Treat it as read-only. The sender and the headers are read from the message when first asked for: most
+    messages never need them, and every message received builds an envelope."""
 
-    kind: Kind
-    id: str
-    channel: str
-    body: Any
-    reply_to: str | None = None
-    deadline: int | None = None  # unix time in milliseconds
-    sender: Sender | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("_headers", "_sender", "body", "channel", "deadline", "id", "kind", "reply_to")
+
+    def __init__(
+        self,
+        kind: Kind,
+        id: str,
+        channel: str,
+        body: Any,
+        reply_to: str | None = None,
+        deadline: int | None = None,
+        sender: object = None,
+        headers: dict[Any, Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.id = id
+        self.channel = channel
+        self.body = body
+        self.reply_to = reply_to
+        self.deadline = deadline  # unix time in milliseconds
+        self._sender = sender  # a Sender, or its JSON as received until parsed
+        self._headers = headers
+
+    def __repr__(self) -> str:
+        return f"Envelope(kind={self.kind!r}, id={self.id!r}, channel={self.channel!r})"
+
+    @property
+    def sender(self) -> Sender | None:
+        """The sending process; None when the message names none, or not in the expected form."""
+        sender = self._sender
+        if sender is None or isinstance(sender, Sender):
+            return sender
+        self._sender = sender = Sender.from_json(sender)
+        return sender
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Free metadata (PROTOCOL.md); values that are not strings are converted."""
+        headers = self._headers
+        if not headers:
+            return {}
+        return {str(key): str(value) for key, value in headers.items()}
 
     def expired(self, now: int | None = None) -> bool:
         return self.deadline is not None and (now_ms() if now is None else now) >= self.deadline
@@ -92,11 +139,13 @@ def pack(
         head["reply_to"] = reply_to
     if deadline is not None:
         head["deadline"] = deadline
-    if sender is not None:
-        head["sender"] = sender.as_json()
     if headers:
         head["headers"] = headers
-    data = b"".join((orjson.dumps(head)[:-1], b',"body":', body_json, b"}"))
+    parts = [orjson.dumps(head)[:-1]]
+    if sender is not None:
+        parts += (b',"sender":', _sender_json(sender))
+    parts += (b',"body":', body_json, b"}")
+    data = b"".join(parts)
     if len(data) > max_size:
         raise MessageTooLarge(f"a {len(data)}-byte {kind} on {channel!r} exceeds max_message_size={max_size}")
     return data
@@ -121,20 +170,11 @@ def unpack(data: bytes, max_size: int) -> Envelope:
         raise InvalidMessage("the id is missing or not a string of at most 128 characters")
     if not isinstance(channel, str):
         raise InvalidMessage("the channel is missing")
-    reply_to, deadline, headers = raw.get("reply_to"), raw.get("deadline"), raw.get("headers") or {}
+    reply_to, deadline, headers = raw.get("reply_to"), raw.get("deadline"), raw.get("headers")
     if reply_to is not None and not isinstance(reply_to, str):
         raise InvalidMessage("reply_to is not a string")
     if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool)):
         raise InvalidMessage("deadline is not an integer (unix milliseconds)")
-    if not isinstance(headers, dict):
+    if headers and not isinstance(headers, dict):
         raise InvalidMessage("headers is not an object")
-    return Envelope(
-        kind=kind,
-        id=ident,
-        channel=channel,
-        body=raw.get("body"),
-        reply_to=reply_to or None,
-        deadline=deadline,
-        sender=Sender.from_json(raw.get("sender")),
-        headers={str(k): str(v) for k, v in headers.items()},
-    )
+    return Envelope(kind, ident, channel, raw.get("body"), reply_to or None, deadline, raw.get("sender"), headers)

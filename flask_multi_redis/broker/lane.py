@@ -50,38 +50,69 @@ class Lane:
         """Several commands sent together; their raw replies, in order. An error reply raises the exception
         redis-py would (see :func:`.wire.error_reply`), unless ``raise_errors`` is false: then it is returned
         among the replies."""
-        batch = _Batch(commands)
         if self._sending.acquire(blocking=False):
-            self._send_as_sender(batch)
+            replies = self._send_alone(commands) if not self._queued else self._send_with_queued(commands)
         else:
-            batch.done = threading.Event()
-            with self._queue_lock:
-                self._queued.append(batch)
-            while not batch.done.is_set():
-                if self._sending.acquire(blocking=False):
-                    self._send_as_sender(None)
-                else:
-                    batch.done.wait(0.05)  # the sender takes our batch (see below); the timeout is a safety net
-        if batch.error is not None:
-            raise batch.error
+            replies = self._wait_for_sender(commands)
         if raise_errors:
-            for reply in batch.replies:
+            for reply in replies:
                 if isinstance(reply, redis.RedisError):
                     raise reply
+        return replies
+
+    def _send_alone(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """With the lane taken and nothing queued (the common case): one round trip of our own."""
+        try:
+            replies = self._round_trip(commands)
+        except Exception:
+            self._hand_over()
+            raise
+        except BaseException:  # interrupted: let go at once
+            self._sending.release()
+            raise
+        self._hand_over()
+        return replies
+
+    def _send_with_queued(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        batch = _Batch(commands)
+        self._send_as_sender(batch)
+        if batch.error is not None:
+            raise batch.error
         return batch.replies
 
-    def _send_as_sender(self, own: _Batch | None) -> None:
-        """With the lane taken: send ``own`` and everything queued, then let go of the lane."""
-        try:
-            self._send_queued(own)
-        finally:
-            self._sending.release()
-        # A batch queued while we were sending, whose caller found the lane taken, waits for a sender: be it.
+    def _wait_for_sender(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Queue our commands for whoever sends, or become the sender ourselves when the lane comes free."""
+        done = threading.Event()
+        batch = _Batch(commands, done=done)
+        with self._queue_lock:
+            self._queued.append(batch)
+        while not done.is_set():
+            if self._sending.acquire(blocking=False):
+                self._send_as_sender(None)
+            else:
+                done.wait(0.05)  # the sender takes our batch (see _send_queued); the timeout is a safety net
+        if batch.error is not None:
+            raise batch.error
+        return batch.replies
+
+    def _hand_over(self) -> None:
+        """Let go of the lane; a batch queued meanwhile, whose caller found the lane taken, waits for a sender:
+        be it."""
+        self._sending.release()
         while self._queued and self._sending.acquire(blocking=False):
             try:
                 self._send_queued(None)
             finally:
                 self._sending.release()
+
+    def _send_as_sender(self, own: _Batch | None) -> None:
+        """With the lane taken: send ``own`` and everything queued, then let go of the lane."""
+        try:
+            self._send_queued(own)
+        except BaseException:
+            self._sending.release()
+            raise
+        self._hand_over()
 
     def _send_queued(self, own: _Batch | None) -> None:
         first = [own] if own is not None else []
@@ -114,7 +145,7 @@ class Lane:
                 if batch.done is not None:
                     batch.done.set()
 
-    def _round_trip(self, commands: list[Sequence[Any]]) -> list[Any]:
+    def _round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         if self._closed:
             raise redis.ConnectionError("the broker has stopped: its lane is closed")
         self._wire.reset_if_stale()

@@ -52,6 +52,7 @@ class Runtime(Serving):
         self.sender = new_sender(broker.role)
         self.prefix = session.prefix
         self.inbox = names.inbox_channel(self.prefix, self.sender.id)
+        self._environment = names.environment(self.prefix)
         self.started_at = time.time()
         self.counters = Counters()
         name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection

@@ -66,6 +66,7 @@ class Serving(Calling):
     _wire_routes: dict[bytes, Route]
     _handlers: dict[str, Route]
     _draining: bool
+    _environment: str  # what every name of this environment starts with
 
     def _on_inbox(self, wire: bytes, data: bytes) -> None:
         envelope = self._unpack(wire, data)
@@ -96,7 +97,7 @@ class Serving(Calling):
         if route is None:
             self._drop(envelope, "no route for this channel in this process")
             return
-        if envelope.reply_to and not envelope.reply_to.startswith(names.environment(self.prefix)):
+        if envelope.reply_to and not envelope.reply_to.startswith(self._environment):
             self._drop(envelope, "reply_to is outside this environment's prefix")
             return
         if envelope.expired():
@@ -205,16 +206,10 @@ class Serving(Calling):
                     log.error("%s: %s", failed, type(exc).__name__)
                     return
                 continue
-            pairs = zip(commands, replies, strict=True)
-            refused = [(name, reply) for (name, *_), reply in pairs if isinstance(reply, Exception)]
-            if refused:  # e.g. OOM or a read-only replica: the rest went ahead (a publish still reaches its caller)
-                log.error(
-                    "the %s for id=%s channel=%s: Redis refused %s",
-                    kind,
-                    envelope.id,
-                    envelope.channel,
-                    ", ".join(f"{name} ({error_code(reply)})" for name, reply in refused),
-                )
+            for command, reply in zip(commands, replies, strict=True):
+                if isinstance(reply, Exception):  # OOM, a read-only replica: the rest went ahead
+                    failed = f"the {kind} for id={envelope.id} channel={envelope.channel}"
+                    log.error("%s: Redis refused %s (%s)", failed, command[0], error_code(reply))
             return
 
     @staticmethod

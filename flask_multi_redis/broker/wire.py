@@ -73,6 +73,8 @@ class Wire:
         self._sock: socket.socket | None = None
         self._timeout: float | None = None
         self._encode: Callable[[Any], Any] | None = None
+        self._poller: Any = None  # watches the socket, for reset_if_stale
+        self._pending: Callable[[], int] | None = None  # an SSL socket's decrypted bytes not yet handed out
         self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         self._buffer = bytearray(_BUFFER)
         self._owed = 0
@@ -160,11 +162,23 @@ class Wire:
         sock = self._sock
         if sock is None:
             return
-        if self._owed or self._reader.has_data() or _readable(sock):
+        if self._owed or self._reader.has_data() or self._readable(sock):
             self.close()
+
+    def _readable(self, sock: socket.socket) -> bool:
+        """Whether something can be read from ``sock`` right now, without reading it."""
+        if self._pending is not None and self._pending():
+            return True
+        try:
+            if self._poller is not None:
+                return bool(self._poller.poll(0))
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True  # a socket closed under us
 
     def close(self) -> None:
         connection, self._connection, self._sock = self._connection, None, None
+        self._poller = self._pending = None
         self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         self._owed = 0
         if connection is not None:
@@ -178,26 +192,15 @@ class Wire:
         if sock is None:
             raise redis.ConnectionError("redis-py connected without a socket")
         self._connection, self._sock, self._timeout = connection, sock, sock.gettimeout()
+        self._pending = getattr(sock, "pending", None)
+        if _poll is not None:  # select.select cannot watch descriptors of 1024 and above
+            self._poller = _poll()
+            self._poller.register(sock, select.POLLIN)
         encoder = connection.encoder
         utf8 = encoder.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
         self._encode = None if utf8 else encoder.encode  # hiredis writes str as UTF-8
         self.last_used = time.monotonic()
         return sock
-
-
-def _readable(sock: socket.socket) -> bool:
-    """Whether something can be read from ``sock`` right now, without reading it."""
-    pending = getattr(sock, "pending", None)  # bytes an SSL socket has decrypted but not handed out
-    if pending is not None and pending():
-        return True
-    try:
-        if _poll is not None:  # select.select cannot watch descriptors of 1024 and above
-            poller = _poll()
-            poller.register(sock, select.POLLIN)
-            return bool(poller.poll(0))
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True  # a socket closed under us
 
 
 def _system_poll() -> Callable[[], Any] | None:
