@@ -202,8 +202,8 @@ class Calling:
             waiting.reset_if_stale()
             waiting.send(commands)
             if spent:
-                waiting.skip_pushes()  # the UNLINK's: a failed one does no harm
-            receivers = waiting.skip_pushes()
+                waiting.reply()  # the UNLINK's: a failed one does no harm
+            receivers = waiting.reply()
             if isinstance(receivers, redis.RedisError):
                 raise receivers
         except redis.RedisError as exc:
@@ -223,7 +223,7 @@ class Calling:
             self._waiting.close()  # the wait is still on: drop the connection with it
             return
         with contextlib.suppress(redis.RedisError):  # a reply still owed: the wire starts afresh before its next use
-            self._waiting.skip_pushes()
+            self._waiting.reply()
 
     def _wait_listed(self, call_id: str, key: str, deadline: float, sent: bool) -> list[Envelope]:
         """Wait on the reply list ``key`` until the monotonic ``deadline`` (``sent``: a first BLMOVE is out).
@@ -241,10 +241,10 @@ class Calling:
                         return []
                     waiting.send([*discard, self._blmove(key, deadline)])
                     for _ in discard:
-                        waiting.skip_pushes()
+                        waiting.reply()
                     discard = []
                 sent = False
-                found = waiting.skip_pushes()
+                found = waiting.reply()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 waiting.close()
                 if not pause:

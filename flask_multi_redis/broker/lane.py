@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from .wire import Wire
+from .wire import Command, Wire
 
 __all__ = ["Lane"]
 
@@ -25,7 +25,7 @@ __all__ = ["Lane"]
 class _Batch:
     """One caller's commands and, once sent, their replies (or the error that stopped them)."""
 
-    commands: Sequence[Sequence[Any]]
+    commands: Sequence[Command]
     replies: list[Any] = field(default_factory=list)
     error: BaseException | None = None
     done: threading.Event | None = None  # only for a caller that waits while another one sends
@@ -46,7 +46,7 @@ class Lane:
         """One command; its raw reply (no redis-py response callbacks)."""
         return self.pipeline([args])[-1]
 
-    def pipeline(self, commands: Sequence[Sequence[Any]], *, raise_errors: bool = True) -> list[Any]:
+    def pipeline(self, commands: Sequence[Command], *, raise_errors: bool = True) -> list[Any]:
         """Several commands sent together; their raw replies, in order. An error reply raises the exception
         redis-py would (see :func:`.wire.error_reply`), unless ``raise_errors`` is false: then it is returned
         among the replies."""
@@ -60,7 +60,7 @@ class Lane:
                     raise reply
         return replies
 
-    def _send_alone(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def _send_alone(self, commands: Sequence[Command]) -> list[Any]:
         """With the lane taken and nothing queued (the common case): one round trip of our own."""
         try:
             replies = self._round_trip(commands)
@@ -73,14 +73,14 @@ class Lane:
         self._hand_over()
         return replies
 
-    def _send_with_queued(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def _send_with_queued(self, commands: Sequence[Command]) -> list[Any]:
         batch = _Batch(commands)
         self._send_as_sender(batch)
         if batch.error is not None:
             raise batch.error
         return batch.replies
 
-    def _wait_for_sender(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def _wait_for_sender(self, commands: Sequence[Command]) -> list[Any]:
         """Queue our commands for whoever sends, or become the sender ourselves when the lane comes free."""
         done = threading.Event()
         batch = _Batch(commands, done=done)
@@ -145,7 +145,7 @@ class Lane:
                 if batch.done is not None:
                     batch.done.set()
 
-    def _round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
         if self._closed:
             raise redis.ConnectionError("the broker has stopped: its lane is closed")
         self._wire.reset_if_stale()

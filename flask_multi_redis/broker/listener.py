@@ -190,7 +190,7 @@ class Listener:
                 self._changed.wait(0.25)
                 continue
             try:
-                message = wire.read(timeout=tick)
+                message = wire.receive(timeout=tick)
             except redis.TimeoutError:
                 now = time.monotonic()
                 if ping_sent is None and now - last_traffic > self.silence:

@@ -100,17 +100,11 @@ class Serving(Calling):
         if envelope.reply_to and not envelope.reply_to.startswith(self._environment):
             self._drop(envelope, "reply_to is outside this environment's prefix")
             return
-        if envelope.expired():
-            self.counters.count("expired")
-            log.warning(
-                "expired before it started, not run: %s id=%s channel=%s",
-                envelope.kind,
-                envelope.id,
-                route.channel.name,
-            )
-            return
         if claimed and self._quick(route):
             self._run(envelope, route, claimed)  # no hand-over to a handler thread: see _quick
+            return
+        if envelope.expired():  # not worth a place in the queue
+            self._expired(envelope, route)
             return
         if not self.handlers.submit(lambda: self._run(envelope, route, claimed)):
             if self._draining:  # it began to drain since the check above
@@ -145,8 +139,7 @@ class Serving(Calling):
         if not claimed and not self._claim(envelope):
             return
         if envelope.expired():
-            self.counters.count("expired")
-            log.warning("expired in the queue, not run: id=%s channel=%s", envelope.id, route.channel.name)
+            self._expired(envelope, route)
             return
         try:
             message = route.channel.load_request(envelope.body)
@@ -168,6 +161,12 @@ class Serving(Calling):
             return
         self.counters.count("handled")
         self._answer(envelope, "reply", body)
+
+    def _expired(self, envelope: Envelope, route: Route) -> None:
+        self.counters.count("expired")
+        log.warning(
+            "expired before it started, not run: %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name
+        )
 
     def _claim(self, envelope: Envelope) -> bool:
         key = names.claim_key(self.prefix, envelope.id)

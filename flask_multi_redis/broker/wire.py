@@ -13,7 +13,7 @@ import select
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -21,7 +21,10 @@ import redis
 from redis import exceptions
 from redis.connection import AbstractConnection
 
-__all__ = ["Wire", "encoded", "error_code", "error_reply"]
+__all__ = ["Command", "Wire", "encoded", "error_code", "error_reply"]
+
+#: A command: its name and arguments, as a tuple (what ``hiredis.pack_command`` takes).
+Command = tuple[Any, ...]
 
 _BUFFER = 65536
 _INCOMPLETE = object()  # what the reader returns while a reply is not complete (a RESP3 false is False)
@@ -71,7 +74,8 @@ class Wire:
         self.last_used = time.monotonic()
         self._connection: AbstractConnection | None = None
         self._sock: socket.socket | None = None
-        self._timeout: float | None = None
+        self._timeout: float | None = None  # the connection's socket timeout
+        self._applied: float | None = None  # the timeout the socket has now (reads may set another)
         self._encode: Callable[[Any], Any] | None = None
         self._poller: Any = None  # watches the socket, for reset_if_stale
         self._pending: Callable[[], int] | None = None  # an SSL socket's decrypted bytes not yet handed out
@@ -83,46 +87,49 @@ class Wire:
     def connected(self) -> bool:
         return self._sock is not None
 
-    def send(self, commands: Iterable[Sequence[Any]]) -> None:
+    def send(self, commands: Sequence[Command]) -> None:
         """Write ``commands`` in one go, connecting first if need be."""
         sock = self._sock if self._sock is not None else self._connect()
         self.last_used = time.monotonic()
         encode = self._encode
         if encode is None:
-            packed = [hiredis.pack_command(tuple(command)) for command in commands]
+            data = b"".join(map(hiredis.pack_command, commands))
         else:
-            packed = [hiredis.pack_command(tuple(map(encode, command))) for command in commands]
-        if sock.gettimeout() != self._timeout:
+            data = b"".join([hiredis.pack_command(tuple(map(encode, command))) for command in commands])
+        if self._applied != self._timeout:
             sock.settimeout(self._timeout)
-        self._owed += len(packed)
+            self._applied = self._timeout
+        self._owed += len(commands)
         try:
-            sock.sendall(b"".join(packed))
+            sock.sendall(data)
         except OSError as exc:
             self.close()
             raise redis.ConnectionError(f"writing to Redis failed: {type(exc).__name__}") from exc
 
-    def read(self, timeout: float | None = None) -> Any:
-        """The next reply; an error reply is returned as the :class:`redis.RedisError` redis-py would raise.
+    def reply(self) -> Any:
+        """The reply to the next command sent; an error reply is returned as the :class:`redis.RedisError`
+        redis-py would raise. RESP3 pushes (notifications no command asked for) are skipped.
+
+        :raises redis.TimeoutError: nothing came within the socket timeout (see :meth:`receive`).
+        :raises redis.ConnectionError: the connection is lost, or what came is not RESP (it is closed).
+        """
+        reply = self.receive()
+        while isinstance(reply, hiredis.PushNotification):
+            reply = self.receive()
+        return reply
+
+    def receive(self, timeout: float | None = None) -> Any:
+        """What comes next: a reply as :meth:`reply` returns it, or a RESP3 push.
 
         :param timeout: seconds to wait for it; by default the connection's socket timeout.
         :raises redis.TimeoutError: nothing came in time. The connection stays usable: what was read so far
             is kept for the next call.
         :raises redis.ConnectionError: the connection is lost, or what came is not RESP (it is closed).
         """
-        sock = self._sock
-        if sock is None:
-            raise redis.ConnectionError("not connected to Redis")
         try:
             reply = self._reader.gets()
-            while reply is _INCOMPLETE:
-                wanted = self._timeout if timeout is None else timeout
-                if sock.gettimeout() != wanted:
-                    sock.settimeout(wanted)
-                count = sock.recv_into(self._buffer)
-                if not count:
-                    raise ConnectionResetError("Redis closed the connection")
-                self._reader.feed(self._buffer, 0, count)  # type: ignore[arg-type]  # any buffer will do
-                reply = self._reader.gets()
+            if reply is _INCOMPLETE:
+                reply = self._fill(self._timeout if timeout is None else timeout)
         except TimeoutError as exc:
             raise redis.TimeoutError("no reply from Redis in time") from exc
         except (OSError, hiredis.ProtocolError) as exc:
@@ -130,12 +137,31 @@ class Wire:
             raise redis.ConnectionError(f"reading from Redis failed: {type(exc).__name__}") from exc
         if isinstance(reply, hiredis.PushNotification):
             return reply
-        self._owed = max(0, self._owed - 1)
+        if self._owed:
+            self._owed -= 1
         if isinstance(reply, hiredis.ReplyError):
             return error_reply(str(reply))
         return reply
 
-    def round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def _fill(self, timeout: float | None) -> Any:
+        """Read from the socket until a whole reply has come; that reply."""
+        sock = self._sock
+        if sock is None:
+            raise ConnectionResetError("not connected to Redis")
+        if self._applied != timeout:
+            sock.settimeout(timeout)
+            self._applied = timeout
+        reader, buffer = self._reader, self._buffer
+        while True:
+            count = sock.recv_into(buffer)
+            if not count:
+                raise ConnectionResetError("Redis closed the connection")
+            reader.feed(buffer, 0, count)  # type: ignore[arg-type]  # any buffer will do
+            reply = reader.gets()
+            if reply is not _INCOMPLETE:
+                return reply
+
+    def round_trip(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` and read their replies, in order (error replies among them, not raised).
 
         Anything else that goes wrong, an interruption half-way included, closes the connection: its replies
@@ -143,17 +169,10 @@ class Wire:
         """
         try:
             self.send(commands)
-            return [self.skip_pushes() for _ in commands]
+            return [self.reply() for _ in commands]
         except BaseException:
             self.close()
             raise
-
-    def skip_pushes(self) -> Any:
-        """The next reply that is not a RESP3 push (an out-of-band notification no command asked for)."""
-        reply = self.read()
-        while isinstance(reply, hiredis.PushNotification):
-            reply = self.read()
-        return reply
 
     def reset_if_stale(self) -> None:
         """Close the connection unless it is idle and in step: no reply still owed or half-read (a use that
@@ -191,7 +210,8 @@ class Wire:
         sock: socket.socket | None = connection._sock  # from here on, this module speaks on the socket
         if sock is None:
             raise redis.ConnectionError("redis-py connected without a socket")
-        self._connection, self._sock, self._timeout = connection, sock, sock.gettimeout()
+        self._connection, self._sock = connection, sock
+        self._timeout = self._applied = sock.gettimeout()
         self._pending = getattr(sock, "pending", None)
         if _poll is not None:  # select.select cannot watch descriptors of 1024 and above
             self._poller = _poll()
