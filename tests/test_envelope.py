@@ -75,3 +75,18 @@ def test_not_json_and_too_large_are_refused() -> None:
         unpack(message(body="x" * 5000), 4096)
     with pytest.raises(MessageTooLarge):
         pack("reply", "abc", "c", b'"' + b"x" * 5000 + b'"', sender=WEB, max_size=4096)
+
+
+def test_fields_are_written_in_the_documented_order() -> None:
+    data = pack("request", "abc", "c", b"1", reply_to="r", deadline=5, sender=WEB, headers={"h": "1"}, max_size=4096)
+    assert list(orjson.loads(data)) == [
+        "v",
+        "kind",
+        "id",
+        "channel",
+        "reply_to",
+        "deadline",
+        "sender",
+        "headers",
+        "body",
+    ]

@@ -139,11 +139,11 @@ def pack(
         head["reply_to"] = reply_to
     if deadline is not None:
         head["deadline"] = deadline
-    if headers:
-        head["headers"] = headers
     parts = [orjson.dumps(head)[:-1]]
     if sender is not None:
         parts += (b',"sender":', _sender_json(sender))
+    if headers:
+        parts += (b',"headers":', orjson.dumps(headers))
     parts += (b',"body":', body_json, b"}")
     data = b"".join(parts)
     if len(data) > max_size:
