@@ -373,3 +373,25 @@ def test_nobody_is_found_at_once_even_when_the_marker_cannot_be_pushed(
     with pytest.raises(NoResponders):
         caller.broker.request(add, AddIn(a=1, b=1), timeout=10)
     assert time.monotonic() - started < 1.0  # the wait was dropped with its connection, not sat out
+
+
+def test_a_child_forked_without_pythons_fork_hooks_gets_a_runtime_of_its_own(caller: FlaskRedisSingle) -> None:
+    """uWSGI forks its workers without running Python's fork hooks (unless told to): the child must not take
+    its parent's runtime, whose connections the parent and every sibling hold."""
+    import ctypes
+
+    parent = caller.broker.start(timeout=5)
+    read_end, write_end = os.pipe()
+    pid = ctypes.PyDLL(None).fork()  # libc's fork, holding the GIL: no os.register_at_fork hook runs
+    if pid == 0:
+        try:
+            runtime = caller.broker.runtime()
+            os.write(write_end, b"1" if runtime is not parent and runtime.pid == os.getpid() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        assert os.read(read_end, 1) == b"1"
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)

@@ -15,7 +15,7 @@ from .calling import new_id
 from .channel import Channel
 from .envelope import Envelope, Sender
 from .listener import ListenerHealth
-from .process import after_fork, current_pid, when_to_start
+from .process import after_fork, when_to_start
 from .registry import ProcessInfo
 from .router import Router
 from .runtime import Runtime
@@ -248,7 +248,7 @@ class Broker(Router):
 
     def _runtime_for(self, state: _AppState) -> Runtime:
         runtime = state.runtime
-        if runtime is not None and runtime.pid == current_pid():
+        if runtime is not None and runtime.pid == os.getpid():  # any fork, also one without Python's hooks
             return runtime
         with _runtime_lock:
             if state.runtime is None or state.runtime.pid != os.getpid():

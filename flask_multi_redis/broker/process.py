@@ -19,7 +19,7 @@ from typing import Literal
 
 from .envelope import Sender
 
-__all__ = ["after_fork", "current_pid", "new_sender", "start_explicitly", "when_to_start"]
+__all__ = ["after_fork", "new_sender", "start_explicitly", "when_to_start"]
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,6 @@ _fork_callbacks: list[Callable[[], None]] = []
 _gevent_callbacks: list[Callable[[], None]] = []
 _master_pid: int | None = None  # the preloading gunicorn master whose children start the callbacks
 _started_explicitly = False
-_pid = os.getpid()
-
-
-def current_pid() -> int:
-    """This process's id, without the system call ``os.getpid`` makes (every call of the broker asks)."""
-    return _pid
 
 
 def start_explicitly() -> None:
@@ -113,11 +107,6 @@ def _run(callbacks: list[Callable[[], None]]) -> None:
             log.exception("starting the broker in process %d failed", os.getpid())
 
 
-def _note_pid() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
 def _in_child() -> None:
     if _master_pid is None or os.getppid() != _master_pid:
         return
@@ -140,5 +129,4 @@ def _on_gevent_event(event: object) -> None:
         spawn(_run, _gevent_callbacks)  # runs once the worker's hub is up
 
 
-os.register_at_fork(after_in_child=_note_pid)  # first: children's hooks run in the order registered
 os.register_at_fork(after_in_child=_in_child)

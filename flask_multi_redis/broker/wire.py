@@ -88,7 +88,8 @@ class Wire:
         return self._sock is not None
 
     def send(self, commands: Sequence[Command]) -> None:
-        """Write ``commands`` in one go, connecting first if need be."""
+        """Write ``commands`` (tuples, as ``hiredis.pack_command`` wants them) in one go, connecting first if
+        need be."""
         sock = self._sock if self._sock is not None else self._connect()
         self.last_used = time.monotonic()
         encode = self._encode
