@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -391,6 +393,10 @@ def test_a_child_forked_without_pythons_fork_hooks_gets_a_runtime_of_its_own(cal
             os._exit(0)
     os.close(write_end)
     try:
+        answered = select.select([read_end], [], [], 10)[0]  # a lock some thread held at the fork would hang it
+        if not answered:
+            os.kill(pid, signal.SIGKILL)
+        assert answered, "the forked child did not answer within 10 s"
         assert os.read(read_end, 1) == b"1"
     finally:
         os.close(read_end)
