@@ -212,7 +212,7 @@ class Broker(Router):
             envelopes = runtime.ask(channel, body, deadline, refused_by)
             if not envelopes:
                 raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
-            if envelopes[0].kind == "reply":
+            if envelopes[0].kind == "reply":  # the common case, without a Reply or parsing its sender
                 return channel.load_reply(envelopes[0].body)
             reply = self._reply(channel, envelopes[0])
             if reply.error is None:

@@ -30,7 +30,7 @@ from .channel import Channel
 from .envelope import Envelope, Kind, Sender, deadline_after, pack, unpack
 from .lane import Lane
 from .listener import Listener
-from .wire import Wire, error_code
+from .wire import Command, Wire, error_code
 
 if TYPE_CHECKING:
     from flask_multi_redis.session import RedisSession
@@ -59,6 +59,11 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, redis.ResponseError) and str(error):
         return f"{type(error).__name__} {error_code(error)}"
     return type(error).__name__
+
+
+def _unlink(keys: list[str]) -> list[Command]:
+    """The command that deletes ``keys`` (sent ahead of the next PUBLISH), or none."""
+    return [("UNLINK", *keys)] if keys else []
 
 
 def new_id() -> str:
@@ -195,8 +200,7 @@ class Calling:
         spent = self._take_spent()
         if marked:
             spent.append(key)  # the marker an earlier attempt left
-        commands: list[tuple[Any, ...]] = [("UNLINK", *spent)] if spent else []
-        commands += [("PUBLISH", wire, data), self._blmove(key, deadline)]
+        commands = [*_unlink(spent), ("PUBLISH", wire, data), self._blmove(key, deadline)]
         waiting = self._waiting
         try:
             waiting.reset_if_stale()
@@ -207,8 +211,7 @@ class Calling:
             if isinstance(receivers, redis.RedisError):
                 raise receivers
         except redis.RedisError as exc:
-            self._spent.extend(spent)
-            raise BrokerUnavailable(f"could not publish on {wire!r}: {_reason(exc)}") from exc
+            raise self._not_published(wire, spent, exc) from exc
         if receivers:
             return True
         self._end_wait(key)
@@ -232,7 +235,7 @@ class Calling:
         the wait starts again on a new one.
         """
         waiting = self._waiting
-        discard: list[tuple[Any, ...]] = []
+        discard: list[Command] = []
         pause = 0.0  # after a lost connection: 0.05 s, doubling up to 1 s
         while True:
             try:
@@ -262,7 +265,7 @@ class Calling:
                     return [envelope]
                 discard = [("LREM", key, 1, found)]  # not our reply: take it out, or BLMOVE returns it again
 
-    def _blmove(self, key: str, deadline: float) -> tuple[Any, ...]:
+    def _blmove(self, key: str, deadline: float) -> Command:
         wait = max(0.01, min(deadline - time.monotonic(), self._wait_slice))
         return ("BLMOVE", key, key, "RIGHT", "RIGHT", round(wait, 3))
 
@@ -291,15 +294,18 @@ class Calling:
     def _publish(self, wire: str, data: bytes) -> int:
         """PUBLISH, deleting the reply lists of finished calls in the same round trip."""
         spent = self._take_spent()
-        commands = [("UNLINK", *spent), ("PUBLISH", wire, data)] if spent else [("PUBLISH", wire, data)]
         try:
-            receivers = self.lane.pipeline(commands, raise_errors=False)[-1]  # a failed UNLINK does no harm
-            if isinstance(receivers, redis.RedisError):
+            receivers = self.lane.pipeline([*_unlink(spent), ("PUBLISH", wire, data)], raise_errors=False)[-1]
+            if isinstance(receivers, redis.RedisError):  # a failed UNLINK does no harm
                 raise receivers
         except redis.RedisError as exc:
-            self._spent.extend(spent)
-            raise BrokerUnavailable(f"could not publish on {wire!r}: {_reason(exc)}") from exc
+            raise self._not_published(wire, spent, exc) from exc
         return int(receivers)
+
+    def _not_published(self, wire: str, spent: list[str], error: Exception) -> BrokerUnavailable:
+        """The error for a PUBLISH that failed; the reply lists its write was to delete go back for a later one."""
+        self._spent.extend(spent)
+        return BrokerUnavailable(f"could not publish on {wire!r}: {_reason(error)}")
 
     def _flush_spent(self) -> None:
         spent = self._take_spent()

@@ -30,6 +30,12 @@ class _Batch:
     error: BaseException | None = None
     done: threading.Event | None = None  # only for a caller that waits while another one sends
 
+    def outcome(self) -> list[Any]:
+        """The replies, once sent; the error that stopped them is raised."""
+        if self.error is not None:
+            raise self.error
+        return self.replies
+
 
 class Lane:
     """Runs commands on a dedicated connection made like the ``client``'s, pipelining concurrent callers."""
@@ -76,9 +82,7 @@ class Lane:
     def _send_with_queued(self, commands: Sequence[Command]) -> list[Any]:
         batch = _Batch(commands)
         self._send_as_sender(batch)
-        if batch.error is not None:
-            raise batch.error
-        return batch.replies
+        return batch.outcome()
 
     def _wait_for_sender(self, commands: Sequence[Command]) -> list[Any]:
         """Queue our commands for whoever sends, or become the sender ourselves when the lane comes free."""
@@ -91,9 +95,7 @@ class Lane:
                 self._send_as_sender(None)
             else:
                 done.wait(0.05)  # the sender takes our batch (see _send_queued); the timeout is a safety net
-        if batch.error is not None:
-            raise batch.error
-        return batch.replies
+        return batch.outcome()
 
     def _hand_over(self) -> None:
         """Let go of the lane; a batch queued meanwhile, whose caller found the lane taken, waits for a sender:

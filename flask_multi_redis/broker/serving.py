@@ -19,7 +19,7 @@ from .calling import Calling
 from .envelope import Envelope, Kind, now_ms, pack
 from .pool import HandlerPool
 from .router import Route
-from .wire import error_code
+from .wire import Command, error_code
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -193,7 +193,7 @@ class Serving(Calling):
             body = _error_body(type(exc).__name__, str(exc))
             data = pack("error", envelope.id, envelope.channel, body, sender=self.sender, max_size=len(body) + 4096)
         key = names.reply_key(self.prefix, envelope.id)
-        commands: list[tuple[Any, ...]] = [("RPUSH", key, data), ("PEXPIRE", key, self._ttl_ms(envelope))]
+        commands: list[Command] = [("RPUSH", key, data), ("PEXPIRE", key, self._ttl_ms(envelope))]
         if envelope.reply_to:
             commands.append(("PUBLISH", envelope.reply_to, data))
         for attempt in (1, 2):  # a round trip that failed is sent again: callers count one answer per sender
