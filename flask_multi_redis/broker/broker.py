@@ -115,7 +115,6 @@ class Broker(Router):
         self.registry_cache = registry_cache
         self.inline_below = inline_below
         self._deferred: set[int] = set()
-        self._watchers.append(self._routes_changed)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -267,7 +266,8 @@ class Broker(Router):
     def _start_in_child(self, state: _AppState) -> None:
         self._runtime_for(state).start()
 
-    def _routes_changed(self) -> None:
+    def routes_changed(self) -> None:
+        """Follow a change of the routes: subscribe new channels, or start serving once there are routes."""
         for state in self.extension._bound_states():
             runtime = state.runtime
             if runtime is not None and runtime.pid == os.getpid() and runtime.listener.running:

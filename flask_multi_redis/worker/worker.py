@@ -177,7 +177,7 @@ class Worker:
         broker.concurrency = self.concurrency
         broker.heartbeat_interval = self.heartbeat
         for router in self.routers:
-            if router not in broker._included:
+            if not broker.includes(router):
                 broker.include_router(router)
         return broker
 
