@@ -10,7 +10,9 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup
 
-from .connection import derived_client
+from .connection import failure_reason
+from .connection import ping as ping_server
+from .errors import BrokerUnavailable
 
 if TYPE_CHECKING:
     from .broker.registry import ProcessInfo
@@ -32,20 +34,13 @@ def redis_group(ext: _FlaskRedis) -> click.Group:
         addresses = ext.addresses()
         width = max(len(name) for name in addresses)
         for name, address in addresses.items():
-            client = derived_client(ext.getRedis(name), connections=1, wait=1.0)  # tries once: report, do not retry
             try:
-                version = client.info("server").get("redis_version", "?")
-                started = time.perf_counter()
-                client.ping()
-                rtt_ms = (time.perf_counter() - started) * 1000
+                server = ping_server(ext.getRedis(name))
             except redis.RedisError as exc:
                 failed += 1
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                click.echo(f"{name:<{width}}  {address}  unreachable: {reason}", err=True)
+                click.echo(f"{name:<{width}}  {address}  unreachable: {failure_reason(exc)}", err=True)
                 continue
-            finally:
-                client.connection_pool.disconnect()
-            click.echo(f"{name:<{width}}  {address}  redis {version}  {rtt_ms:.2f} ms")
+            click.echo(f"{name:<{width}}  {address}  redis {server.version}  {server.round_trip_ms:.2f} ms")
         if failed:
             raise SystemExit(1)
 
@@ -60,8 +55,8 @@ def redis_group(ext: _FlaskRedis) -> click.Group:
         """List the live processes (web workers and backend workers) from their heartbeats."""
         try:
             processes = ext.broker.processes()
-        except redis.RedisError as exc:
-            click.echo(f"Error: Redis is unreachable: {type(exc).__name__}", err=True)
+        except BrokerUnavailable as exc:
+            click.echo(f"Error: {exc}", err=True)
             raise SystemExit(1) from exc
         click.echo(format_processes(processes))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import redis
 from redis.backoff import NoBackoff
@@ -12,7 +14,7 @@ from redis.retry import Retry
 from .config import DatabaseSpec
 from .session import RedisSession
 
-__all__ = ["build_sessions", "derived_client", "session_class"]
+__all__ = ["ServerInfo", "build_sessions", "derived_client", "failure_reason", "ping", "session_class"]
 
 _classes: dict[type[redis.Redis], type[RedisSession]] = {RedisSession: RedisSession, redis.Redis: RedisSession}
 _classes_lock = threading.Lock()
@@ -66,3 +68,42 @@ def derived_client(session: redis.Redis, connections: int, wait: float, name: st
         connection_class=pool.connection_class, max_connections=connections, timeout=wait, **kwargs
     )
     return redis.Redis(connection_pool=bounded)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What :func:`ping` learnt of a server."""
+
+    version: str
+    role: str  # master, replica
+    mode: str  # standalone, cluster, sentinel
+    round_trip_ms: float
+
+
+def ping(session: redis.Redis, wait: float = 1.0) -> ServerInfo:
+    """Reach ``session``'s server once, on a connection of its own and without retries (a report, not a use):
+    its version, role and mode (from ``HELLO``, which needs no ``INFO`` permission) and the round-trip time of
+    a ``PING``.
+
+    :raises redis.RedisError: the server could not be reached, or refused.
+    """
+    client = derived_client(session, connections=1, wait=wait)
+    try:
+        hello = client.execute_command("HELLO")  # type: ignore[no-untyped-call]
+        started = time.perf_counter()
+        client.ping()
+        rtt_ms = (time.perf_counter() - started) * 1000
+    finally:
+        client.connection_pool.disconnect()
+    fields = {_text(key): _text(value) for key, value in dict(hello).items()}
+    return ServerInfo(fields.get("version", "?"), fields.get("role", "?"), fields.get("mode", "?"), rtt_ms)
+
+
+def failure_reason(error: BaseException) -> str:
+    """A one-line account of why reaching Redis failed: the first line of the error's text, else its type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

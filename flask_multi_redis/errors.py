@@ -6,6 +6,7 @@ Messages name what is wrong and what to do about it; they never carry a password
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 
 class FlaskRedisError(Exception):
@@ -80,9 +81,12 @@ class RequestTimeout(BrokerError, TimeoutError):
 class RemoteError(BrokerError):
     """The remote handler failed: ``remote_type`` and ``remote_message`` say how.
 
-    Also raised when the remote side rejected the request payload (``remote_type`` is ``InvalidMessage``)
-    or was too busy to take it (``Overloaded``).
+    Three kinds of failure have classes of their own, below this one: :class:`Overloaded`, :class:`ShuttingDown`
+    and :class:`RemoteInvalidMessage`; :func:`remote_error` picks the class for a ``remote_type``.
     """
+
+    #: The ``type`` an error answer carries on the wire for this class (PROTOCOL.md); "" for any other type.
+    REMOTE_TYPE: ClassVar[str] = ""
 
     def __init__(self, remote_type: str, remote_message: str, sender: str | None = None) -> None:
         self.remote_type = remote_type
@@ -104,3 +108,32 @@ class BrokerUnavailable(BrokerError, ConnectionError):
     """Redis could not be reached, or refused a command (its error code is in the message: ``OOM``,
     ``NOPERM``, ...), while sending a message or waiting for its reply. When it happens during the wait, the
     request was delivered and its handler may run."""
+
+
+class Overloaded(RemoteError):
+    """The process that received the request had no room for it (its handler queue was full): not started."""
+
+    REMOTE_TYPE = "Overloaded"
+
+
+class ShuttingDown(RemoteError):
+    """The process that received the request is stopping and did not start it. The broker sends such a request
+    to another process, so a caller sees this only when no other one took it."""
+
+    REMOTE_TYPE = "ShuttingDown"
+
+
+class RemoteInvalidMessage(RemoteError, InvalidMessage):
+    """The remote side rejected the request, or its handler's reply, as not fitting the types declared there."""
+
+    REMOTE_TYPE = "InvalidMessage"
+
+
+_REMOTE_CLASSES: dict[str, type[RemoteError]] = {
+    cls.REMOTE_TYPE: cls for cls in (Overloaded, ShuttingDown, RemoteInvalidMessage)
+}
+
+
+def remote_error(remote_type: str, remote_message: str, sender: str | None = None) -> RemoteError:
+    """The :class:`RemoteError` for an error answer of ``remote_type``: one of its subclasses where one fits."""
+    return _REMOTE_CLASSES.get(remote_type, RemoteError)(remote_type, remote_message, sender)

@@ -24,6 +24,7 @@ from flask_multi_redis.broker import (
     MessageTooLarge,
     NoResponders,
     RemoteError,
+    RemoteInvalidMessage,
     RequestTimeout,
     names,
 )
@@ -106,15 +107,17 @@ def test_an_invalid_request_is_refused_before_sending(caller: FlaskRedisSingle) 
 def test_an_invalid_request_is_reported_by_the_server(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
     spawn_backend()
     loose = Channel("math.add", request=dict, reply=dict)  # a caller whose declaration disagrees
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(RemoteInvalidMessage) as caught:  # a RemoteError, and an InvalidMessage
         caller.broker.request(loose, {"a": "one"}, timeout=5)
+    assert isinstance(caught.value, RemoteError)
+    assert isinstance(caught.value, InvalidMessage)
     assert caught.value.remote_type == "InvalidMessage"
     assert "AddIn" in caught.value.remote_message
 
 
 def test_an_invalid_reply_is_reported_both_ways(spawn_backend: Spawn, caller: FlaskRedisSingle) -> None:
     spawn_backend()
-    with pytest.raises(RemoteError) as caught:  # the handler returned something that is not an AddOut
+    with pytest.raises(RemoteInvalidMessage) as caught:  # the handler returned something that is not an AddOut
         caller.broker.request(bad_reply, {}, timeout=5)
     assert caught.value.remote_type == "InvalidMessage"
     expecting_who = Channel("math.add", request=AddIn, reply=Who)  # a reply that the caller cannot accept

@@ -8,9 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
 from flask_multi_redis import FlaskRedisMulti, FlaskRedisSingle
+from flask_multi_redis.broker import BrokerUnavailable
 
 from .servers import RedisServer
 from .test_extension import closed_port
@@ -88,3 +90,27 @@ def test_flask_command_line_in_a_real_process(tmp_path: Path, redis_url: str) ->
     )
     assert done.returncode == 0, done.stderr
     assert f"{redis_url}/4  redis " in done.stdout
+
+
+def test_ping_needs_no_info_permission(make_app: MakeApp, redis_server: RedisServer) -> None:
+    """A user who may not run INFO (nor anything of @admin and @dangerous) can still be pinged."""
+    redis_server.admin().acl_setuser(
+        "pinger", enabled=True, passwords=["+ping-pw"], keys=["*"], commands=["+@all", "-@admin", "-@dangerous"]
+    )
+    app = make_app(REDIS={"URL": f"redis://pinger:ping-pw@127.0.0.1:{redis_server.port}/0"})
+    FlaskRedisSingle(app)
+    result = app.test_cli_runner().invoke(args=["redis", "ping"])
+    assert result.exit_code == 0, result.output
+    assert f"redis {redis_server.version}  " in result.output
+
+
+def test_workers_with_redis_down_names_the_reason(make_app: MakeApp) -> None:
+    down = closed_port()
+    app = make_app(REDIS={"HOST": "127.0.0.1", "PORT": down})
+    ext = FlaskRedisSingle(app)
+    result = app.test_cli_runner().invoke(args=["redis", "workers"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: could not read the registry: ")
+    assert f"127.0.0.1:{down}" in result.output
+    with app.app_context(), pytest.raises(BrokerUnavailable, match="could not read the registry"):
+        ext.broker.processes()

@@ -8,8 +8,11 @@ from flask_multi_redis.errors import (
     InvalidMessage,
     MessageTooLarge,
     NoResponders,
+    Overloaded,
     RemoteError,
+    RemoteInvalidMessage,
     RequestTimeout,
+    ShuttingDown,
 )
 
 from .broker import Broker, BrokerHealth, Reply
@@ -29,9 +32,12 @@ __all__ = [
     "ListenerHealth",
     "MessageTooLarge",
     "NoResponders",
+    "Overloaded",
     "RemoteError",
+    "RemoteInvalidMessage",
     "Reply",
     "RequestTimeout",
     "Router",
     "Sender",
+    "ShuttingDown",
 ]

@@ -8,7 +8,18 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from flask_multi_redis.errors import BrokerError, InvalidMessage, NoResponders, RemoteError, RequestTimeout
+import redis
+
+from flask_multi_redis.connection import failure_reason
+from flask_multi_redis.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    InvalidMessage,
+    NoResponders,
+    RequestTimeout,
+    ShuttingDown,
+    remote_error,
+)
 
 from . import registry
 from .calling import new_id
@@ -19,7 +30,7 @@ from .process import after_fork, when_to_start
 from .registry import ProcessInfo
 from .router import Router
 from .runtime import Runtime
-from .serving import SHUTTING_DOWN, Counters
+from .serving import Counters
 
 if TYPE_CHECKING:
     from flask_multi_redis.extension import _AppState, _FlaskRedis
@@ -33,10 +44,6 @@ Rep = TypeVar("Rep")
 MAX_MESSAGE_SIZE = 1024 * 1024
 
 _runtime_lock = threading.Lock()  # guards creation only; nothing that blocks runs while it is held
-
-
-def _refused(reply: Reply[Any]) -> bool:
-    return isinstance(reply.error, RemoteError) and reply.error.remote_type == SHUTTING_DOWN
 
 
 @dataclass(frozen=True)
@@ -216,16 +223,22 @@ class Broker(Router):
             reply = self._reply(channel, envelopes[0])
             if reply.error is None:
                 return reply.value  # type: ignore[return-value]
-            if not _refused(reply) or reply.sender is None or time.monotonic() >= deadline:
+            if not isinstance(reply.error, ShuttingDown) or reply.sender is None or time.monotonic() >= deadline:
                 raise reply.error
             if reply.sender.id in refused_by:
                 raise NoResponders(f"the processes that serve {channel.name!r} are shutting down") from reply.error
             refused_by |= {reply.sender.id}  # it is shutting down and did not start the request: ask another
 
     def processes(self) -> list[ProcessInfo]:
-        """Every live process of this environment (web workers and backend workers), from their heartbeats."""
+        """Every live process of this environment (web workers and backend workers), from their heartbeats.
+
+        :raises BrokerUnavailable: Redis could not be reached, or refused.
+        """
         runtime = self.runtime()
-        return registry.live_processes(runtime.redis, runtime.prefix)
+        try:
+            return registry.live_processes(runtime.redis, runtime.prefix)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not read the registry: {failure_reason(exc)}") from exc
 
     def responders(self, channel: Channel[Any, Any]) -> list[ProcessInfo]:
         """The live processes that handle requests on ``channel``."""
@@ -236,7 +249,7 @@ class Broker(Router):
         sender = envelope.sender
         if envelope.kind == "error":
             body = envelope.body if isinstance(envelope.body, dict) else {}
-            error = RemoteError(str(body.get("type", "Error")), str(body.get("message", "")), str(sender or ""))
+            error = remote_error(str(body.get("type", "Error")), str(body.get("message", "")), str(sender or ""))
             return Reply(sender, False, error=error)
         try:
             return Reply(sender, True, value=channel.load_reply(envelope.body))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
-from flask_multi_redis.errors import InvalidMessage
+from flask_multi_redis.errors import InvalidMessage, Overloaded, RemoteInvalidMessage, ShuttingDown
 
 from . import names
 from .calling import Calling
@@ -24,14 +24,12 @@ from .wire import Command, error_code
 if TYPE_CHECKING:
     from flask import Flask
 
-__all__ = ["MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "SHUTTING_DOWN", "Counters", "Serving"]
+__all__ = ["MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "Counters", "Serving"]
 
 log = logging.getLogger(__name__)
 
 #: How long a stored reply or a claim outlives a request without a deadline, in milliseconds.
 NO_DEADLINE_TTL_MS = 60_000
-#: The error type of a request refused by a process that is shutting down: safe to send elsewhere.
-SHUTTING_DOWN = "ShuttingDown"
 #: The longest remote error message passed back to a caller.
 MAX_ERROR_MESSAGE = 2000
 
@@ -114,7 +112,7 @@ class Serving(Calling):
                 return  # another process serves it
             self.counters.count("overloaded")
             log.error("handler pool full, refused %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name)
-            self._answer_error(envelope, "Overloaded", "the handler pool of this process is full")
+            self._answer_error(envelope, Overloaded.REMOTE_TYPE, "the handler pool of this process is full")
 
     def _quick(self, route: Route) -> bool:
         """Whether to run ``route`` on the listener's own thread: when no other handler runs or waits and its
@@ -130,7 +128,7 @@ class Serving(Calling):
     def _refuse(self, envelope: Envelope, claimed: bool) -> None:
         """Answer ``ShuttingDown`` (the request was not started: the caller may send it elsewhere)."""
         if claimed or self._claim(envelope):
-            self._answer_error(envelope, SHUTTING_DOWN, f"{self.sender} is shutting down; it did not start")
+            self._answer_error(envelope, ShuttingDown.REMOTE_TYPE, f"{self.sender} is shutting down; it did not start")
 
     def _run(self, envelope: Envelope, route: Route, claimed: bool) -> None:
         if self._draining:  # queued before the drain began, not started: the caller may go elsewhere
@@ -146,7 +144,7 @@ class Serving(Calling):
         except InvalidMessage as exc:
             self.counters.count("failed")
             log.warning("invalid %s id=%s channel=%s: %s", envelope.kind, envelope.id, route.channel.name, exc)
-            self._answer_error(envelope, "InvalidMessage", str(exc))
+            self._answer_error(envelope, RemoteInvalidMessage.REMOTE_TYPE, str(exc))
             return
         try:
             started = time.perf_counter()

@@ -12,11 +12,12 @@ from functools import cached_property
 from types import FrameType
 from typing import Literal
 
+import redis
 from flask import Flask
 
 from flask_multi_redis.broker import Broker, Router
 from flask_multi_redis.broker.process import start_explicitly
-from flask_multi_redis.connection import derived_client
+from flask_multi_redis.connection import failure_reason, ping
 from flask_multi_redis.errors import FlaskRedisError
 from flask_multi_redis.extension import _FlaskRedis
 
@@ -104,13 +105,10 @@ class Worker:
         with self.app.app_context():
             session = broker.runtime().session
             address = self.extension.addresses()[session.name]
-            client = derived_client(session, connections=1, wait=1.0)
             try:
-                client.ping()
-            except Exception as exc:
-                raise WorkerError(f"Redis at {address} is unreachable: {_first_line(exc)}") from exc
-            finally:
-                client.connection_pool.disconnect()
+                ping(session)
+            except redis.RedisError as exc:
+                raise WorkerError(f"Redis at {address} is unreachable: {failure_reason(exc)}") from exc
         handlers = broker.channel_names("handler")
         return f"app {self.app.name!r}, Redis at {address}, handlers: {', '.join(handlers) or 'none'}"
 
@@ -188,8 +186,3 @@ def _ensure_patched() -> None:
     if not monkey.is_module_patched("socket"):
         log.warning("the gevent pool needs a monkey-patched process: patching now; patch before other imports")
         monkey.patch_all()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
