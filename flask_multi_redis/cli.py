@@ -16,12 +16,12 @@ from .errors import BrokerUnavailable
 
 if TYPE_CHECKING:
     from .broker.registry import ProcessInfo
-    from .extension import _FlaskRedis
+    from .extension import RedisExtension
 
 __all__ = ["redis_group"]
 
 
-def redis_group(ext: _FlaskRedis) -> click.Group:
+def redis_group(ext: RedisExtension) -> click.Group:
     """A click group of commands that act on the databases of ``ext``."""
     from .worker.cli import run_worker, worker_options
 

@@ -1,20 +1,35 @@
-"""Builds the redis clients of a configuration: one connection pool per server, database and settings."""
+"""How every connection is made from a database's spec: the sessions' clients (one connection pool per server,
+database and settings), the broker's own bounded clients, and the connections spoken to directly
+(:mod:`.direct`), which redis-py makes and hands over here. Nothing else in the package opens a connection.
+"""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import AbstractConnection
 from redis.retry import Retry
 
 from .config import DatabaseSpec
 from .session import RedisSession
 
-__all__ = ["ServerInfo", "build_sessions", "derived_client", "failure_reason", "ping", "session_class"]
+__all__ = [
+    "HandedOver",
+    "ServerInfo",
+    "build_sessions",
+    "derived_client",
+    "failure_reason",
+    "hand_over",
+    "ping",
+    "session_class",
+]
 
 _classes: dict[type[redis.Redis], type[RedisSession]] = {RedisSession: RedisSession, redis.Redis: RedisSession}
 _classes_lock = threading.Lock()
@@ -68,6 +83,38 @@ def derived_client(session: redis.Redis, connections: int, wait: float, name: st
         connection_class=pool.connection_class, max_connections=connections, timeout=wait, **kwargs
     )
     return redis.Redis(connection_pool=bounded)
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """A connection that redis-py made (handshake done) and handed over to be spoken to directly."""
+
+    connection: AbstractConnection  # closes the socket, and is what redis-py's own code would read
+    sock: socket.socket
+    parse_error: Callable[[str], redis.RedisError]  # redis-py's table of error replies, through its parser
+    where: str  # host:port or the socket's path, as redis-py's error messages name the server
+    encode: Callable[[Any], bytes] | None  # None for UTF-8, which hiredis writes itself
+
+
+def hand_over(client: redis.Redis) -> HandedOver:
+    """Open a connection exactly as ``client``'s pool opens them (address, TLS, credentials, protocol, database,
+    client name: redis-py does the handshake) and hand it over for direct use. This, and nothing else, reaches
+    into redis-py's connection objects."""
+    pool = client.connection_pool
+    connection = pool.connection_class(**pool.connection_kwargs)
+    connection.connect()
+    sock: socket.socket | None = connection._sock
+    if sock is None:
+        raise redis.ConnectionError("redis-py connected without a socket")
+    encoder = connection.encoder
+    utf8 = encoder.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    return HandedOver(
+        connection=connection,
+        sock=sock,
+        parse_error=connection._parser.parse_error,
+        where=connection._host_error(),
+        encode=None if utf8 else encoder.encode,
+    )
 
 
 @dataclass(frozen=True)

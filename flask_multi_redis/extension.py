@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from weakref import WeakKeyDictionary
@@ -16,9 +16,8 @@ from .session import RedisSession
 
 if TYPE_CHECKING:
     from .broker import Broker
-    from .broker.runtime import Runtime
 
-__all__ = ["FlaskRedisMulti", "FlaskRedisSingle"]
+__all__ = ["FlaskRedisMulti", "FlaskRedisSingle", "RedisExtension"]
 
 
 @dataclass
@@ -27,11 +26,6 @@ class _AppState:
 
     specs: list[DatabaseSpec]
     sessions: dict[str, RedisSession]
-    app: Flask | None = None
-    runtime: Runtime | None = field(default=None, repr=False)  # the broker's machinery in this process
-
-    def first(self) -> RedisSession:
-        return next(iter(self.sessions.values()))
 
     def lookup(self, wanted: str | int | None) -> RedisSession:
         if wanted is None:
@@ -52,8 +46,8 @@ class _AppState:
         raise UnknownDatabaseError(wanted, self.sessions, "is neither a database name nor an index")
 
 
-class _FlaskRedis:
-    """Shared by both extensions: configuration, per-app state and ``getRedis``."""
+class RedisExtension:
+    """What both extensions share: configuration, per-app state, ``getRedis`` and the broker."""
 
     multi: ClassVar[bool]
 
@@ -109,13 +103,13 @@ class _FlaskRedis:
                 f"app.extensions[{key!r}] is already taken by {type(taken).__name__}; "
                 f"give this extension another config_element"
             )
-        state = self._states[app] = self._build_state(app)
+        self._states[app] = self._build_state(app)
         app.extensions[key] = self
         from .cli import redis_group
 
         app.cli.add_command(redis_group(self), name=key)
         if "broker" in self.__dict__:
-            self.broker.bind(state)
+            self.broker.bind(app)
 
     @cached_property
     def broker(self) -> Broker:
@@ -124,10 +118,24 @@ class _FlaskRedis:
 
         return Broker(self)
 
-    def _bound_states(self) -> list[_AppState]:
-        """The states of every app this extension serves, and its own one."""
-        states = list(self._states.values())
-        return [*states, self._own_state] if self._own_state is not None else states
+    @property
+    def apps(self) -> list[Flask]:
+        """The apps this extension is initialised for (and still alive)."""
+        return list(self._states.keys())
+
+    def context_app(self) -> Flask | None:
+        """The app whose configuration this extension uses in the current context: the current app when the
+        extension is initialised for it, otherwise None, for its own configuration (a dict, URL or model given
+        to the constructor).
+
+        :raises NotInitializedError: as :meth:`getRedis` does, when neither serves the current context.
+        """
+        if has_app_context():
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            if app in self._states:
+                return app
+        self._state(None)  # raises unless the extension has its own configuration
+        return None
 
     def _build_state(self, app: Flask | None) -> _AppState:
         if self._config is not None:
@@ -138,31 +146,42 @@ class _FlaskRedis:
                 app.config, config_element=self.config_element, multi=self.multi, flask_config=True
             )
         specs = resolve(config, label, prefix=self.prefix, client_kwargs=self.client_kwargs)
-        return _AppState(specs=specs, sessions=build_sessions(specs), app=app)
+        return _AppState(specs=specs, sessions=build_sessions(specs))
 
-    def _state(self) -> _AppState:
-        if has_app_context():
-            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    def _state(self, app: Flask | None = None) -> _AppState:
+        """The state of ``app``, or of the current context when None."""
+        if app is not None:
+            state = self._states.get(app)
+        elif has_app_context():
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
             state = self._states.get(app) or self._own_state
-            if state is None:
-                raise NotInitializedError(
-                    f"{type(self).__name__} is not initialised for app {app.name!r}. "
-                    f"Did you forget to call init_app(app)?"
-                )
-            return state
-        if self._own_state is None:
+        elif self._own_state is None:
             raise NotInitializedError(
                 f"{type(self).__name__} is used outside of an application context. "
                 f"Use 'with app.app_context():', or configure it from a dict or model to use it without an app."
             )
-        return self._own_state
+        else:
+            return self._own_state
+        if state is None:
+            raise NotInitializedError(
+                f"{type(self).__name__} is not initialised for app {app.name!r}. Did you forget to call init_app(app)?"
+            )
+        return state
 
-    def getRedis(self, name_or_index: str | int | None = None) -> RedisSession:  # noqa: N802 - the seeds' name
+    def getRedis(  # noqa: N802 - the seeds' name
+        self, name_or_index: str | int | None = None, *, app: Flask | None = None
+    ) -> RedisSession:
         """The session of a database, by NAME or by database index; with one database the argument may be left out.
 
+        :param app: the app whose configuration to use; by default, the current context's.
         :raises UnknownDatabaseError: no such database (the message lists the known ones).
         """
-        return self._state().lookup(name_or_index)
+        return self._state(app).lookup(name_or_index)
+
+    def sessions(self, app: Flask | None = None) -> dict[str, RedisSession]:
+        """The session of every configured database, by name, in configuration order (of ``app``, or of the
+        current context)."""
+        return dict(self._state(app).sessions)
 
     @property
     def databases(self) -> list[str]:
@@ -177,7 +196,7 @@ class _FlaskRedis:
         return f"<{type(self).__name__} config_element={self.config_element!r}>"
 
 
-class FlaskRedisSingle(_FlaskRedis):
+class FlaskRedisSingle(RedisExtension):
     """One Redis database, configured from ``app.config[config_element]`` (or flat ``REDIS_*`` keys), a dict,
     a URL or an :class:`~flask_multi_redis.IRedisSimpleConfig`.
 
@@ -187,7 +206,7 @@ class FlaskRedisSingle(_FlaskRedis):
     multi = False
 
 
-class FlaskRedisMulti(_FlaskRedis):
+class FlaskRedisMulti(RedisExtension):
     """Several named Redis databases (``DATABASES``), possibly on several servers, configured like
     :class:`FlaskRedisSingle` or from an :class:`~flask_multi_redis.IRedisMultiConfig`.
 

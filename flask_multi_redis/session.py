@@ -13,7 +13,7 @@ from redis.client import PubSub
 from .codec import as_bytes, decode, encode
 from .errors import DecodeError, EncodeError, NoResponders, ReplyTimeout
 
-__all__ = ["RedisSession", "prefixed"]
+__all__ = ["RedisSession", "answer_channel", "prefixed"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,6 +24,12 @@ SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
 def prefixed(prefix: str, channel: str) -> str:
     """The wire name of ``channel`` in the environment ``prefix`` (``PREFIX:channel``; no prefix, no colon)."""
     return f"{prefix}:{channel}" if prefix else channel
+
+
+def answer_channel(token: str) -> str:
+    """The one-call reply channel of :meth:`RedisSession.publish_and_wait_reply` (the session adds the prefix),
+    in the namespace ``fmr:`` that the broker reserves (see :mod:`flask_multi_redis.broker.names`)."""
+    return f"fmr:answer:{token}"
 
 
 class RedisSession(redis.Redis):
@@ -160,15 +166,13 @@ class RedisSession(redis.Redis):
         :raises NoResponders: nobody listens on ``channel`` (at once, not after the timeout).
         :raises ReplyTimeout: no reply within ``timeout`` seconds.
         """
-        from .broker.names import reply_channel
-
         if isinstance(data, BaseModel):
             payload = data.model_dump(mode="json")
         elif isinstance(data, dict):
             payload = dict(data)
         else:
             raise EncodeError(f"publish_and_wait_reply sends a dict or a pydantic model, not {type(data).__name__}")
-        name = reply_channel(secrets.token_urlsafe(16))
+        name = answer_channel(secrets.token_urlsafe(16))
         pubsub = self.subscribe(name)
         try:
             payload[reply_field] = self.channel(name)

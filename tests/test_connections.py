@@ -23,7 +23,7 @@ def test_password_from_a_percent_encoded_url(password_server: RedisServer) -> No
     url = f"redis://:{password}@{password_server.host}:{password_server.port}/2"
     session = FlaskRedisSingle({"URL": url}).getRedis()
     session.set("k", "v")
-    assert password_server.admin().execute_command("SELECT", 2)
+    assert password_server.admin().execute_command("SELECT", 2)  # type: ignore[no-untyped-call]
     assert session.get("k") == b"v"
 
 

@@ -48,7 +48,7 @@ def test_replies_survive_killed_caller_connections(spawn_backend: Spawn, caller:
     calls, results = call_at_gate(caller, "gate:kill", 2)
     wait_until(lambda: len(blocked_clients(admin, "")) == 2)  # both handlers hold their request at the gate
     own = f"flask-redis:{runtime.sender.id}"
-    wait_until(lambda: len(blocked_clients(admin, own, "blmove")) == 1 and len(runtime._calls) == 1)
+    wait_until(lambda: len(blocked_clients(admin, own, "blmove")) == 1 and caller.broker.health().waiting_calls == 2)
     assert admin.client_kill_filter(_type="pubsub") == 2  # the caller's inbox and the server's listener
     (waiter,) = blocked_clients(admin, own, "blmove")
     assert admin.client_kill_filter(_id=waiter["id"]) == 1  # and the connection of the call waiting on its list

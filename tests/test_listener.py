@@ -123,7 +123,7 @@ def test_recovers_from_client_kill(server: RedisServer, listener: Listener, capl
     listener.subscribe("events", inbox)
     listener.start()
     assert listener.wait_ready(5)
-    killed = server.admin().execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    killed = server.admin().client_kill_filter(_type="pubsub")
     assert killed == 1
     publish_until_received(server, "events", inbox, b"after-kill")
     assert listener.wait_ready(5)

@@ -53,7 +53,7 @@ def test_configuration_errors_hide_the_password(config: dict[str, object]) -> No
 
 def test_pydantic_errors_from_a_model_hide_the_password() -> None:
     with pytest.raises(ValueError, match="PORT") as caught:
-        IRedisSimpleConfig(PASSWORD=SECRET, PORT="x")  # type: ignore[arg-type]
+        IRedisSimpleConfig(PASSWORD=SECRET, PORT="x")
     assert SECRET not in str(caught.value)
 
 

@@ -1,7 +1,7 @@
 """The broker over every way of reaching Redis: TLS, an ACL user, a password, RESP2 as well as RESP3, and a
 client encoding other than UTF-8 (prefix and channel names go beyond ASCII).
 
-The broker speaks to its hot connections itself once redis-py has connected them (broker/wire.py), so each
+The broker speaks to its hot connections itself once redis-py has connected them (direct.py), so each
 transport is checked end to end: a request waiting on its reply list, requests in flight at once (their
 replies come through the inbox), and a gathered broadcast.
 """
@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Channel
-from flask_multi_redis.broker.lane import Lane
+from flask_multi_redis.broker.pipeline import PipelinedConnection
 
 from .conftest import ServerFactory
 from .servers import ACLUser, TLSFiles
@@ -107,30 +107,29 @@ def test_requests_and_broadcasts_over_each_transport(pair: tuple[FlaskRedisSingl
     assert caller.broker.health().listener.connected
 
 
-def test_the_wire_in_use_is_the_configured_one(pair: tuple[FlaskRedisSingle, str], request: Any) -> None:
-    """The hot connections are made by redis-py from the session's settings: TLS stays TLS, the user stays."""
+def test_the_connections_in_use_are_the_configured_ones(pair: tuple[FlaskRedisSingle, str], request: Any) -> None:
+    """The hot connections are made by redis-py from the session's settings: the user, the protocol and the
+    database stay (and the TLS server has no plain port: every one of them is TLS)."""
     caller, _ = pair
-    runtime = caller.broker.runtime()
     caller.broker.request(total, Pair(a=1, b=1), timeout=5)
-    sock = runtime._waiting._sock
-    assert sock is not None
-    is_tls = type(sock).__name__ == "SSLSocket"
-    assert is_tls == (request.node.callspec.params["pair"] == "tls")
-    me = runtime.lane.execute("CLIENT", "INFO")
-    assert f"name=flask-redis:{runtime.sender.id}".encode() in me
+    own = f"flask-redis:{caller.broker.health().sender.id}"
+    held = [client for client in caller.getRedis().client_list() if client.get("name") == own]
+    assert len(held) >= 3  # its pub/sub connection, the pipelined one and the reply wait's
     transport = request.node.callspec.params["pair"]
-    if transport.endswith(("resp2", "resp3")):
-        assert f" resp={transport[-1]}".encode() in me  # the protocol asked for
-    if transport == "acl-user":
-        assert b" user=alice " in me
+    for client in held:
+        if transport.endswith(("resp2", "resp3")):
+            assert client["resp"] == transport[-1]  # the protocol asked for
+        if transport == "acl-user":
+            assert client["user"] == "alice"
+        assert client["db"] == "0"
 
 
 def test_error_replies_raise_what_redis_py_would(redis_url: str) -> None:
     """Some of redis-py's error classes are ConnectionErrors (LOADING, NOAUTH, WRONGPASS): raised all the same."""
-    lane = Lane(redis.Redis.from_url(redis_url))
-    with pytest.raises(redis.AuthenticationError, match="WRONGPASS"):
-        lane.execute("AUTH", "nobody", "wrong")
+    pipelined = PipelinedConnection(redis.Redis.from_url(redis_url))
+    with pytest.raises(redis.AuthenticationError, match="invalid username-password pair"):
+        pipelined.execute("AUTH", "nobody", "wrong")
     with pytest.raises(redis.ResponseError, match="unknown command"):
-        lane.execute("NO-SUCH-COMMAND")
-    assert lane.execute("PING") in (b"PONG", "PONG")  # still in step
-    lane.close()
+        pipelined.execute("NO-SUCH-COMMAND")
+    assert pipelined.execute("PING") in (b"PONG", "PONG")  # in step, on a new connection after the AUTH error
+    pipelined.close()

@@ -244,7 +244,7 @@ def test_requests_still_queued_at_shutdown_are_refused_at_once(
     for thread in callers:
         thread.start()
     wait_until(lambda: len(handlers_at_gate(session)) == 1)  # one runs, two wait in the worker's queue
-    wait_until(lambda: caller.broker.runtime()._direct.locked() and len(caller.broker.runtime()._calls) == 2)
+    wait_until(lambda: caller.broker.health().waiting_calls == 3)  # one on its reply list, two on the inbox
     worker.process.send_signal(signal.SIGTERM)
     wait_until(lambda: len(results) == 4)  # the two queued ones ended, long before their 15 s
     refused = [result for result in results if isinstance(result, Exception)]

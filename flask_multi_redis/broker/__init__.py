@@ -15,9 +15,10 @@ from flask_multi_redis.errors import (
     ShuttingDown,
 )
 
-from .broker import Broker, BrokerHealth, Reply
+from .broker import Broker, Reply
 from .channel import Channel
 from .envelope import Sender
+from .health import BrokerHealth
 from .listener import Listener, ListenerHealth
 from .router import Router
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from weakref import WeakKeyDictionary, WeakSet
 
 import redis
 
@@ -21,27 +23,26 @@ from flask_multi_redis.errors import (
     remote_error,
 )
 
-from . import registry
-from .calling import new_id
+from .caller import new_id
 from .channel import Channel
 from .envelope import Envelope, Sender
-from .listener import ListenerHealth
+from .health import BrokerHealth
 from .process import after_fork, when_to_start
 from .registry import ProcessInfo
 from .router import Router
 from .runtime import Runtime
-from .serving import Counters
+from .settings import MAX_MESSAGE_SIZE, BrokerSettings
 
 if TYPE_CHECKING:
-    from flask_multi_redis.extension import _AppState, _FlaskRedis
+    from flask import Flask
 
-__all__ = ["Broker", "BrokerHealth", "Reply"]
+    from flask_multi_redis.extension import RedisExtension
+    from flask_multi_redis.session import RedisSession
+
+__all__ = ["Broker", "Reply"]
 
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
-
-#: Default largest message, far below the 32 MB at which Redis drops a pub/sub client by default.
-MAX_MESSAGE_SIZE = 1024 * 1024
 
 _runtime_lock = threading.Lock()  # guards creation only; nothing that blocks runs while it is held
 
@@ -60,28 +61,22 @@ class Reply(Generic[Rep]):
     error: BrokerError | None = None
 
 
-@dataclass(frozen=True)
-class BrokerHealth:
-    """The broker's state in this process."""
-
-    sender: Sender
-    listener: ListenerHealth
-    counters: Counters
-    in_flight: int
-
-
 class Broker(Router):
     """Commands, handlers and calls over one Redis database of a Flask extension; see ``ext.broker``.
 
     It starts listening by itself in each process that serves once it has routes and an app (each gunicorn
     worker, also with ``--preload``; not the master, not the Flask reloader's parent, not other ``flask``
-    commands); :meth:`start` starts it explicitly, for example when it is configured from a dict.
+    commands); :meth:`start` starts it explicitly, for example when it is configured from a dict. Each process
+    has a runtime of its own per app (and one for the extension's own configuration).
+
+    The attributes below are read when a process's runtime is made: set them before ``init_app``, or use
+    :meth:`configure`.
 
     :param role: how this process shows in the registry (``web``, ``worker``).
     :param database: the database (name or index) whose server carries the messages; default: the first one.
     :param concurrency: handlers that may run at once in this process.
-    :param connections: command connections the broker may hold in this process (at least 3): its lane for
-        short commands, the one for the call waiting on its reply list, and a pool for the rest (calls queue for
+    :param connections: command connections the broker may hold in this process (at least 3): a pipelined one
+        for short commands, one for the call waiting on its reply list, and a pool for the rest (calls queue for
         one beyond that); besides its one pub/sub connection. In-flight calls do not each need a connection.
     :param max_pending: received messages that may wait for a handler; beyond it requests get ``Overloaded``.
     :param max_message_size: the largest envelope sent or accepted, in bytes.
@@ -94,7 +89,7 @@ class Broker(Router):
 
     def __init__(
         self,
-        extension: _FlaskRedis,
+        extension: RedisExtension,
         *,
         role: str = "web",
         database: str | int | None = None,
@@ -108,26 +103,49 @@ class Broker(Router):
         inline_below: float = 0.0002,
     ) -> None:
         super().__init__()
-        if connections < 3:
-            raise ValueError("connections must be at least 3: the lane, the reply wait and one pooled connection")
         self.extension = extension
-        self.role = role
         self.database = database
+        self.timeout = timeout
+        self.role = role
         self.concurrency = concurrency
         self.connections = connections
         self.max_pending = max_pending
         self.max_message_size = max_message_size
-        self.timeout = timeout
         self.heartbeat_interval = heartbeat_interval
         self.registry_cache = registry_cache
         self.inline_below = inline_below
-        self._deferred: set[int] = set()
+        self.settings()  # refuse bad values now
+        self._runtimes: WeakKeyDictionary[Flask, Runtime] = WeakKeyDictionary()
+        self._own_runtime: Runtime | None = None  # for the extension's own configuration (a dict, URL, model)
+        self._deferred: WeakSet[Flask] = WeakSet()  # apps whose runtime starts in each forked child
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
+    def settings(self) -> BrokerSettings:
+        """The settings a runtime made now gets, from the attributes."""
+        names = [field.name for field in dataclasses.fields(BrokerSettings)]
+        return BrokerSettings(**{name: getattr(self, name) for name in names})
+
+    def configure(self, **settings: Any) -> None:
+        """Change settings (``role``, ``concurrency``, ``heartbeat_interval``, any attribute of
+        :class:`~.settings.BrokerSettings`). This process's runtime for the current app, when it was made with
+        other settings, is stopped: the next use starts one with these."""
+        names = {field.name for field in dataclasses.fields(BrokerSettings)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise TypeError(f"not a broker setting: {', '.join(unknown)}")
+        wanted = dataclasses.replace(self.settings(), **settings)
+        for name, value in settings.items():
+            setattr(self, name, value)
+        app = self.extension.context_app()
+        runtime = self._current(app)
+        if runtime is not None and runtime.settings != wanted:
+            self._forget(app, runtime)
+            runtime.stop()
+
     def runtime(self) -> Runtime:
-        """This process's broker machinery for the current app (or the extension's own config)."""
-        return self._runtime_for(self.extension._state())
+        """This process's broker runtime for the current app (or the extension's own configuration)."""
+        return self._runtime_for(self.extension.context_app())
 
     def start(self, timeout: float | None = None) -> Runtime:
         """Start listening now; with ``timeout``, also wait until subscribed and registered (or raise)."""
@@ -139,13 +157,11 @@ class Broker(Router):
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop listening in this process; True when everything ended within ``timeout``. Using the broker
         afterwards starts it again, afresh."""
-        state = self.extension._state()
-        runtime = state.runtime
-        if runtime is None or runtime.pid != os.getpid():
+        app = self.extension.context_app()
+        runtime = self._current(app)
+        if runtime is None:
             return True
-        with _runtime_lock:
-            if state.runtime is runtime:
-                state.runtime = None
+        self._forget(app, runtime)
         return runtime.stop(timeout)
 
     def wait_ready(self, timeout: float) -> bool:
@@ -153,13 +169,12 @@ class Broker(Router):
         return self.runtime().wait_ready(timeout)
 
     def health(self) -> BrokerHealth:
-        runtime = self.runtime()
-        return BrokerHealth(runtime.sender, runtime.health(), runtime.counters, runtime.handlers.in_flight)
+        return self.runtime().health()
 
-    def bind(self, state: _AppState) -> None:
+    def bind(self, app: Flask) -> None:
         """Called by the extension's ``init_app``: start serving for that app if this process should."""
         if self.routes():
-            self._autostart(state)
+            self._autostart(app)
 
     # --- messaging ------------------------------------------------------------------------------------------
 
@@ -184,18 +199,18 @@ class Broker(Router):
             receiving process, as soon as all have answered or at the ``timeout`` (those that did not answer
             are reported, not waited for).
         """
-        runtime = self.runtime()
+        caller = self.runtime().caller
         body = channel.dump_request(message)
         if not gather:
-            return runtime.broadcast(channel, runtime.envelope("command", new_id(), channel, body, None, False))
+            return caller.broadcast(channel, caller.envelope("command", new_id(), channel, body, None, False))
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        runtime.ensure_started(deadline)
-        with runtime.call(expected=1 << 30) as call:
+        self.runtime().ensure_started(deadline)
+        with caller.call(expected=1 << 30) as call:
             remaining = deadline - time.monotonic()
-            receivers = runtime.broadcast(channel, runtime.envelope("command", call.id, channel, body, remaining, True))
+            receivers = caller.broadcast(channel, caller.envelope("command", call.id, channel, body, remaining, True))
             call.expect(receivers)
-            envelopes = runtime.wait(call, deadline) if receivers else []
+            envelopes = caller.wait(call, deadline) if receivers else []
         replies = [self._reply(channel, envelope) for envelope in envelopes[:receivers]]
         missing = RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
         return replies + [Reply(None, False, error=missing) for _ in range(receivers - len(replies))]
@@ -215,12 +230,12 @@ class Broker(Router):
         runtime.ensure_started(deadline)
         refused_by: frozenset[str] = frozenset()
         while True:
-            envelopes = runtime.ask(channel, body, deadline, refused_by)
-            if not envelopes:
+            envelope = runtime.caller.request(channel, body, deadline, refused_by)
+            if envelope is None:
                 raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
-            if envelopes[0].kind == "reply":  # the common case, without a Reply or parsing its sender
-                return channel.load_reply(envelopes[0].body)
-            reply = self._reply(channel, envelopes[0])
+            if envelope.kind == "reply":  # the common case, without a Reply or parsing its sender
+                return channel.load_reply(envelope.body)
+            reply = self._reply(channel, envelope)
             if reply.error is None:
                 return reply.value  # type: ignore[return-value]
             if not isinstance(reply.error, ShuttingDown) or reply.sender is None or time.monotonic() >= deadline:
@@ -234,9 +249,8 @@ class Broker(Router):
 
         :raises BrokerUnavailable: Redis could not be reached, or refused.
         """
-        runtime = self.runtime()
         try:
-            return registry.live_processes(runtime.redis, runtime.prefix)
+            return self.runtime().processes()
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the registry: {failure_reason(exc)}") from exc
 
@@ -256,34 +270,56 @@ class Broker(Router):
         except InvalidMessage as exc:
             return Reply(sender, False, error=exc)
 
-    # --- starting in the right process ----------------------------------------------------------------------
+    # --- one runtime per app in each process ----------------------------------------------------------------
 
-    def _runtime_for(self, state: _AppState) -> Runtime:
-        runtime = state.runtime
-        if runtime is not None and runtime.pid == os.getpid():  # any fork, also one without Python's hooks
+    def _current(self, app: Flask | None) -> Runtime | None:
+        """This process's runtime for ``app``, if any: a forked child (even one forked without Python's fork
+        hooks) never uses its parent's."""
+        runtime = self._own_runtime if app is None else self._runtimes.get(app)
+        return runtime if runtime is not None and runtime.pid == os.getpid() else None
+
+    def _runtime_for(self, app: Flask | None) -> Runtime:
+        runtime = self._current(app)
+        if runtime is not None:
             return runtime
         with _runtime_lock:
-            if state.runtime is None or state.runtime.pid != os.getpid():
-                session = state.lookup(self.database) if self.database is not None else state.first()
-                state.runtime = Runtime(self, session, state.app)
-            return state.runtime
+            runtime = self._current(app)
+            if runtime is None:
+                runtime = Runtime(self.settings(), self, self._session(app), app)
+                if app is None:
+                    self._own_runtime = runtime
+                else:
+                    self._runtimes[app] = runtime
+            return runtime
 
-    def _autostart(self, state: _AppState) -> None:
+    def _forget(self, app: Flask | None, runtime: Runtime) -> None:
+        with _runtime_lock:
+            if app is None and self._own_runtime is runtime:
+                self._own_runtime = None
+            elif app is not None and self._runtimes.get(app) is runtime:
+                del self._runtimes[app]
+
+    def _session(self, app: Flask | None) -> RedisSession:
+        if self.database is not None:
+            return self.extension.getRedis(self.database, app=app)
+        return next(iter(self.extension.sessions(app).values()))
+
+    def _autostart(self, app: Flask) -> None:
         decision = when_to_start()
         if decision == "now":
-            self._runtime_for(state).start()
-        elif decision != "never" and id(state) not in self._deferred:
-            self._deferred.add(id(state))
-            after_fork(lambda: self._start_in_child(state), gevent=decision == "after-gevent-fork")
+            self._runtime_for(app).start()
+        elif decision != "never" and app not in self._deferred:
+            self._deferred.add(app)
+            after_fork(lambda: self._start_in_child(app), gevent=decision == "after-gevent-fork")
 
-    def _start_in_child(self, state: _AppState) -> None:
-        self._runtime_for(state).start()
+    def _start_in_child(self, app: Flask) -> None:
+        self._runtime_for(app).start()
 
     def routes_changed(self) -> None:
         """Follow a change of the routes: subscribe new channels, or start serving once there are routes."""
-        for state in self.extension._bound_states():
-            runtime = state.runtime
-            if runtime is not None and runtime.pid == os.getpid() and runtime.listener.running:
+        for app in [None, *self.extension.apps]:
+            runtime = self._current(app)
+            if runtime is not None and runtime.listener.running:
                 runtime.sync()
-            elif state.app is not None:
-                self._autostart(state)
+            elif app is not None:
+                self._autostart(app)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
+from typing_extensions import TypeVar
 
 from flask_multi_redis.codec import explain
 from flask_multi_redis.errors import InvalidMessage
@@ -15,8 +16,8 @@ from .names import RESERVED
 
 __all__ = ["Channel"]
 
-Req = TypeVar("Req")
-Rep = TypeVar("Rep")
+Req = TypeVar("Req", default=Any)  # a type left out is any JSON value
+Rep = TypeVar("Rep", default=Any)
 
 
 class _Payload:

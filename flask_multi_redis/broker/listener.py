@@ -16,13 +16,15 @@ from dataclasses import dataclass
 
 import redis
 
-from .wire import Wire, encoded
+from flask_multi_redis.direct import SubscriberConnection
 
-__all__ = ["Callback", "Listener", "ListenerHealth"]
+from . import commands
+
+__all__ = ["Callback", "Listener", "ListenerHealth", "encoded_name"]
 
 log = logging.getLogger(__name__)
 
-#: Receives (wire channel, payload) for every message on a channel it was subscribed with.
+#: Receives (channel, payload) for every message on a channel it was subscribed with (the prefixed name).
 Callback = Callable[[bytes, bytes], None]
 
 
@@ -42,7 +44,7 @@ class ListenerHealth:
 class Listener:
     """Reads one pub/sub connection and calls the callback registered for each message's channel.
 
-    :param client: the redis client whose settings the pub/sub connection is made with (see :class:`.wire.Wire`).
+    :param client: the redis client whose settings the pub/sub connection is made with.
     :param silence: seconds without traffic after which a PING is sent; no answer within as long again
         means the connection is dead and is rebuilt.
     :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
@@ -80,16 +82,17 @@ class Listener:
     # --- public API, safe from any thread -------------------------------------------------------------------
 
     def subscribe(self, channel: str | bytes, callback: Callback) -> None:
-        """Deliver messages of the wire ``channel`` to ``callback``; takes effect on the listener's own thread."""
-        key = encoded(self.client, channel)
+        """Deliver messages of ``channel`` (its prefixed name) to ``callback``; takes effect on the listener's
+        own thread."""
+        key = encoded_name(self.client, channel)
         with self._lock:
             self._callbacks[key] = callback
             self._changed.set()  # before clearing ready, so that the loop cannot report ready in between
             self._ready.clear()
 
     def unsubscribe(self, channel: str | bytes) -> None:
-        """Stop delivering messages of the wire ``channel``."""
-        key = encoded(self.client, channel)
+        """Stop delivering messages of ``channel`` (its prefixed name)."""
+        key = encoded_name(self.client, channel)
         with self._lock:
             self._callbacks.pop(key, None)
         self._changed.set()
@@ -162,13 +165,13 @@ class Listener:
         log.info("listener %s stopped", self.name)
 
     def _serve(self) -> None:
-        wire = Wire(self.client)
+        connection = SubscriberConnection(self.client)
         try:
-            self._read(wire)
+            self._read(connection)
         finally:
-            wire.close()
+            connection.close()
 
-    def _read(self, wire: Wire) -> None:
+    def _read(self, connection: SubscriberConnection) -> None:
         subscribed: set[bytes] = set()
         confirmed: set[bytes] = set()
         last_traffic = time.monotonic()
@@ -180,26 +183,23 @@ class Listener:
                 with self._lock:
                     wanted = set(self._callbacks)
                 if wanted - subscribed:
-                    wire.send([("SUBSCRIBE", *(wanted - subscribed))])
+                    connection.send([commands.subscribe(wanted - subscribed)])
                 if subscribed - wanted:
-                    wire.send([("UNSUBSCRIBE", *(subscribed - wanted))])
+                    connection.send([commands.unsubscribe(subscribed - wanted)])
                     confirmed &= wanted
                 subscribed = wanted
                 self._check_ready(subscribed, confirmed)
             if not subscribed:
                 self._changed.wait(0.25)
                 continue
-            try:
-                message = wire.receive(timeout=tick)
-            except redis.TimeoutError:
+            message = connection.next_message(tick)
+            if message is None:
                 now = time.monotonic()
                 if ping_sent is None and now - last_traffic > self.silence:
-                    wire.send([("PING",)])
+                    connection.send([commands.ping()])
                     ping_sent = now
                 elif ping_sent is not None and now - ping_sent > self.silence:
-                    raise redis.ConnectionError(
-                        f"no answer to PING within {self.silence} s: the peer is silent"
-                    ) from None
+                    raise redis.ConnectionError(f"no answer to PING within {self.silence} s: the peer is silent")
                 continue
             last_traffic, ping_sent = time.monotonic(), None
             if isinstance(message, redis.RedisError):
@@ -240,3 +240,10 @@ class Listener:
         except Exception:
             self._failed += 1
             log.exception("listener %s: callback for channel %s raised", self.name, channel.decode(errors="replace"))
+
+
+def encoded_name(client: redis.Redis, name: str | bytes) -> bytes:
+    """A channel name as Redis has it: a str in ``client``'s encoding, as its commands send it."""
+    if isinstance(name, bytes):
+        return name
+    return client.get_encoder().encode(name)  # type: ignore[no-any-return,no-untyped-call]

@@ -6,17 +6,17 @@ broker's own names live under ``fmr:``, which user channels may not use.
 
 from __future__ import annotations
 
-from flask_multi_redis.session import prefixed
+from flask_multi_redis.session import answer_channel, prefixed
 
 __all__ = [
     "RESERVED",
-    "channel_wire",
+    "answer_channel",
     "claim_key",
+    "command_channel",
     "environment",
     "inbox_channel",
     "process_key",
     "process_pattern",
-    "reply_channel",
     "reply_key",
     "request_channel",
     "serves_key",
@@ -31,7 +31,7 @@ def environment(prefix: str) -> str:
     return prefixed(prefix, "")
 
 
-def channel_wire(prefix: str, channel: str) -> str:
+def command_channel(prefix: str, channel: str) -> str:
     """The channel of ``channel``'s commands: every process with a command for it subscribes (as may anyone)."""
     return prefixed(prefix, channel)
 
@@ -51,11 +51,6 @@ def inbox_channel(prefix: str, process_id: str) -> str:
 def reply_key(prefix: str, request_id: str) -> str:
     """A list that keeps replies its caller could not receive by pub/sub (TTL: the request's deadline)."""
     return prefixed(prefix, f"fmr:reply:{request_id}")
-
-
-def reply_channel(token: str) -> str:
-    """The one-call reply channel of ``RedisSession.publish_and_wait_reply`` (the session adds the prefix)."""
-    return f"fmr:answer:{token}"
 
 
 def claim_key(prefix: str, request_id: str) -> str:

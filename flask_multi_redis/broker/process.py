@@ -113,7 +113,7 @@ def _in_child() -> None:
     _run(_fork_callbacks)
     if not _gevent_callbacks:
         return
-    from gevent import events, monkey, spawn  # type: ignore[import-untyped]
+    from gevent import events, monkey, spawn
 
     if monkey.is_module_patched("threading"):  # the app patched in the master: the worker's patch_all is a no-op
         spawn(_run, _gevent_callbacks)

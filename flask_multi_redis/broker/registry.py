@@ -6,17 +6,19 @@ Callers read it to address one live responder directly; ``flask redis workers`` 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import redis
 
-from . import names
+from . import commands, names
 from .envelope import Sender, now_ms
-from .lane import Lane
+from .pipeline import PipelinedConnection
 
-__all__ = ["ProcessInfo", "live_processes", "register", "responder_ids", "unregister"]
+__all__ = ["ProcessInfo", "Registration", "live_processes", "register", "responder_ids", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -63,32 +65,56 @@ class ProcessInfo:
             return None
 
 
-def register(lane: Lane, prefix: str, info: ProcessInfo, ttl_ms: int) -> None:
+class Registration:
+    """This process's entry in the registry, renewed by the heartbeat until it leaves; a renewal never lists
+    again a process that has left.
+
+    :param info: what the entry says, asked afresh at each renewal.
+    """
+
+    def __init__(self, pipelined: PipelinedConnection, prefix: str, info: Callable[[], ProcessInfo]) -> None:
+        self._pipelined = pipelined
+        self._prefix = prefix
+        self._info = info
+        self._listed = False
+        self._lock = threading.Lock()
+
+    def join(self) -> None:
+        """From now on, :meth:`renew` lists the process."""
+        with self._lock:
+            self._listed = True
+
+    def renew(self, ttl_ms: int) -> None:
+        """List the process (again) for ``ttl_ms`` milliseconds, unless it has left."""
+        with self._lock:
+            if self._listed:
+                register(self._pipelined, self._prefix, self._info(), ttl_ms)
+
+    def leave(self, handlers: tuple[str, ...]) -> None:
+        """Leave the registry at once (a killed process expires instead)."""
+        with self._lock:
+            if self._listed:
+                self._listed = False
+                unregister(self._pipelined, self._prefix, self._info().sender.id, handlers)
+
+
+def register(pipelined: PipelinedConnection, prefix: str, info: ProcessInfo, ttl_ms: int) -> None:
     """Renew the heartbeat of ``info``'s process, and its place among the responders of its handlers."""
-    now = now_ms()
-    commands: list[tuple[Any, ...]] = [
-        ("SET", names.process_key(prefix, info.sender.id), orjson.dumps(info.as_json()), "PX", ttl_ms)
-    ]
-    for channel in info.handlers:
-        key = names.serves_key(prefix, channel)
-        commands += [
-            ("ZADD", key, now + ttl_ms, info.sender.id),
-            ("ZREMRANGEBYSCORE", key, "-inf", now),
-            ("PEXPIRE", key, ttl_ms),
-        ]
-    lane.pipeline(commands)
+    record = orjson.dumps(info.as_json())
+    serves = [names.serves_key(prefix, channel) for channel in info.handlers]
+    member = info.sender.id
+    pipelined.run(commands.renew(names.process_key(prefix, member), record, ttl_ms, serves, member, now_ms()))
 
 
-def unregister(lane: Lane, prefix: str, sender_id: str, handlers: tuple[str, ...]) -> None:
-    """Remove a process from the registry at once (a clean stop; a killed process expires instead)."""
-    commands: list[tuple[Any, ...]] = [("DEL", names.process_key(prefix, sender_id))]
-    commands += [("ZREM", names.serves_key(prefix, channel), sender_id) for channel in handlers]
-    lane.pipeline(commands)
+def unregister(pipelined: PipelinedConnection, prefix: str, sender_id: str, handlers: tuple[str, ...]) -> None:
+    """Remove a process from the registry at once."""
+    serves = [names.serves_key(prefix, channel) for channel in handlers]
+    pipelined.run(commands.leave(names.process_key(prefix, sender_id), serves, sender_id))
 
 
-def responder_ids(lane: Lane, prefix: str, channel: str) -> list[str]:
+def responder_ids(pipelined: PipelinedConnection, prefix: str, channel: str) -> list[str]:
     """The ids of the processes whose heartbeat says they handle ``channel``."""
-    found = lane.execute("ZRANGEBYSCORE", names.serves_key(prefix, channel), now_ms(), "+inf")
+    found = pipelined.execute(*commands.responders(names.serves_key(prefix, channel), now_ms()))
     return [member.decode() if isinstance(member, bytes) else str(member) for member in found]
 
 

@@ -1,14 +1,14 @@
-"""The broker's machinery in one process: its listener and inbox, the calls waiting for replies
-(:mod:`.calling`), the handlers it serves (:mod:`.serving`), and its heartbeat in the registry."""
+"""A process's broker runtime for one app: it builds the parts and wires them together, and owns their lifecycle.
+
+The parts, each built with what it needs: the connections (a pipelined one for short commands, the reply wait's
+own, a bounded pool, the listener's pub/sub one), the :class:`~.caller.Caller`, the
+:class:`~.responder.Responder` and its handler pool, the registry entry and the heartbeat that renews it.
+"""
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
-import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,104 +18,119 @@ import redis
 from flask_multi_redis.connection import derived_client
 from flask_multi_redis.errors import BrokerUnavailable
 
-from . import names, registry
-from .calling import POOL_WAIT, WAIT_SLICE, Call
-from .lane import Lane
-from .listener import Listener, ListenerHealth
+from . import names
+from .caller import Caller
+from .directory import ResponderDirectory
+from .health import BrokerHealth, Counters
+from .heartbeat import Heartbeat
+from .intake import Intake
+from .listener import Listener, encoded_name
+from .pipeline import PipelinedConnection
 from .pool import HandlerPool
 from .process import new_sender
-from .registry import ProcessInfo
-from .router import Route
-from .serving import Counters, Serving
-from .wire import Wire, encoded
+from .registry import ProcessInfo, Registration, live_processes
+from .reply_lists import WAIT_SLICE, DeferredUnlink, ReplyListWait
+from .responder import Responder
+from .router import Router
+from .settings import BrokerSettings
 
 if TYPE_CHECKING:
     from flask import Flask
 
     from flask_multi_redis.session import RedisSession
 
-    from .broker import Broker
+__all__ = ["POOL_WAIT", "Runtime"]
 
-__all__ = ["Runtime"]
+#: How long a call waits for one of the broker's pooled connections, in seconds.
+POOL_WAIT = 5.0
 
-log = logging.getLogger(__name__)
 
+class Runtime:
+    """Everything the broker runs in this process for one app (or one dict-configured extension).
 
-class Runtime(Serving):
-    """Everything the broker runs in this process for one app (or one dict-configured extension)."""
+    :param router: whose routes this process serves (the broker, with the routers it includes).
+    :param session: the database whose server carries the messages.
+    :param app: the app whose context handlers run in.
+    """
 
-    def __init__(self, broker: Broker, session: RedisSession, app: Flask | None) -> None:
-        self.broker = broker
+    def __init__(self, settings: BrokerSettings, router: Router, session: RedisSession, app: Flask | None) -> None:
+        self.settings = settings
         self.session = session
         self.app = app
         self.pid = os.getpid()
-        self.sender = new_sender(broker.role)
+        self.sender = new_sender(settings.role)
         self.prefix = session.prefix
         self.inbox = names.inbox_channel(self.prefix, self.sender.id)
-        self._environment = names.environment(self.prefix)
         self.started_at = time.time()
         self.counters = Counters()
+        self._router = router
         name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection
-        self.redis = derived_client(session, broker.connections - 2, POOL_WAIT, name)  # and the two lanes
+        self.client = derived_client(session, settings.connections - 2, POOL_WAIT, name)  # the two others below
+        self._pipelined = PipelinedConnection(self.client)
+        self._intake = Intake(self.counters, settings.max_message_size)
+        self._unlinks = DeferredUnlink()
+        socket_timeout = self.client.connection_pool.connection_kwargs["socket_timeout"]
+        wait_slice = min(WAIT_SLICE, socket_timeout / 2)  # a blocked read must not time out first
+        self._reply_wait = ReplyListWait(self.client, self._pipelined, self._unlinks, self._intake, wait_slice)
+        self.caller = Caller(
+            prefix=self.prefix,
+            sender=self.sender,
+            inbox=self.inbox,
+            max_message_size=settings.max_message_size,
+            pipelined=self._pipelined,
+            pool=self.client,
+            directory=ResponderDirectory(self._pipelined, self.prefix, settings.registry_cache),
+            unlinks=self._unlinks,
+            reply_wait=self._reply_wait,
+            intake=self._intake,
+        )
+        self._handlers = HandlerPool(settings.concurrency, settings.max_pending)
+        self.responder = Responder(
+            prefix=self.prefix,
+            sender=self.sender,
+            max_message_size=settings.max_message_size,
+            inline_below=settings.inline_below,
+            app=app,
+            pipelined=self._pipelined,
+            pool=self.client,
+            handlers=self._handlers,
+            counters=self.counters,
+            intake=self._intake,
+        )
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
-        self.listener = Listener(self.redis, name=f"flask-redis-listener-{self.pid}", on_ready=self._catch_up)
-        self.handlers = HandlerPool(broker.concurrency, broker.max_pending)
-        self._calls: dict[str, Call] = {}
-        self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
-        self._spent: collections.deque[str] = collections.deque()  # reply lists to delete with the next command
-        self._direct = threading.Lock()  # held by the one call that waits on its reply list
-        self._wire_routes: dict[bytes, Route] = {}  # the route of each subscribed command or request channel
-        self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
-        self._responders: dict[str, tuple[float, list[str]]] = {}
-        self._turn = itertools.count()
-        self.lane = Lane(self.redis)  # quick commands
-        self._waiting = Wire(self.redis)  # private to the one call that waits (BLMOVE) on its reply list
-        socket_timeout = self.redis.connection_pool.connection_kwargs["socket_timeout"]
-        self._wait_slice = min(WAIT_SLICE, socket_timeout / 2)  # a blocked read must not time out first
-        self._beat_now = threading.Event()
-        self._registered = threading.Event()
-        self._generation = 0
-        self._stopping = threading.Event()
-        self._heart: threading.Thread | None = None
-        self._listed = False  # in the registry: from start until drain or stop
-        self._registry_lock = threading.Lock()  # a heartbeat never re-lists a process that has left
-        self._draining = False
+        self.listener = Listener(
+            self.client, name=f"flask-redis-listener-{self.pid}", on_ready=self.caller.read_kept_replies
+        )
+        self._registration = Registration(self._pipelined, self.prefix, self.info)
+        self._heartbeat = Heartbeat(
+            settings.heartbeat_interval, self._beat, self.listener.wait_ready, f"flask-redis-heartbeat-{self.pid}"
+        )
 
     def start(self) -> Runtime:
         """Subscribe the inbox and every routed channel; start the listener and the heartbeat."""
         self.listener.subscribe(self.inbox, self._on_inbox)
         self.sync()
         self.listener.start()
-        self._listed = True
-        if self._heart is None:
-            self._heart = threading.Thread(
-                target=self._heartbeat, name=f"flask-redis-heartbeat-{self.pid}", daemon=True
-            )
-            self._heart.start()
+        self._registration.join()
+        self._heartbeat.start()
         return self
 
     def sync(self) -> None:
-        """Follow the broker's routes: subscribe channels that gained a route, renew the heartbeat now.
+        """Follow the router: subscribe channels that gained a route, renew the heartbeat now.
 
         Commands and requests have channels of their own, so that a publish counts only processes that answer.
         """
-        for route in self.broker.routes():
-            name = route.channel.name
+        for route in self._router.routes():
             if route.kind == "command":
-                wire = names.channel_wire(self.prefix, name)
+                channel = names.command_channel(self.prefix, route.channel.name)
             else:
-                wire = names.request_channel(self.prefix, name)
-                self._handlers[name] = route
-            received_as = encoded(self.redis, wire)
-            if received_as not in self._wire_routes:
-                self._wire_routes[received_as] = route
-                self.listener.subscribe(wire, self._on_shared)
-        self._generation += 1
-        self._registered.clear()
-        self._beat_now.set()
+                channel = names.request_channel(self.prefix, route.channel.name)
+            if self.responder.serve(encoded_name(self.client, channel), route):
+                self.listener.subscribe(channel, self.responder.on_message)
+        self._heartbeat.changed()
 
     def ensure_started(self, deadline: float) -> None:
-        """Start if needed and wait (until the monotonic ``deadline``) for the inbox to be subscribed."""
+        """Start if need be and wait (until the monotonic ``deadline``) for the inbox to be subscribed."""
         if self.listener.ready:
             return
         if not self.listener.running:
@@ -128,7 +143,7 @@ class Runtime(Serving):
         deadline = time.monotonic() + timeout
         if not self.listener.wait_ready(timeout):
             return False
-        return self._registered.wait(max(0.0, deadline - time.monotonic()))
+        return self._heartbeat.wait_current(max(0.0, deadline - time.monotonic()))
 
     def drain(self, grace: float, on_closed: Callable[[], None] | None = None) -> bool:
         """Stop taking work and let the handlers in flight finish within ``grace`` seconds; True when they did.
@@ -137,13 +152,13 @@ class Runtime(Serving):
         (never started), and the caller sends it to another process. It stays subscribed until it stops: a
         message published just before an UNSUBSCRIBE would be counted as received, and then lost.
         """
-        self._draining = True
+        self.responder.drain()
         with contextlib.suppress(redis.RedisError):
-            self._unregister()
+            self._registration.leave(self._router.channel_names("handler"))
         if on_closed is not None:
             on_closed()
-        self.handlers.run_queued_here()  # each refuses: not started, its caller goes elsewhere at once
-        return self.handlers.join(grace)
+        self._handlers.run_queued_here()  # each refuses: not started, its caller goes elsewhere at once
+        return self._handlers.join(grace)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Leave the registry, stop listening, and let running handlers (and a call waiting on its reply list)
@@ -154,74 +169,51 @@ class Runtime(Serving):
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        self._stopping.set()
-        self._beat_now.set()
-        if self._heart is not None:
-            self._heart.join(left())
+        self._heartbeat.stop(left())
         with contextlib.suppress(redis.RedisError):
-            self._flush_spent()
-            self._unregister()
+            self._unlinks.flush(self._pipelined)
+            self._registration.leave(self._router.channel_names("handler"))
         stopped = self.listener.stop(left())
-        stopped = self.handlers.join(left()) and stopped
-        self.lane.close(left(), for_good=True)
-        if self._direct.acquire(timeout=left()):  # else the call still waiting closes its connection itself
-            try:
-                self._waiting.close()
-            finally:
-                self._direct.release()
-        else:
-            stopped = False
-        self.redis.connection_pool.disconnect()
+        stopped = self._handlers.join(left()) and stopped
+        self._pipelined.close(left(), for_good=True)
+        stopped = self._reply_wait.close(left()) and stopped
+        self.client.connection_pool.disconnect()
         return stopped
 
-    def health(self) -> ListenerHealth:
-        return self.listener.health()
-
-    def _heartbeat(self) -> None:
-        self.listener.wait_ready(self.broker.heartbeat_interval)
-        while not self._stopping.is_set():
-            try:
-                self._beat_now.clear()
-                generation = self._generation
-                self._flush_spent()
-                self._close_idle_waiting()
-                with self._registry_lock:
-                    if self._listed:
-                        self._register()
-                if generation == self._generation:
-                    self._registered.set()
-            except Exception:
-                log.exception("heartbeat of %s failed; next try in %.1f s", self.sender, self.broker.heartbeat_interval)
-            self._beat_now.wait(self.broker.heartbeat_interval)
+    def health(self) -> BrokerHealth:
+        return BrokerHealth(
+            self.sender, self.listener.health(), self.counters, self._handlers.in_flight, self.caller.waiting
+        )
 
     def info(self) -> ProcessInfo:
         """This process as the registry shows it."""
-        draining = self._draining
+        draining = self.responder.draining
         return ProcessInfo(
             sender=self.sender,
             inbox=self.inbox,
-            handlers=() if draining else self.broker.channel_names("handler"),
-            commands=() if draining else self.broker.channel_names("command"),
+            handlers=() if draining else self._router.channel_names("handler"),
+            commands=() if draining else self._router.channel_names("command"),
             started_at=self.started_at,
             handled=self.counters.handled,
             failed=self.counters.failed,
         )
 
-    def _register(self) -> None:
-        registry.register(self.lane, self.prefix, self.info(), int(self.broker.heartbeat_interval * 3000))
+    def processes(self) -> list[ProcessInfo]:
+        """Every live process of this environment, from the registry."""
+        return live_processes(self.client, self.prefix)
 
-    def _unregister(self) -> None:
-        handlers = self.broker.channel_names("handler")
-        with self._registry_lock:
-            if self._listed:
-                self._listed = False
-                registry.unregister(self.lane, self.prefix, self.sender.id, handlers)
+    def _beat(self) -> None:
+        self._unlinks.flush(self._pipelined)
+        self._reply_wait.close_if_idle(self.settings.heartbeat_interval)
+        self._registration.renew(self.settings.heartbeat_ttl_ms)
 
-    def _close_idle_waiting(self) -> None:
-        """Close the reply-wait connection when no call has used it for a heartbeat: an idle process holds two."""
-        idle = time.monotonic() - self._waiting.last_used
-        if idle > self.broker.heartbeat_interval and self._direct.acquire(blocking=False):
-            try:
-                self._waiting.close()
-            finally:
-                self._direct.release()
+    def _on_inbox(self, channel: bytes, data: bytes) -> None:
+        envelope = self._intake.read(channel, data)
+        if envelope is None:
+            return
+        if envelope.kind == "request":
+            self.responder.on_request(envelope)
+        elif envelope.kind in ("reply", "error"):
+            self.caller.resolve(envelope)
+        else:
+            self._intake.drop(envelope, "a command cannot be sent to an inbox")

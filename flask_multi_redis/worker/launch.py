@@ -27,7 +27,7 @@ def wants_gevent(argv: list[str]) -> bool:
 
 def main() -> None:
     if wants_gevent(sys.argv[1:]):
-        from gevent import monkey  # type: ignore[import-untyped]
+        from gevent import monkey
 
         monkey.patch_all()
     from .cli import worker_main

@@ -19,7 +19,7 @@ from flask_multi_redis.broker import Broker, Router
 from flask_multi_redis.broker.process import start_explicitly
 from flask_multi_redis.connection import failure_reason, ping
 from flask_multi_redis.errors import FlaskRedisError
-from flask_multi_redis.extension import _FlaskRedis
+from flask_multi_redis.extension import RedisExtension
 
 __all__ = ["Pool", "Worker", "WorkerError"]
 
@@ -87,9 +87,9 @@ class Worker:
         return app
 
     @cached_property
-    def extension(self) -> _FlaskRedis:
+    def extension(self) -> RedisExtension:
         """The app's Redis extension whose broker this worker serves."""
-        found = {key: ext for key, ext in self.app.extensions.items() if isinstance(ext, _FlaskRedis)}
+        found = {key: ext for key, ext in self.app.extensions.items() if isinstance(ext, RedisExtension)}
         if self.extension_key is not None:
             if self.extension_key not in found:
                 raise WorkerError(f"app {self.app.name!r} has no Redis extension {self.extension_key!r}")
@@ -166,14 +166,8 @@ class Worker:
 
     def _prepare(self) -> Broker:
         broker = self.extension.broker
-        with self.app.app_context():
-            state = self.extension._state()
-            if state.runtime is not None and state.runtime.pid == os.getpid() and state.runtime.sender.role != "worker":
-                state.runtime.stop()  # the app started it as a web process before this Worker existed
-                state.runtime = None
-        broker.role = "worker"
-        broker.concurrency = self.concurrency
-        broker.heartbeat_interval = self.heartbeat
+        with self.app.app_context():  # a runtime the app started as a web process is stopped and made anew
+            broker.configure(role="worker", concurrency=self.concurrency, heartbeat_interval=self.heartbeat)
         for router in self.routers:
             if not broker.includes(router):
                 broker.include_router(router)
@@ -181,7 +175,7 @@ class Worker:
 
 
 def _ensure_patched() -> None:
-    from gevent import monkey  # type: ignore[import-untyped]
+    from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
         log.warning("the gevent pool needs a monkey-patched process: patching now; patch before other imports")

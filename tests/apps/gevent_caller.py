@@ -28,11 +28,13 @@ def main() -> None:
     results = [calls.spawn(ext.broker.request, gate, Gate(key=gate_key, timeout=30), timeout=60) for _ in range(count)]
 
     def in_flight() -> int:  # waiting on the inbox, and the one waiting on its own reply list
-        return len(runtime._calls) + runtime._direct.locked()
+        return ext.broker.health().waiting_calls
 
     while in_flight() < count:  # every request is published and waiting for its reply
         gevent.sleep(0.01)
     waiting = in_flight()
+    own = f"flask-redis:{runtime.sender.id}"
+    held = sum(1 for client in ext.getRedis().client_list() if client.get("name") == own)
     ext.getRedis().rpush(gate_key, *range(count))  # now let the handlers answer
     calls.join()
     print(
@@ -40,10 +42,7 @@ def main() -> None:
             {
                 "in_flight": waiting,
                 "ok": sum(1 for result in results if result.successful()),
-                "connections": len(runtime.redis.connection_pool._connections)  # type: ignore[attr-defined]
-                + runtime.listener.health().connected
-                + runtime.lane.connected
-                + runtime._waiting.connected,
+                "connections": held,
             }
         ),
         flush=True,

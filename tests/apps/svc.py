@@ -10,6 +10,7 @@ import threading
 
 import gevent
 from flask import Flask, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
 from flask_multi_redis import FlaskRedisSingle
@@ -109,7 +110,7 @@ def create_app() -> Flask:
     redis.init_app(app)
 
     @app.get("/add")
-    def call_add() -> object:
+    def call_add() -> ResponseReturnValue:
         try:
             out = redis.broker.request(add, AddIn(a=int(request.args["a"]), b=int(request.args["b"])), timeout=5)
         except RemoteError as exc:
@@ -117,7 +118,7 @@ def create_app() -> Flask:
         return jsonify(sum=out.sum, served_by=out.pid, web=os.getpid())
 
     @app.get("/pid")
-    def pid() -> object:
+    def pid() -> ResponseReturnValue:
         return jsonify(pid=os.getpid())
 
     return app

@@ -1,10 +1,11 @@
-"""A fast lane: one connection kept for the broker's short commands, shared by every thread or greenlet of
-the process, with automatic pipelining.
+"""A pipelined connection: one connection for the broker's short commands, shared by every thread or greenlet
+of the process, with automatic pipelining.
 
-The lane writes on a :class:`~.wire.Wire` of its own. Callers queue their commands; whoever finds the lane
-free sends everything queued in one write and reads the replies in order, so calls made at the same time share
-round trips and a process needs one connection however many calls it has in flight. A blocking command (BLMOVE
-with a timeout) would hold up everybody behind it: the one call that waits that way has a wire of its own.
+It writes on a :class:`~flask_multi_redis.direct.DirectConnection` of its own. Callers queue their commands;
+whoever finds the connection free sends everything queued in one write and reads the replies in order, so calls
+made at the same time share round trips and a process needs one connection however many calls it has in flight.
+A blocking command (BLMOVE with a timeout) would hold up everybody behind it: the one call that waits that way
+has a connection of its own.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import redis
 
-from .wire import Command, Wire
+from flask_multi_redis.direct import Command, DirectConnection
 
-__all__ = ["Lane"]
+__all__ = ["PipelinedConnection"]
 
 
 @dataclass
@@ -37,25 +38,25 @@ class _Batch:
         return self.replies
 
 
-class Lane:
-    """Runs commands on a dedicated connection made like the ``client``'s, pipelining concurrent callers."""
+class PipelinedConnection:
+    """Runs commands on a connection of its own, made like the ``client``'s, pipelining concurrent callers."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self.round_trips = 0  # writes so far, each with every command queued at the time
         self._queued: list[_Batch] = []
         self._queue_lock = threading.Lock()
         self._sending = threading.Lock()
-        self._wire = Wire(client)
+        self._connection = DirectConnection(client)
         self._closed = False
 
     def execute(self, *args: Any) -> Any:
         """One command; its raw reply (no redis-py response callbacks)."""
-        return self.pipeline([args])[-1]
+        return self.run([args])[-1]
 
-    def pipeline(self, commands: Sequence[Command], *, raise_errors: bool = True) -> list[Any]:
+    def run(self, commands: Sequence[Command], *, raise_errors: bool = True) -> list[Any]:
         """Several commands sent together; their raw replies, in order. An error reply raises the exception
-        redis-py would (see :func:`.wire.error_reply`), unless ``raise_errors`` is false: then it is returned
-        among the replies."""
+        redis-py would, unless ``raise_errors`` is false: then it is returned among the replies."""
         if self._sending.acquire(blocking=False):
             replies = self._send_alone(commands) if not self._queued else self._send_with_queued(commands)
         else:
@@ -67,7 +68,7 @@ class Lane:
         return replies
 
     def _send_alone(self, commands: Sequence[Command]) -> list[Any]:
-        """With the lane taken and nothing queued (the common case): one round trip of our own."""
+        """With the connection taken and nothing queued (the common case): one round trip of our own."""
         try:
             replies = self._round_trip(commands)
         except Exception:
@@ -85,7 +86,7 @@ class Lane:
         return batch.outcome()
 
     def _wait_for_sender(self, commands: Sequence[Command]) -> list[Any]:
-        """Queue our commands for whoever sends, or become the sender ourselves when the lane comes free."""
+        """Queue our commands for whoever sends, or become the sender ourselves when the connection comes free."""
         done = threading.Event()
         batch = _Batch(commands, done=done)
         with self._queue_lock:
@@ -98,8 +99,8 @@ class Lane:
         return batch.outcome()
 
     def _hand_over(self) -> None:
-        """Let go of the lane; a batch queued meanwhile, whose caller found the lane taken, waits for a sender:
-        be it."""
+        """Let go of the connection; a batch queued meanwhile, whose caller found the connection taken, waits
+        for a sender: be it."""
         self._sending.release()
         while self._queued and self._sending.acquire(blocking=False):
             try:
@@ -108,7 +109,7 @@ class Lane:
                 self._sending.release()
 
     def _send_as_sender(self, own: _Batch | None) -> None:
-        """With the lane taken: send ``own`` and everything queued, then let go of the lane."""
+        """With the connection taken: send ``own`` and everything queued, then let go of it."""
         try:
             self._send_queued(own)
         except BaseException:
@@ -134,7 +135,7 @@ class Lane:
                         batch.done.set()
                 continue
             except BaseException:  # the sender was interrupted (a timeout, GreenletExit): not the others' affair
-                interrupted = redis.ConnectionError("the lane's round trip was interrupted; nothing is known of it")
+                interrupted = redis.ConnectionError("the round trip was interrupted; nothing is known of its commands")
                 for batch in batches:
                     batch.error = interrupted if batch is not own else None
                     if batch.done is not None:
@@ -149,13 +150,13 @@ class Lane:
 
     def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
         if self._closed:
-            raise redis.ConnectionError("the broker has stopped: its lane is closed")
-        self._wire.reset_if_stale()
-        return self._wire.round_trip(commands)
+            raise redis.ConnectionError("the broker has stopped: its pipelined connection is closed")
+        self.round_trips += 1
+        return self._connection.round_trip(commands)
 
     @property
     def connected(self) -> bool:
-        return self._wire.connected
+        return self._connection.connected
 
     def close(self, timeout: float = -1, *, for_good: bool = False) -> None:
         """Close the connection, after the round trip in progress if it ends within ``timeout`` seconds; it opens
@@ -163,7 +164,7 @@ class Lane:
         taken = self._sending.acquire(timeout=timeout)
         try:
             self._closed = self._closed or for_good
-            self._wire.close()
+            self._connection.close()
         finally:
             if taken:
                 self._sending.release()

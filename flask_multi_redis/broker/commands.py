@@ -1,0 +1,92 @@
+"""Every raw command the broker sends on the connections it speaks to directly, spelt in one place.
+
+:mod:`.names` builds the keys and channels these commands act on; PROTOCOL.md says what each is for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from flask_multi_redis.direct import Command
+
+__all__ = [
+    "answer",
+    "discard",
+    "keep",
+    "leave",
+    "ping",
+    "publish",
+    "renew",
+    "responders",
+    "subscribe",
+    "unlink",
+    "unsubscribe",
+    "wait_on_list",
+]
+
+
+def publish(channel: str, data: bytes) -> Command:
+    return ("PUBLISH", channel, data)
+
+
+def unlink(keys: Sequence[str]) -> list[Command]:
+    """Delete ``keys`` (no command at all for none)."""
+    return [("UNLINK", *keys)] if keys else []
+
+
+def wait_on_list(key: str, seconds: float) -> Command:
+    """Wait up to ``seconds`` for the list ``key`` to have an element, and return its last one. BLMOVE from the
+    list onto itself returns it without taking it out: a lost connection loses nothing."""
+    return ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
+
+
+def discard(key: str, value: bytes, count: int = 1) -> Command:
+    """Take ``count`` copies of ``value`` out of the list ``key`` (0: every one)."""
+    return ("LREM", key, count, value)
+
+
+def keep(key: str, value: bytes, ttl_ms: int) -> list[Command]:
+    """Append ``value`` to the list ``key``, which then lives ``ttl_ms`` milliseconds."""
+    return [("RPUSH", key, value), ("PEXPIRE", key, ttl_ms)]
+
+
+def answer(key: str, data: bytes, ttl_ms: int, reply_to: str | None) -> list[Command]:
+    """Keep an answer in its reply list, then publish it to the caller's inbox when it has one."""
+    return [*keep(key, data, ttl_ms), publish(reply_to, data)] if reply_to else keep(key, data, ttl_ms)
+
+
+def renew(
+    process_key: str, record: bytes, ttl_ms: int, serves_keys: Iterable[str], member: str, now_ms: int
+) -> list[Command]:
+    """A heartbeat: the process's record, and its place in each sorted set of the channels it serves (scored by
+    the record's expiry), from which expired members are trimmed."""
+    commands: list[Command] = [("SET", process_key, record, "PX", ttl_ms)]
+    for key in serves_keys:
+        commands += [
+            ("ZADD", key, now_ms + ttl_ms, member),
+            ("ZREMRANGEBYSCORE", key, "-inf", now_ms),
+            ("PEXPIRE", key, ttl_ms),
+        ]
+    return commands
+
+
+def leave(process_key: str, serves_keys: Iterable[str], member: str) -> list[Command]:
+    """Take a process out of the registry at once."""
+    return [("DEL", process_key), *(("ZREM", key, member) for key in serves_keys)]
+
+
+def responders(serves_key: str, now_ms: int) -> Command:
+    """The members of a channel's sorted set whose heartbeat has not expired."""
+    return ("ZRANGEBYSCORE", serves_key, now_ms, "+inf")
+
+
+def subscribe(channels: Iterable[bytes]) -> Command:
+    return ("SUBSCRIBE", *channels)
+
+
+def unsubscribe(channels: Iterable[bytes]) -> Command:
+    return ("UNSUBSCRIBE", *channels)
+
+
+def ping() -> Command:
+    return ("PING",)

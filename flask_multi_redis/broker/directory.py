@@ -1,0 +1,60 @@
+"""Where a request goes: the live responders of its channel, from the registry, each asked in turn."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import redis
+
+from flask_multi_redis.direct import describe
+from flask_multi_redis.errors import BrokerUnavailable
+
+from . import names, registry
+from .pipeline import PipelinedConnection
+
+__all__ = ["ResponderDirectory"]
+
+
+class ResponderDirectory:
+    """The processes that serve each channel, read from the registry and trusted for ``cache`` seconds; a
+    responder that a request did not reach is forgotten until the next read."""
+
+    def __init__(self, pipelined: PipelinedConnection, prefix: str, cache: float) -> None:
+        self._pipelined = pipelined
+        self._prefix = prefix
+        self._cache = cache
+        self._known: dict[str, tuple[float, list[str]]] = {}  # channel -> (trusted until, responder ids)
+        self._rotation = itertools.count()
+
+    def targets(self, channel: str, avoid: frozenset[str]) -> Iterator[tuple[str, str | None]]:
+        """Where a request on ``channel`` goes, in order, with the responder each one is: every live responder
+        (not those to ``avoid``) on its own inbox, starting with the next one in turn, then the shared request
+        channel, whose subscribers race for a claim (no responder: None)."""
+        for responder in self._responders(channel):
+            if responder not in avoid:
+                yield names.inbox_channel(self._prefix, responder), responder
+        yield names.request_channel(self._prefix, channel), None
+
+    def forget(self, channel: str, responder: str) -> None:
+        """``responder`` did not receive a request on ``channel``: skip it until the registry is read again."""
+        known = self._known.get(channel)
+        if known is not None and responder in known[1]:
+            self._known[channel] = (known[0], [other for other in known[1] if other != responder])
+
+    def _responders(self, channel: str) -> list[str]:
+        now = time.monotonic()
+        known = self._known.get(channel)
+        if known is None or known[0] < now:
+            try:
+                ids = registry.responder_ids(self._pipelined, self._prefix, channel)
+            except redis.RedisError as exc:
+                raise BrokerUnavailable(f"could not read the responders of {channel!r}: {describe(exc)}") from exc
+            known = (now + self._cache, ids)
+            self._known[channel] = known
+        ids = known[1]
+        if len(ids) < 2:
+            return list(ids)
+        start = next(self._rotation) % len(ids)
+        return ids[start:] + ids[:start]

@@ -1,0 +1,244 @@
+"""The responding part of a process's broker: it runs the routes of the messages it receives, in the app
+context, and answers them.
+
+A request addressed to this process (on its inbox) is its own to serve; one on a shared request channel is
+served by the process that claims it (SET NX); a command runs in every process that receives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import redis
+
+from flask_multi_redis.direct import describe
+from flask_multi_redis.errors import InvalidMessage, Overloaded, RemoteInvalidMessage, ShuttingDown
+
+from . import commands, names
+from .envelope import Envelope, Kind, Sender, now_ms, pack
+from .health import Counters
+from .intake import Intake
+from .pipeline import PipelinedConnection
+from .pool import HandlerPool
+from .router import Route
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = ["MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "Responder"]
+
+log = logging.getLogger(__name__)
+
+#: How long a kept answer or a claim outlives a request without a deadline, in milliseconds.
+NO_DEADLINE_TTL_MS = 60_000
+#: The longest remote error message passed back to a caller.
+MAX_ERROR_MESSAGE = 2000
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    """The body of an ``error`` envelope (PROTOCOL.md), the message cut to MAX_ERROR_MESSAGE characters."""
+    return orjson.dumps({"type": error_type, "message": message[:MAX_ERROR_MESSAGE]})
+
+
+def _ttl_ms(envelope: Envelope) -> int:
+    """How long an answer to ``envelope`` is kept, and its claim held: until its deadline, and a second more."""
+    if envelope.deadline is None:
+        return NO_DEADLINE_TTL_MS
+    return max(1000, envelope.deadline - now_ms() + 1000)
+
+
+class Responder:
+    """Serves the routes of this process: a handler pool for most, the listener's own thread for quick ones.
+
+    :param inline_below: a handler whose average run time so far is below this many seconds runs on the
+        listener's thread while no other handler runs or waits (0: never).
+    :param pool: a client for claims.
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        sender: Sender,
+        max_message_size: int,
+        inline_below: float,
+        app: Flask | None,
+        pipelined: PipelinedConnection,
+        pool: redis.Redis,
+        handlers: HandlerPool,
+        counters: Counters,
+        intake: Intake,
+    ) -> None:
+        self.prefix = prefix
+        self.sender = sender
+        self.handlers = handlers
+        self._max_message_size = max_message_size
+        self._inline_below = inline_below
+        self._app = app
+        self._pipelined = pipelined
+        self._pool = pool
+        self._counters = counters
+        self._intake = intake
+        self._environment = names.environment(prefix)  # what every name of this environment starts with
+        self._by_subscription: dict[bytes, Route] = {}  # the route of each command or request channel
+        self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
+        self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
+        self._draining = False
+
+    def serve(self, subscription: bytes, route: Route) -> bool:
+        """Serve ``route`` for the messages of the (prefixed, encoded) channel ``subscription``; False when it is
+        served already."""
+        if route.kind == "handler":
+            self._handlers[route.channel.name] = route
+        if subscription in self._by_subscription:
+            return False
+        self._by_subscription[subscription] = route
+        return True
+
+    def drain(self) -> None:
+        """Take no more work: what still reaches this process is answered ``ShuttingDown``, and what waits in
+        the handler queue is answered so now, without waiting for a busy handler."""
+        self._draining = True
+        self.handlers.run_queued_here()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def on_request(self, envelope: Envelope) -> None:
+        """A request addressed to this process (on its inbox): no other process receives it, so no claim."""
+        self._accept(envelope, self._handlers.get(envelope.channel), needs_claim=False)
+
+    def on_message(self, subscription: bytes, data: bytes) -> None:
+        """A message on a command or shared request channel (a listener callback)."""
+        envelope = self._intake.read(subscription, data)
+        if envelope is None:
+            return
+        route = self._by_subscription.get(subscription)
+        expected = "command" if route is not None and route.kind == "command" else "request"
+        if envelope.kind != expected:
+            self._intake.drop(envelope, f"a {envelope.kind} on a {expected} channel")
+            return
+        self._accept(envelope, route, needs_claim=expected == "request")
+
+    def _accept(self, envelope: Envelope, route: Route | None, needs_claim: bool) -> None:
+        if self._draining:
+            self._refuse(envelope, needs_claim)
+            return
+        if route is None:
+            self._intake.drop(envelope, "no route for this channel in this process")
+            return
+        if envelope.reply_to and not envelope.reply_to.startswith(self._environment):
+            self._intake.drop(envelope, "reply_to is outside this environment's prefix")
+            return
+        if not needs_claim and self._runs_inline(route):
+            self._run(envelope, route, needs_claim)  # no hand-over to a handler thread: see _runs_inline
+            return
+        if envelope.expired():  # not worth a place in the queue
+            self._expired(envelope, route)
+            return
+        if not self.handlers.submit(lambda: self._run(envelope, route, needs_claim)):
+            if self._draining:  # it began to drain since the check above
+                self._refuse(envelope, needs_claim)
+                return
+            if needs_claim and not self._claim(envelope):
+                return  # another process serves it
+            self._counters.count("overloaded")
+            log.error("handler pool full, refused %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name)
+            self._answer_error(envelope, Overloaded.REMOTE_TYPE, "the handler pool of this process is full")
+
+    def _runs_inline(self, route: Route) -> bool:
+        """Whether to run ``route`` on the listener's own thread: when no other handler runs or waits and its
+        handler has been quick so far. Handing a message to a handler thread costs more than such a handler;
+        a slow one always goes to the pool."""
+        limit = self._inline_below
+        return limit > 0 and self.handlers.in_flight == 0 and self._costs.get(id(route), limit) < limit
+
+    def _note_cost(self, route: Route, seconds: float) -> None:
+        previous = self._costs.get(id(route))
+        self._costs[id(route)] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+    def _refuse(self, envelope: Envelope, needs_claim: bool) -> None:
+        """Answer ``ShuttingDown`` (the request was not started: the caller may send it elsewhere)."""
+        if not needs_claim or self._claim(envelope):
+            self._answer_error(envelope, ShuttingDown.REMOTE_TYPE, f"{self.sender} is shutting down; it did not start")
+
+    def _run(self, envelope: Envelope, route: Route, needs_claim: bool) -> None:
+        if self._draining:  # queued before the drain began, not started: the caller may go elsewhere
+            self._refuse(envelope, needs_claim)
+            return
+        if needs_claim and not self._claim(envelope):
+            return
+        if envelope.expired():
+            self._expired(envelope, route)
+            return
+        try:
+            message = route.channel.load_request(envelope.body)
+        except InvalidMessage as exc:
+            self._counters.count("failed")
+            log.warning("invalid %s id=%s channel=%s: %s", envelope.kind, envelope.id, route.channel.name, exc)
+            self._answer_error(envelope, RemoteInvalidMessage.REMOTE_TYPE, str(exc))
+            return
+        try:
+            started = time.perf_counter()
+            with self._app_context():
+                result = route.func(message)
+            self._note_cost(route, time.perf_counter() - started)
+            body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
+        except Exception as exc:
+            self._counters.count("failed")
+            log.exception("%s for id=%s channel=%s raised", route.kind, envelope.id, route.channel.name)
+            self._answer_error(envelope, type(exc).__name__, str(exc))
+            return
+        self._counters.count("handled")
+        self._answer(envelope, "reply", body)
+
+    def _expired(self, envelope: Envelope, route: Route) -> None:
+        self._counters.count("expired")
+        log.warning(
+            "expired before it started, not run: %s id=%s channel=%s", envelope.kind, envelope.id, route.channel.name
+        )
+
+    def _claim(self, envelope: Envelope) -> bool:
+        key = names.claim_key(self.prefix, envelope.id)
+        try:
+            return bool(self._pool.set(key, self.sender.id, nx=True, px=_ttl_ms(envelope)))
+        except redis.RedisError:
+            log.exception("could not claim request id=%s channel=%s", envelope.id, envelope.channel)
+            return False
+
+    def _answer_error(self, envelope: Envelope, error_type: str, message: str) -> None:
+        self._answer(envelope, "error", _error_body(error_type, message))
+
+    def _answer(self, envelope: Envelope, kind: Kind, body: bytes) -> None:
+        """Keep the answer in its reply list (TTL: the request's deadline), then publish it to the caller's inbox
+        if it has one. The list is what a caller reads when its pub/sub connection was away (PUBLISH may count
+        a receiver whose connection is dying); one that got the answer by pub/sub deletes the list itself."""
+        if envelope.kind == "command" and not envelope.reply_to:
+            return  # a plain broadcast: nobody waits
+        try:
+            data = pack(kind, envelope.id, envelope.channel, body, sender=self.sender, max_size=self._max_message_size)
+        except InvalidMessage as exc:  # the reply is too large: say so instead
+            body = _error_body(type(exc).__name__, str(exc))
+            data = pack("error", envelope.id, envelope.channel, body, sender=self.sender, max_size=len(body) + 4096)
+        sent = commands.answer(names.reply_key(self.prefix, envelope.id), data, _ttl_ms(envelope), envelope.reply_to)
+        what = f"the {kind} for id={envelope.id} channel={envelope.channel}"
+        for attempt in (1, 2):  # a round trip that failed is sent again: callers count one answer per sender
+            try:
+                replies = self._pipelined.run(sent, raise_errors=False)  # kept, then published, in one write
+            except redis.RedisError as exc:
+                if attempt == 2 or not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                    log.error("could not send %s: %s", what, type(exc).__name__)
+                    return
+                continue
+            for command, reply in zip(sent, replies, strict=True):
+                if isinstance(reply, Exception):  # OOM, a read-only replica: the rest went ahead
+                    log.error("%s: Redis refused %s (%s)", what, command[0], describe(reply))
+            return
+
+    def _app_context(self) -> contextlib.AbstractContextManager[Any]:
+        return self._app.app_context() if self._app is not None else contextlib.nullcontext()

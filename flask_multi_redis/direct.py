@@ -1,0 +1,279 @@
+"""Connections spoken to directly: hiredis packs the commands and parses the replies, on a socket redis-py made.
+
+A command through a redis-py client pays for the pool checkout (with its readiness check), retries,
+instrumentation and reply callbacks: on a local server about as much again as the round trip itself. The broker's
+hot connections are made by redis-py (:func:`.connection.hand_over`) and written and read here instead. What
+comes back is what a redis-py client would make of it: an error reply becomes the exception class redis-py's own
+parser picks, with its message; a server that closed the connection, a socket error and a read that timed out
+raise redis-py's ``ConnectionError`` and ``TimeoutError`` with redis-py's words; any failure closes the
+connection, as redis-py does. Nothing is retried here: the caller knows what is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import hiredis
+import redis
+from redis.exceptions import InvalidResponse
+
+from .connection import HandedOver, hand_over
+
+__all__ = ["Command", "DirectConnection", "SubscriberConnection", "describe", "error_code"]
+
+#: A command: its name and arguments, as a tuple (what ``hiredis.pack_command`` takes).
+Command = tuple[Any, ...]
+
+_BUFFER = 65536
+_INCOMPLETE = object()  # what the reader returns while a reply is not complete (a RESP3 false is False)
+_CLOSED = "Connection closed by server."  # redis-py's words
+
+
+def error_code(error: BaseException) -> str | None:
+    """The code of an error reply (``OOM``, ``NOPERM``, ...: the reply's first word), or None for an exception
+    that is no error reply."""
+    code = getattr(error, "status_code", None)
+    if code:
+        return str(code)
+    if isinstance(error, redis.ResponseError) and str(error):
+        return str(error).split(" ", 1)[0]
+    return None
+
+
+def describe(error: BaseException) -> str:
+    """What went wrong, for a message: the exception's type and, for an error reply, its code
+    (``OutOfMemoryError OOM``); never the reply's text, which may quote what the command carried."""
+    code = error_code(error)
+    return f"{type(error).__name__} {code}" if code else type(error).__name__
+
+
+class _Connection:
+    """A socket that redis-py connected, opened on first use and after :meth:`close`, with a hiredis reader.
+
+    Not thread-safe: its owner serializes its use.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.last_used = time.monotonic()
+        self._handed: HandedOver | None = None
+        self._sock: socket.socket | None = None
+        self._timeout: float | None = None  # the connection's socket timeout
+        self._applied: float | None = None  # the timeout the socket has now (a read may set another)
+        self._encode: Callable[[Any], Any] | None = None
+        self._reader: Any = None
+        self._poller: Any = None  # watches the socket, for _in_step
+        self._buffer = bytearray(_BUFFER)
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def close(self) -> None:
+        handed, self._handed, self._sock = self._handed, None, None
+        self._reader = self._poller = None
+        if handed is not None:
+            handed.connection.disconnect()  # type: ignore[no-untyped-call]
+
+    def _write(self, commands: Sequence[Command]) -> None:
+        """Write ``commands`` in one go, connecting first if need be."""
+        sock = self._sock if self._sock is not None else self._connect()
+        self.last_used = time.monotonic()
+        encode = self._encode
+        if encode is None:
+            data = b"".join(map(hiredis.pack_command, commands))
+        else:
+            data = b"".join([hiredis.pack_command(tuple(map(encode, command))) for command in commands])
+        if self._applied != self._timeout:
+            sock.settimeout(self._timeout)
+            self._applied = self._timeout
+        try:
+            sock.sendall(data)
+        except TimeoutError:
+            self.close()
+            raise redis.TimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            self.close()
+            errno, message = ("UNKNOWN", exc.args[0]) if len(exc.args) == 1 else exc.args[:2]
+            raise redis.ConnectionError(f"Error {errno} while writing to socket. {message}.") from exc
+
+    def _read(self, timeout: float | None) -> Any:
+        """What comes next: a reply, an error reply as its exception, or a RESP3 push. A failed read closes the
+        connection, but for a timeout: the caller decides (a subscriber waits again, what was read is kept).
+
+        :raises TimeoutError: nothing came within ``timeout`` seconds (the built-in one).
+        :raises redis.ConnectionError: the server closed the connection, or the socket failed.
+        :raises InvalidResponse: what came is not RESP.
+        """
+        reader = self._reader
+        if reader is None:
+            raise redis.ConnectionError(_CLOSED)
+        reply = reader.gets()
+        if reply is not _INCOMPLETE:
+            return reply
+        sock = self._sock
+        assert sock is not None
+        if self._applied != timeout:
+            sock.settimeout(timeout)
+            self._applied = timeout
+        buffer = self._buffer
+        try:
+            while True:
+                count = sock.recv_into(buffer)
+                if not count:
+                    raise redis.ConnectionError(_CLOSED)
+                reader.feed(buffer, 0, count)
+                reply = reader.gets()
+                if reply is not _INCOMPLETE:
+                    return reply
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            where = self._handed.where if self._handed is not None else "Redis"
+            self.close()
+            raise redis.ConnectionError(f"Error while reading from {where} : {exc.args}") from exc
+        except BaseException:  # InvalidResponse, or an interruption: nothing read after it would be in step
+            self.close()
+            raise
+
+    def _in_step(self) -> bool:
+        """Whether nothing is waiting to be read that nobody asked for: a connection the server closed while it
+        was idle (a restart, CLIENT KILL, its idle timeout) reads as ready, and writing to it would fail."""
+        sock = self._sock
+        if sock is None:
+            return True
+        if self._reader.has_data():
+            return False
+        pending = getattr(sock, "pending", None)  # an SSL socket's decrypted bytes not yet handed out
+        if pending is not None and pending():
+            return False
+        try:
+            if self._poller is not None:
+                return not self._poller.poll(0)
+            return not select.select([sock], [], [], 0)[0]  # no poll (Windows): descriptors below 1024 only
+        except (OSError, ValueError):
+            return False  # a socket closed under us
+
+    def _connect(self) -> socket.socket:
+        handed = hand_over(self.client)
+        self._handed, self._sock = handed, handed.sock
+        self._timeout = self._applied = handed.sock.gettimeout()
+        self._encode = handed.encode
+        if _poll is not None:  # select.select cannot watch descriptors of 1024 and above
+            self._poller = _poll()
+            self._poller.register(handed.sock, select.POLLIN)
+        self._reader = hiredis.Reader(
+            notEnoughData=_INCOMPLETE, replyError=handed.parse_error, protocolError=InvalidResponse
+        )
+        self.last_used = time.monotonic()
+        return handed.sock
+
+
+class DirectConnection(_Connection):
+    """Commands and their replies, read in order. It counts the replies it still owes, so that a use interrupted
+    half-way (a timeout, an exception) is never followed by one that would read the first one's replies: every
+    use begins on a connection in step, reconnecting when need be.
+
+    Error replies come back as exceptions among the replies, not raised. One of redis-py's connection errors
+    (``LOADING``, ``WRONGPASS``, ``ERR max number of clients reached``) also ends the connection, as it ends a
+    redis-py connection; the next use reconnects.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+        self._owed = 0
+        self._broken = False  # an error reply that ends the connection was read
+
+    @property
+    def owed(self) -> int:
+        """Replies to commands already sent that :meth:`finish` has not read yet."""
+        return self._owed
+
+    def round_trip(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` and read their replies, in order."""
+        return self.start(commands, len(commands))
+
+    def start(self, commands: Sequence[Command], answered: int) -> list[Any]:
+        """Send ``commands`` and read the replies of the first ``answered`` of them; the others stay owed, for
+        :meth:`finish` (a blocking command sent behind quick ones, say)."""
+        if self._owed or self._broken or not self._in_step():
+            self.close()
+        try:
+            self._write(commands)
+            self._owed = len(commands)
+            return [self._next(self._timeout) for _ in range(answered)]
+        except TimeoutError:
+            self.close()
+            raise redis.TimeoutError("Timeout reading from socket") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def finish(self, timeout: float | None = None) -> Any:
+        """The reply to the next owed command, waiting up to ``timeout`` seconds (the socket timeout by default).
+
+        :raises redis.TimeoutError: it did not come in time (the connection is closed).
+        """
+        if not self._owed:
+            raise redis.ConnectionError("no reply is owed on this connection")
+        try:
+            return self._next(self._timeout if timeout is None else timeout)
+        except TimeoutError:
+            self.close()
+            raise redis.TimeoutError("Timeout reading from socket") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        super().close()
+        self._owed = 0
+        self._broken = False
+
+    def _next(self, timeout: float | None) -> Any:
+        reply = self._read(timeout)
+        while isinstance(reply, hiredis.PushNotification):  # notifications no command asked for
+            reply = self._read(timeout)
+        self._owed -= 1
+        if isinstance(reply, redis.ConnectionError):
+            self._broken = True
+        return reply
+
+
+class SubscriberConnection(_Connection):
+    """A connection in pub/sub mode: the server pushes messages, and the confirmations of SUBSCRIBE, UNSUBSCRIBE
+    and PING come among them."""
+
+    def send(self, commands: Sequence[Command]) -> None:
+        """Write ``commands``; what they bring back comes as messages."""
+        try:
+            self._write(commands)
+        except BaseException:
+            self.close()
+            raise
+
+    def next_message(self, timeout: float) -> Any:
+        """The next message (a list: RESP2 arrays and RESP3 pushes both read so), or an error reply as its
+        exception; None when nothing came within ``timeout`` seconds. The connection then stays open, and what
+        was read of a message so far is kept for the next call."""
+        try:
+            return self._read(timeout)
+        except TimeoutError:
+            return None
+
+
+def _system_poll() -> Callable[[], Any] | None:
+    """The system's poll, also where gevent has patched select: a look that does not wait needs no trip through
+    gevent's hub, which costs more than ten times as much. None where there is no poll (Windows)."""
+    monkey = sys.modules.get("gevent.monkey")  # imported by whoever patched; never imported here
+    if monkey is not None and monkey.is_module_patched("select"):
+        return monkey.get_original("select", "poll")  # type: ignore[no-any-return]
+    return getattr(select, "poll", None)
+
+
+_poll = _system_poll()

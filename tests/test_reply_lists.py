@@ -1,0 +1,175 @@
+"""Reply lists: the one call that waits on its own list, and the lists deleted with the next command."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from flask_multi_redis.broker import names
+from flask_multi_redis.broker.caller import new_id
+from flask_multi_redis.broker.envelope import Sender, pack
+from flask_multi_redis.broker.health import Counters
+from flask_multi_redis.broker.intake import Intake
+from flask_multi_redis.broker.pipeline import PipelinedConnection
+from flask_multi_redis.broker.reply_lists import MARKER, DeferredUnlink, ReplyListWait
+
+from .waiting import wait_until
+
+SENDER = Sender(id="test-1-abc", host="test", pid=1, role="test")
+
+
+@dataclass
+class Parts:
+    admin: redis.Redis
+    pipelined: PipelinedConnection
+    unlinks: DeferredUnlink
+    counters: Counters
+    wait: ReplyListWait
+
+
+@pytest.fixture
+def parts(redis_url: str) -> Iterator[Parts]:
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, client_name="reply-wait-test")
+    pipelined = PipelinedConnection(client)
+    counters = Counters()
+    unlinks = DeferredUnlink()
+    wait = ReplyListWait(client, pipelined, unlinks, Intake(counters, 1 << 20), wait_slice=2.0)
+    yield Parts(redis.Redis.from_url(redis_url), pipelined, unlinks, counters, wait)
+    wait.close(5)
+    pipelined.close(5, for_good=True)
+
+
+def answer(call_id: str, value: int) -> bytes:
+    return pack("reply", call_id, "test.channel", b'{"value":%d}' % value, sender=SENDER, max_size=1 << 20)
+
+
+def test_a_published_request_waits_for_its_answer(parts: Parts) -> None:
+    call_id = new_id()
+    key = names.reply_key("t", call_id)
+    listener = parts.admin.pubsub()  # type: ignore[no-untyped-call]
+    listener.subscribe("t:someone")  # somebody receives the request
+    wait_until(lambda: parts.admin.pubsub_numsub("t:someone")[0][1] == 1)
+    assert parts.wait.take()
+    try:
+        assert parts.wait.publish("t:someone", b"request", key, time.monotonic() + 5, marked=False)
+        threading.Timer(0.1, parts.admin.rpush, (key, answer(call_id, 7))).start()
+        found = parts.wait.wait(call_id, key, time.monotonic() + 5, started=True)
+    finally:
+        parts.wait.release()
+    listener.close()
+    assert found is not None
+    assert (found.kind, found.id, found.body) == ("reply", call_id, {"value": 7})
+
+
+def test_a_late_nobody_marker_and_a_stranger_are_taken_out_quietly(
+    parts: Parts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An earlier attempt's marker can land after that attempt's UNLINK, and another call's answer may be pushed
+    by a confused peer: the wait skips both, and leaves only its own answer in the list."""
+    call_id = new_id()
+    key = names.reply_key("t", call_id)
+    parts.admin.rpush(key, MARKER)
+    ours = answer(call_id, 2)
+    threading.Timer(0.1, parts.admin.rpush, (key, answer(new_id(), 3))).start()
+    threading.Timer(0.3, parts.admin.rpush, (key, ours)).start()
+    assert parts.wait.take()
+    try:
+        found = parts.wait.wait(call_id, key, time.monotonic() + 5, started=False)
+    finally:
+        parts.wait.release()
+    assert found is not None
+    assert found.id == call_id
+    assert parts.admin.lrange(key, 0, -1) == [ours]  # it stays until the caller's UNLINK
+    assert parts.counters.dropped == 0
+    assert "dropped" not in caplog.text
+
+
+def test_the_wait_ends_at_its_deadline(parts: Parts) -> None:
+    call_id = new_id()
+    started = time.monotonic()
+    assert parts.wait.take()
+    try:
+        assert parts.wait.wait(call_id, names.reply_key("t", call_id), started + 0.3, started=False) is None
+    finally:
+        parts.wait.release()
+    assert 0.3 <= time.monotonic() - started < 1.0
+
+
+def test_a_lost_connection_loses_nothing(parts: Parts) -> None:
+    """The wait's connection is killed while it waits: the wait starts again on a new one and finds the answer."""
+    call_id = new_id()
+    key = names.reply_key("t", call_id)
+    found: list[object] = []
+
+    def waiting() -> None:
+        assert parts.wait.take()
+        try:
+            found.append(parts.wait.wait(call_id, key, time.monotonic() + 10, started=False))
+        finally:
+            parts.wait.release()
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+
+    def blocked() -> list[dict[str, str]]:
+        clients = parts.admin.client_list()
+        return [c for c in clients if c.get("name") == "reply-wait-test" and c.get("cmd") == "blmove"]
+
+    wait_until(lambda: len(blocked()) == 1)
+    assert parts.admin.client_kill_filter(_id=blocked()[0]["id"]) == 1
+    parts.admin.rpush(key, answer(call_id, 5))
+    thread.join(10)
+    assert [getattr(envelope, "id", None) for envelope in found] == [call_id]
+
+
+def test_a_request_nobody_received_ends_its_wait_at_once(parts: Parts) -> None:
+    call_id = new_id()
+    key = names.reply_key("t", call_id)
+    started = time.monotonic()
+    assert parts.wait.take()
+    try:
+        assert not parts.wait.publish("t:nobody", b"request", key, time.monotonic() + 10, marked=False)
+    finally:
+        parts.wait.release()
+    assert time.monotonic() - started < 1.0  # the marker ended it, not the 2 s wait
+    assert parts.admin.lrange(key, 0, -1) == [MARKER]  # the next attempt, or the caller, deletes it
+
+
+def test_nobody_is_found_at_once_even_when_the_marker_cannot_be_pushed(parts: Parts) -> None:
+    parts.pipelined.close(for_good=True)  # the marker that would end the wait cannot be pushed
+    key = names.reply_key("t", new_id())
+    started = time.monotonic()
+    assert parts.wait.take()
+    try:
+        assert not parts.wait.publish("t:nobody", b"request", key, time.monotonic() + 10, marked=False)
+    finally:
+        parts.wait.release()
+    assert time.monotonic() - started < 1.0  # the wait was dropped with its connection, not sat out
+    assert not parts.wait.connected
+
+
+def test_finished_reply_lists_go_with_the_next_publish(parts: Parts) -> None:
+    parts.admin.rpush("t:fmr:reply:old", b"x")
+    parts.unlinks.add("t:fmr:reply:old")
+    key = names.reply_key("t", new_id())
+    assert parts.wait.take()
+    try:
+        parts.wait.publish("t:nobody", b"request", key, time.monotonic() + 5, marked=False)
+    finally:
+        parts.wait.release()
+    assert not parts.admin.exists("t:fmr:reply:old")
+    assert parts.unlinks.take() == []
+
+
+def test_keys_whose_delete_failed_wait_for_a_later_one(parts: Parts) -> None:
+    parts.admin.rpush("t:fmr:reply:kept", b"x")
+    parts.unlinks.add("t:fmr:reply:kept")
+    parts.pipelined.close(for_good=True)
+    with pytest.raises(redis.ConnectionError):
+        parts.unlinks.flush(parts.pipelined)
+    assert parts.unlinks.take() == ["t:fmr:reply:kept"]  # given back, not lost
