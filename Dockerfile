@@ -4,7 +4,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY flask_multi_redis ./flask_multi_redis
-RUN pip install --no-cache-dir . "gunicorn>=22"
+RUN pip install --no-cache-dir ".[gevent]" "gunicorn>=22"
 COPY examples ./examples
 
 ENV PYTHONUNBUFFERED=1

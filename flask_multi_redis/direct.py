@@ -32,6 +32,8 @@ Command = tuple[Any, ...]
 _BUFFER = 65536
 _INCOMPLETE = object()  # what the reader returns while a reply is not complete (a RESP3 false is False)
 _CLOSED = "Connection closed by server."  # redis-py's words
+_Push = hiredis.PushNotification
+_ConnectionError = redis.ConnectionError
 
 
 def error_code(error: BaseException) -> str | None:
@@ -68,6 +70,7 @@ class _Connection:
         self._encode: Callable[[Any], Any] | None = None
         self._reader: Any = None
         self._poller: Any = None  # watches the socket, for _in_step
+        self._pending: Callable[[], int] | None = None  # an SSL socket's decrypted bytes not yet handed out
         self._buffer = bytearray(_BUFFER)
 
     @property
@@ -76,7 +79,7 @@ class _Connection:
 
     def close(self) -> None:
         handed, self._handed, self._sock = self._handed, None, None
-        self._reader = self._poller = None
+        self._reader = self._poller = self._pending = None
         if handed is not None:
             handed.connection.disconnect()  # type: ignore[no-untyped-call]
 
@@ -114,8 +117,11 @@ class _Connection:
         if reader is None:
             raise redis.ConnectionError(_CLOSED)
         reply = reader.gets()
-        if reply is not _INCOMPLETE:
-            return reply
+        return reply if reply is not _INCOMPLETE else self._fill(timeout)
+
+    def _fill(self, timeout: float | None) -> Any:
+        """Read from the socket until the reader has a whole reply (see :meth:`_read`); that reply."""
+        reader = self._reader
         sock = self._sock
         assert sock is not None
         if self._applied != timeout:
@@ -149,7 +155,7 @@ class _Connection:
             return True
         if self._reader.has_data():
             return False
-        pending = getattr(sock, "pending", None)  # an SSL socket's decrypted bytes not yet handed out
+        pending = self._pending
         if pending is not None and pending():
             return False
         try:
@@ -164,6 +170,7 @@ class _Connection:
         self._handed, self._sock = handed, handed.sock
         self._timeout = self._applied = handed.sock.gettimeout()
         self._encode = handed.encode
+        self._pending = getattr(handed.sock, "pending", None)
         if _poll is not None:  # select.select cannot watch descriptors of 1024 and above
             self._poller = _poll()
             self._poller.register(handed.sock, select.POLLIN)
@@ -236,11 +243,13 @@ class DirectConnection(_Connection):
         self._broken = False
 
     def _next(self, timeout: float | None) -> Any:
-        reply = self._read(timeout)
-        while isinstance(reply, hiredis.PushNotification):  # notifications no command asked for
+        reply = self._reader.gets()  # often buffered already: no read at all
+        if reply is _INCOMPLETE:
+            reply = self._fill(timeout)
+        while isinstance(reply, _Push):  # notifications no command asked for
             reply = self._read(timeout)
         self._owed -= 1
-        if isinstance(reply, redis.ConnectionError):
+        if isinstance(reply, _ConnectionError):
             self._broken = True
         return reply
 

@@ -134,7 +134,8 @@ class RedisExtension:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
             if app in self._states:
                 return app
-        self._state(None)  # raises unless the extension has its own configuration
+        if self._own_state is None:
+            self._state(None)  # raises, saying why
         return None
 
     def _build_state(self, app: Flask | None) -> _AppState:

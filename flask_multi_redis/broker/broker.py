@@ -279,8 +279,8 @@ class Broker(Router):
         return runtime if runtime is not None and runtime.pid == os.getpid() else None
 
     def _runtime_for(self, app: Flask | None) -> Runtime:
-        runtime = self._current(app)
-        if runtime is not None:
+        runtime = self._own_runtime if app is None else self._runtimes.get(app)  # as _current, on the hot path
+        if runtime is not None and runtime.pid == os.getpid():
             return runtime
         with _runtime_lock:
             runtime = self._current(app)

@@ -16,6 +16,7 @@ __all__ = [
     "leave",
     "ping",
     "publish",
+    "publish_and_wait",
     "renew",
     "responders",
     "subscribe",
@@ -38,6 +39,17 @@ def wait_on_list(key: str, seconds: float) -> Command:
     """Wait up to ``seconds`` for the list ``key`` to have an element, and return its last one. BLMOVE from the
     list onto itself returns it without taking it out: a lost connection loses nothing."""
     return ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
+
+
+def publish_and_wait(unlinked: Sequence[str], channel: str, data: bytes, key: str, seconds: float) -> list[Command]:
+    """The one write of a call that waits on its own reply list: delete finished reply lists, publish the
+    request, and wait on the call's reply list (see :func:`wait_on_list`)."""
+    waiting = ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
+    return (
+        [("UNLINK", *unlinked), ("PUBLISH", channel, data), waiting]
+        if unlinked
+        else [("PUBLISH", channel, data), waiting]
+    )
 
 
 def discard(key: str, value: bytes, count: int = 1) -> Command:

@@ -158,6 +158,11 @@ class PipelinedConnection:
     def connected(self) -> bool:
         return self._connection.connected
 
+    @property
+    def queued(self) -> int:
+        """Callers whose commands wait for the round trip in progress to end."""
+        return len(self._queued)
+
     def close(self, timeout: float = -1, *, for_good: bool = False) -> None:
         """Close the connection, after the round trip in progress if it ends within ``timeout`` seconds; it opens
         again on the next use, unless closed ``for_good``: then every later use raises ConnectionError."""

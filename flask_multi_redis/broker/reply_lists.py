@@ -120,9 +120,9 @@ class ReplyListWait:
         unlinked = self._unlinks.take()
         if marked:
             unlinked.append(key)
-        sent = [*commands.unlink(unlinked), commands.publish(channel, data), self._wait(key, deadline)]
+        sent = commands.publish_and_wait(unlinked, channel, data, key, self._wait_for(deadline))
         try:
-            receivers = self._connection.start(sent, answered=len(sent) - 1)[-1]  # an UNLINK that failed: no harm
+            receivers = self._connection.start(sent, len(sent) - 1)[-1]  # an UNLINK that failed does no harm
             if isinstance(receivers, redis.RedisError):
                 raise receivers
         except redis.RedisError as exc:
@@ -146,7 +146,7 @@ class ReplyListWait:
                 if not started:
                     if deadline - time.monotonic() <= 0:
                         return None
-                    connection.start([*removals, self._wait(key, deadline)], answered=len(removals))
+                    connection.start([*removals, commands.wait_on_list(key, self._wait_for(deadline))], len(removals))
                     removals = []
                 started = False
                 found = connection.finish()
@@ -198,5 +198,6 @@ class ReplyListWait:
         with contextlib.suppress(redis.RedisError):  # the connection starts afresh before its next use
             self._connection.finish()
 
-    def _wait(self, key: str, deadline: float) -> tuple[object, ...]:
-        return commands.wait_on_list(key, max(0.01, min(deadline - time.monotonic(), self._wait_slice)))
+    def _wait_for(self, deadline: float) -> float:
+        """Seconds for the next wait on the reply list: until the deadline, at most one slice."""
+        return max(0.01, min(deadline - time.monotonic(), self._wait_slice))

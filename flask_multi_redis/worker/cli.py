@@ -15,6 +15,7 @@ from flask import Flask
 from flask_multi_redis.broker import Router
 from flask_multi_redis.broker.process import start_explicitly
 
+from .launch import GEVENT_MISSING
 from .worker import Pool, Worker, WorkerError
 
 __all__ = ["worker_main", "worker_options"]
@@ -130,8 +131,13 @@ def run_worker(
     """Build the Worker from the options, then check it or run it; exits with its status."""
     setup_logging(log_level, log_format)
     loaded = [load_router(spec) for spec in routers]
-    worker = Worker(app, loaded, concurrency, pool, grace=grace, heartbeat=heartbeat)
+    if pool == "gevent":
+        try:
+            import gevent  # noqa: F401 - the Worker patches with it
+        except ImportError as exc:
+            raise click.BadParameter(GEVENT_MISSING, param_hint="'--pool'") from exc
     try:
+        worker = Worker(app, loaded, concurrency, pool, grace=grace, heartbeat=heartbeat)
         if check:
             click.echo(f"ok: {worker.check()}")
             sys.exit(0)

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import sys
 
+#: What to do when the gevent pool is asked for and gevent is not installed (an optional dependency).
+GEVENT_MISSING = (
+    "gevent is not installed: pip install gevent (or pip install '.[gevent]' in a clone of flask-multi-redis)"
+)
+
 
 def wants_gevent(argv: list[str]) -> bool:
     """Whether the command line asks for the gevent pool (``--pool gevent``, ``--pool=gevent``, ``-P gevent``,
@@ -27,8 +32,11 @@ def wants_gevent(argv: list[str]) -> bool:
 
 def main() -> None:
     if wants_gevent(sys.argv[1:]):
-        from gevent import monkey
-
+        try:
+            from gevent import monkey
+        except ImportError:
+            print(f"Error: Invalid value for '--pool': {GEVENT_MISSING}", file=sys.stderr)
+            sys.exit(2)
         monkey.patch_all()
     from .cli import worker_main
 

@@ -21,6 +21,8 @@ from flask_multi_redis.connection import failure_reason, ping
 from flask_multi_redis.errors import FlaskRedisError
 from flask_multi_redis.extension import RedisExtension
 
+from .launch import GEVENT_MISSING
+
 __all__ = ["Pool", "Worker", "WorkerError"]
 
 log = logging.getLogger(__name__)
@@ -175,8 +177,10 @@ class Worker:
 
 
 def _ensure_patched() -> None:
-    from gevent import monkey
-
+    try:
+        from gevent import monkey
+    except ImportError as exc:
+        raise WorkerError(GEVENT_MISSING) from exc
     if not monkey.is_module_patched("socket"):
         log.warning("the gevent pool needs a monkey-patched process: patching now; patch before other imports")
         monkey.patch_all()

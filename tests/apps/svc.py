@@ -6,9 +6,9 @@ Configured from the environment: REDIS_URL (a test server) and REDIS_PREFIX.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
-import gevent
 from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
@@ -64,7 +64,8 @@ added: list[int] = []  # one entry per math.add handled in this process (append 
 
 @redis.broker.command(whoami)
 def who_am_i(_: object) -> Who:
-    greenlet = isinstance(gevent.getcurrent(), gevent.Greenlet)
+    gevent = sys.modules.get("gevent")  # imported by whoever patched; the app itself runs without it
+    greenlet = gevent is not None and isinstance(gevent.getcurrent(), gevent.Greenlet)
     thread = threading.current_thread().name
     return Who(pid=os.getpid(), role=redis.broker.role, app=current_app.name, greenlet=greenlet, thread=thread)
 

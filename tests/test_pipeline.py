@@ -1,0 +1,110 @@
+"""The pipelined connection: callers at the same time share one write, an error reaches every caller of the
+round trip it stopped, and an interrupted sender leaves the connection in step for the next caller."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import pytest
+import redis
+
+from flask_multi_redis.broker.pipeline import PipelinedConnection
+
+from .servers import RedisServer
+from .waiting import wait_until
+
+
+@pytest.fixture
+def pipelined(redis_url: str) -> Iterator[PipelinedConnection]:
+    connection = PipelinedConnection(redis.Redis.from_url(redis_url, socket_timeout=10, client_name="pipelined"))
+    yield connection
+    connection.close(5, for_good=True)
+
+
+def in_threads(count: int, call: object) -> tuple[list[threading.Thread], list[object]]:
+    """Start ``count`` threads that each append what ``call()`` returns, or raises."""
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            results.append(call())  # type: ignore[operator]
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, results
+
+
+def blocked(server: RedisServer) -> list[dict[str, str]]:
+    return [c for c in server.admin().client_list() if c.get("name") == "pipelined" and c.get("cmd") == "blpop"]
+
+
+def test_callers_at_the_same_time_share_one_write(pipelined: PipelinedConnection, redis_server: RedisServer) -> None:
+    holder, held = in_threads(1, lambda: pipelined.execute("BLPOP", "gate", 5))
+    wait_until(lambda: len(blocked(redis_server)) == 1)  # the connection is busy with it
+    before = pipelined.round_trips
+    threads, results = in_threads(8, lambda: pipelined.execute("INCR", "counter"))
+    wait_until(lambda: pipelined.queued == 8)
+    redis_server.admin().rpush("gate", "open")
+    for thread in [*holder, *threads]:
+        thread.join(10)
+    assert held == [[b"gate", b"open"]]
+    assert sorted(results) == list(range(1, 9))  # type: ignore[type-var]
+    assert pipelined.round_trips - before == 1  # all eight in one write, after the BLPOP's
+
+
+def test_an_error_reaches_every_caller_of_the_round_trip_it_stopped(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    holder, _ = in_threads(1, lambda: pipelined.execute("BLPOP", "gate", 5))
+    wait_until(lambda: len(blocked(redis_server)) == 1)
+    first, failed = in_threads(1, lambda: pipelined.execute("BLPOP", "never", 5))  # these two go out together
+    wait_until(lambda: pipelined.queued == 1)
+    second, failed_too = in_threads(1, lambda: pipelined.execute("GET", "x"))
+    wait_until(lambda: pipelined.queued == 2)
+    redis_server.admin().rpush("gate", "open")
+    wait_until(lambda: len(blocked(redis_server)) == 1 and pipelined.queued == 0)  # the BLPOP never, with the GET
+    redis_server.admin().client_kill_filter(_id=blocked(redis_server)[0]["id"])
+    for thread in [*holder, *first, *second]:
+        thread.join(10)
+    assert [type(result) for result in [*failed, *failed_too]] == [redis.ConnectionError, redis.ConnectionError]
+    assert pipelined.execute("ECHO", "after") == b"after"  # a new connection, in step
+
+
+class Interrupted(BaseException):
+    """What a gevent Timeout or a KeyboardInterrupt is to the sender: not an error of the round trip."""
+
+
+def test_an_interrupted_sender_leaves_the_others_served_and_the_connection_in_step(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    def interrupt_once_others_wait(signum: int, frame: FrameType | None) -> None:
+        if pipelined.queued == 2:
+            raise Interrupted
+        signal.setitimer(signal.ITIMER_REAL, 0.02)  # look again soon; the read goes on meanwhile
+
+    later: list[tuple[list[threading.Thread], list[object]]] = []  # two callers, once this thread sends
+    starter = threading.Timer(0.05, lambda: later.append(in_threads(2, lambda: pipelined.execute("INCR", "served"))))
+    previous = signal.signal(signal.SIGALRM, interrupt_once_others_wait)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        starter.start()
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            pipelined.execute("BLPOP", "never", 5)  # this thread sends, and is interrupted while it reads
+        assert time.monotonic() - started < 4
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    starter.join(5)
+    ((threads, results),) = later
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [1, 2]  # type: ignore[type-var]  # the two queued behind it were served
+    assert pipelined.execute("ECHO", "next") == b"next"  # not the BLPOP's late nil
