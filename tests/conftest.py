@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 
-from flask_multi_redis import FlaskRedisSingle
+from flask_multi_redis import FlaskRedisSingle, RedisSession
 
 from .servers import ACLUser, RedisServer, TLSFiles
+from .sessions import make_session
 
 ServerFactory = Callable[..., RedisServer]
 
@@ -139,3 +141,37 @@ def caller(broker_env: dict[str, str]) -> Iterator[FlaskRedisSingle]:
     ext = FlaskRedisSingle({"URL": broker_env["REDIS_URL"], "PREFIX": broker_env["REDIS_PREFIX"]})
     yield ext
     ext.broker.stop()
+
+
+# --- sessions (tests/sessions.py) ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[RedisSession]]:
+    """Sessions a test creates; their connections are closed afterwards."""
+    created: list[RedisSession] = []
+    yield created
+    for session in created:
+        session.connection_pool.disconnect()
+
+
+@pytest.fixture
+def session(redis_url: str, sessions: list[RedisSession]) -> RedisSession:
+    created = make_session(redis_url, PREFIX="test")
+    sessions.append(created)
+    return created
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client that knows nothing of prefixes."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def text_session(redis_url: str, sessions: list[RedisSession]) -> RedisSession:
+    created = make_session(redis_url, PREFIX="test", client_kwargs={"decode_responses": True})
+    sessions.append(created)
+    return created

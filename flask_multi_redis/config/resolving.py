@@ -1,0 +1,223 @@
+"""Resolving: a config model becomes one :class:`DatabaseSpec` per database, by the rule that a value may be
+given once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import redis
+from pydantic import SecretStr
+from redis.connection import parse_url
+
+from flask_multi_redis.errors import ConfigurationError
+
+from .models import (
+    CLIENT_FIELDS,
+    DEFAULT_HOST,
+    DEFAULT_NAME,
+    DEFAULT_PORT,
+    LOCATION_FIELDS,
+    REDIS_KWARGS,
+    SINGLE_CONNECTION,
+    SSL_FIELDS,
+    SSL_FILE_FIELDS,
+    AnyConfig,
+    IRedisSimpleConfig,
+    Label,
+    _ServerFields,
+)
+
+__all__ = ["DatabaseSpec", "resolve"]
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """Everything needed to build the client of one configured database.
+
+    ``kwargs`` holds secrets: never log it. ``address`` is safe to show.
+    """
+
+    name: str
+    index: int
+    prefix: str
+    client_class: type[redis.Redis]
+    address: str
+    kwargs: dict[str, Any] = field(repr=False)
+
+    @property
+    def pool_key(self) -> tuple[Any, ...]:
+        """Databases with equal keys share one connection pool (same server, database and settings)."""
+        return (self.client_class, tuple(sorted((k, repr(v)) for k, v in self.kwargs.items())))
+
+
+def resolve(
+    config: AnyConfig, label: Label, *, prefix: str | None = None, client_kwargs: Mapping[str, Any] | None = None
+) -> list[DatabaseSpec]:
+    """Turn a config model into one :class:`DatabaseSpec` per database.
+
+    :param prefix: the extension's default channel prefix; a PREFIX in the config wins over it.
+    :param client_kwargs: keyword arguments given to the extension, passed to the client unchanged (last).
+    """
+    top = _given(config, label, ())
+    extra = dict(client_kwargs or {})
+    if extra.get("single_connection_client"):
+        raise ConfigurationError("single_connection_client", SINGLE_CONNECTION)
+    if isinstance(config, IRedisSimpleConfig):
+        return [_spec(config.NAME or DEFAULT_NAME, top, label, (), prefix, extra)]
+    specs = []
+    for name, override in config.DATABASES.items():
+        path = ("DATABASES", name)
+        own = _given(override, label, path)
+        inherited = top
+        if override.URL is not None or any(key in own for key in LOCATION_FIELDS):
+            inherited = {key: value for key, value in top.items() if key not in LOCATION_FIELDS}
+        merged = {**inherited, **own}
+        specs.append(_spec(name, merged, label, path, prefix, extra))
+    return specs
+
+
+def _given(model: _ServerFields, label: Label, path: tuple[str, ...]) -> dict[str, Any]:
+    """The values a model sets, the URL's parts included; a part given twice differently is an error."""
+    given = {
+        key: getattr(model, key)
+        for key in model.model_fields_set
+        if key not in ("URL", "DATABASES", "NAME", "OPTIONS") and getattr(model, key) is not None
+    }
+    if model.OPTIONS:
+        given["OPTIONS"] = dict(model.OPTIONS)
+    if model.URL is None:
+        return given
+    from_url = _parse_url(model.URL, label((*path, "URL")))
+    for key, value in from_url.items():
+        if key in given and _plain(given[key]) != _plain(value):
+            raise ConfigurationError(
+                label((*path, key)),
+                f"differs from the value in {label((*path, 'URL'))}",
+                "each part of the address in one place only",
+            )
+    if "OPTIONS" in from_url and "OPTIONS" in given:
+        from_url["OPTIONS"] = {**from_url["OPTIONS"], **given.pop("OPTIONS")}
+    return {**from_url, **given}
+
+
+def _plain(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _parse_url(url: str, key: str) -> dict[str, Any]:
+    """Split a redis://, rediss:// or unix:// URL into config fields; credentials are percent-decoded."""
+    expected = "a redis://, rediss:// or unix:// URL, with special characters in the password percent-encoded"
+    try:
+        parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a malformed port
+        problem = None
+    except ValueError:
+        problem = "is not a valid Redis URL"  # the URL itself is not quoted: it may hold a password
+    if problem is None and parts.scheme != "unix" and parts.path.strip("/") and "db" not in parsed:
+        problem = "has a path that is not a database index"
+    if problem is not None:
+        raise ConfigurationError(key, problem, expected)
+    known = REDIS_KWARGS | _URL_PARTS.keys() | {"connection_class"}  # connection_class: parse_url's scheme marker
+    unknown = sorted(name for name in parsed if name not in known)
+    if unknown:
+        raise ConfigurationError(key, f"has unknown query argument(s): {', '.join(unknown)}", "redis.Redis arguments")
+    out: dict[str, Any] = {"SCHEMA": parts.scheme}
+    options: dict[str, Any] = {}
+    for name, value in parsed.items():
+        if name == "connection_class":
+            continue
+        if name in _URL_PARTS:
+            out[_URL_PARTS[name]] = SecretStr(value) if name == "password" else value
+        elif name.upper() in CLIENT_FIELDS:
+            out[name.upper()] = value
+        else:
+            options[name] = value
+    if options:
+        out["OPTIONS"] = options
+    return out
+
+
+_URL_PARTS = {
+    "host": "HOST",
+    "port": "PORT",
+    "db": "DATABASE",
+    "username": "USERNAME",
+    "password": "PASSWORD",
+    "path": "UNIX_SOCKET_PATH",
+}
+
+
+def _spec(
+    name: str,
+    given: dict[str, Any],
+    label: Label,
+    path: tuple[str, ...],
+    default_prefix: str | None,
+    client_kwargs: dict[str, Any],
+) -> DatabaseSpec:
+    host = given.get("HOST", DEFAULT_HOST)
+    socket_path = given.get("UNIX_SOCKET_PATH")
+    if socket_path is None and host.startswith("/"):
+        socket_path = host  # Flask-And-Redis accepted a socket path in REDIS_HOST
+    if "UNIX_SOCKET_PATH" in given and ("HOST" in given or "PORT" in given):
+        raise ConfigurationError(
+            label((*path, "UNIX_SOCKET_PATH")), "is set together with HOST/PORT", "a unix socket or a host, not both"
+        )
+    if socket_path and given.get("SCHEMA", "unix") != "unix":
+        raise ConfigurationError(
+            label((*path, "SCHEMA")), f"is {given['SCHEMA']} but a unix socket path is set", "SCHEMA unix"
+        )
+    scheme = given.get("SCHEMA") or ("unix" if socket_path else "redis")
+    index = int(given.get("DATABASE", 0))
+    kwargs: dict[str, Any] = {"db": index}
+    if scheme == "unix":
+        if not socket_path:
+            raise ConfigurationError(
+                label((*path, "UNIX_SOCKET_PATH")), "is required with SCHEMA unix", "a socket path"
+            )
+        kwargs["unix_socket_path"] = socket_path
+        address = f"unix://{socket_path}?db={index}"
+    else:
+        port = int(given.get("PORT", DEFAULT_PORT))
+        kwargs.update(host=host, port=port)
+        address = f"{scheme}://{_display_host(host)}:{port}/{index}"
+    if "USERNAME" in given:
+        kwargs["username"] = given["USERNAME"]
+    if "PASSWORD" in given:
+        kwargs["password"] = given["PASSWORD"].get_secret_value()
+    if "USERNAME" in given or "PASSWORD" in given:
+        user = quote(given.get("USERNAME", ""), safe="")
+        address = address.replace("://", f"://{user}:***@" if "PASSWORD" in given else f"://{user}@", 1)
+    ssl_given = [key for key in SSL_FIELDS if key in given]
+    if ssl_given and scheme != "rediss":
+        raise ConfigurationError(
+            label((*path, ssl_given[0])),
+            f"is set but the connection is {scheme}://, not TLS",
+            "SCHEMA rediss or a rediss:// URL",
+        )
+    for key in SSL_FILE_FIELDS:
+        if key in given and not os.path.isfile(given[key]):
+            raise ConfigurationError(
+                label((*path, key)), f"no such file: {given[key]!r}", "the path of a readable PEM file"
+            )
+    if scheme == "rediss":
+        kwargs["ssl"] = True
+    for key in CLIENT_FIELDS:
+        if key in given:
+            kwargs[key.lower()] = given[key]
+    kwargs.update(given.get("OPTIONS", {}))
+    kwargs.update(client_kwargs)
+    prefix = given.get("PREFIX", default_prefix) or ""
+    client_class = given.get("CLASS", redis.Redis)
+    return DatabaseSpec(
+        name=name, index=index, prefix=prefix, client_class=client_class, address=address, kwargs=kwargs
+    )
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

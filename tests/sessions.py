@@ -1,0 +1,50 @@
+"""What the session tests share: a deadline, a model, sessions made from a URL, and plain pub/sub helpers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import redis
+from pydantic import BaseModel
+from redis.client import PubSub
+
+from flask_multi_redis import FlaskRedisSingle, RedisSession
+
+WAIT = 5.0  # generous deadline for things that should happen at once
+
+
+class Reply(BaseModel):
+    id: int
+    text: str
+    tags: list[str] = []
+
+
+def make_session(redis_url: str, **config: Any) -> RedisSession:
+    client_kwargs = config.pop("client_kwargs", {})
+    return FlaskRedisSingle({"URL": redis_url, **config}, **client_kwargs).getRedis()
+
+
+def raw_subscriber(client: redis.Redis, *channels: str) -> PubSub:
+    """A plain PubSub on the exact ``channels``, returned once the server has confirmed them."""
+    pubsub = cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
+    pubsub.subscribe(*channels)
+    confirmed = 0
+    deadline = time.monotonic() + WAIT
+    while confirmed < len(channels):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "the server did not confirm SUBSCRIBE"
+        message = pubsub.get_message(timeout=remaining)
+        if message is not None and message["type"] == "subscribe":
+            confirmed += 1
+    return pubsub
+
+
+def next_data(pubsub: PubSub, timeout: float = WAIT) -> dict[str, Any] | None:
+    """The next ``message`` on a plain PubSub, or None at the deadline."""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=remaining)
+        if message is not None and message["type"] == "message":
+            return cast(dict[str, Any], message)
+    return None
