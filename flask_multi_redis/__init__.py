@@ -23,6 +23,7 @@ _EXPORTS = {
     "IRedisMultiConfig": "config",
     "IRedisSimpleConfig": "config",
     "NotInitializedError": "errors",
+    "RedisExtension": "extension",
     "RedisSession": "session",
     "ReplyTimeout": "errors",
     "UnknownDatabaseError": "errors",
@@ -42,6 +43,7 @@ __all__ = [
     "IRedisMultiConfig",
     "IRedisSimpleConfig",
     "NotInitializedError",
+    "RedisExtension",
     "RedisSession",
     "ReplyTimeout",
     "UnknownDatabaseError",
@@ -73,5 +75,5 @@ if TYPE_CHECKING:
         ReplyTimeout,
         UnknownDatabaseError,
     )
-    from .extension import FlaskRedisMulti, FlaskRedisSingle
+    from .extension import FlaskRedisMulti, FlaskRedisSingle, RedisExtension
     from .session import RedisSession

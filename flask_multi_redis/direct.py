@@ -212,14 +212,11 @@ class DirectConnection(_Connection):
             self.close()
         try:
             self._write(commands)
-            self._owed = len(commands)
-            return [self._next(self._timeout) for _ in range(answered)]
-        except TimeoutError:
-            self.close()
-            raise redis.TimeoutError("Timeout reading from socket") from None
-        except BaseException:
+        except BaseException:  # interrupted half-way: what was written is unknown
             self.close()
             raise
+        self._owed = len(commands)
+        return [self._next(self._timeout) for _ in range(answered)]
 
     def finish(self, timeout: float | None = None) -> Any:
         """The reply to the next owed command, waiting up to ``timeout`` seconds (the socket timeout by default).
@@ -228,14 +225,7 @@ class DirectConnection(_Connection):
         """
         if not self._owed:
             raise redis.ConnectionError("no reply is owed on this connection")
-        try:
-            return self._next(self._timeout if timeout is None else timeout)
-        except TimeoutError:
-            self.close()
-            raise redis.TimeoutError("Timeout reading from socket") from None
-        except BaseException:
-            self.close()
-            raise
+        return self._next(self._timeout if timeout is None else timeout)
 
     def close(self) -> None:
         super().close()
@@ -243,11 +233,19 @@ class DirectConnection(_Connection):
         self._broken = False
 
     def _next(self, timeout: float | None) -> Any:
-        reply = self._reader.gets()  # often buffered already: no read at all
-        if reply is _INCOMPLETE:
-            reply = self._fill(timeout)
-        while isinstance(reply, _Push):  # notifications no command asked for
-            reply = self._read(timeout)
+        """The next owed reply; any failure closes the connection, whose replies would no longer match."""
+        try:
+            reply = self._reader.gets()  # often buffered already: no read at all
+            if reply is _INCOMPLETE:
+                reply = self._fill(timeout)
+            while isinstance(reply, _Push):  # notifications no command asked for
+                reply = self._read(timeout)
+        except TimeoutError:
+            self.close()
+            raise redis.TimeoutError("Timeout reading from socket") from None
+        except BaseException:
+            self.close()
+            raise
         self._owed -= 1
         if isinstance(reply, _ConnectionError):
             self._broken = True

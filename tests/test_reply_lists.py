@@ -44,6 +44,15 @@ def parts(redis_url: str) -> Iterator[Parts]:
     pipelined.close(5, for_good=True)
 
 
+def publish(parts: Parts, channel: str, key: str) -> bool:
+    """Publish a request as the one call that waits on its reply list; whether anybody received it."""
+    assert parts.wait.take()
+    try:
+        return parts.wait.publish(channel, b"request", key, time.monotonic() + 10, marked=False)
+    finally:
+        parts.wait.release()
+
+
 def answer(call_id: str, value: int) -> bytes:
     return pack("reply", call_id, "test.channel", b'{"value":%d}' % value, sender=SENDER, max_size=1 << 20)
 
@@ -131,11 +140,7 @@ def test_a_request_nobody_received_ends_its_wait_at_once(parts: Parts) -> None:
     call_id = new_id()
     key = names.reply_key("t", call_id)
     started = time.monotonic()
-    assert parts.wait.take()
-    try:
-        assert not parts.wait.publish("t:nobody", b"request", key, time.monotonic() + 10, marked=False)
-    finally:
-        parts.wait.release()
+    assert not publish(parts, "t:nobody", key)
     assert time.monotonic() - started < 1.0  # the marker ended it, not the 2 s wait
     assert parts.admin.lrange(key, 0, -1) == [MARKER]  # the next attempt, or the caller, deletes it
 
@@ -144,11 +149,7 @@ def test_nobody_is_found_at_once_even_when_the_marker_cannot_be_pushed(parts: Pa
     parts.pipelined.close(for_good=True)  # the marker that would end the wait cannot be pushed
     key = names.reply_key("t", new_id())
     started = time.monotonic()
-    assert parts.wait.take()
-    try:
-        assert not parts.wait.publish("t:nobody", b"request", key, time.monotonic() + 10, marked=False)
-    finally:
-        parts.wait.release()
+    assert not publish(parts, "t:nobody", key)
     assert time.monotonic() - started < 1.0  # the wait was dropped with its connection, not sat out
     assert not parts.wait.connected
 
@@ -156,12 +157,7 @@ def test_nobody_is_found_at_once_even_when_the_marker_cannot_be_pushed(parts: Pa
 def test_finished_reply_lists_go_with_the_next_publish(parts: Parts) -> None:
     parts.admin.rpush("t:fmr:reply:old", b"x")
     parts.unlinks.add("t:fmr:reply:old")
-    key = names.reply_key("t", new_id())
-    assert parts.wait.take()
-    try:
-        parts.wait.publish("t:nobody", b"request", key, time.monotonic() + 5, marked=False)
-    finally:
-        parts.wait.release()
+    assert not publish(parts, "t:nobody", names.reply_key("t", new_id()))
     assert not parts.admin.exists("t:fmr:reply:old")
     assert parts.unlinks.take() == []
 
