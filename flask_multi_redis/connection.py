@@ -15,16 +15,20 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.connection import AbstractConnection
+from redis.exceptions import InvalidResponse
 from redis.retry import Retry
 
 from .config import DatabaseSpec
 from .session import RedisSession
 
 __all__ = [
+    "CONNECTION_LOST",
     "HandedOver",
     "ServerInfo",
     "build_sessions",
     "derived_client",
+    "describe",
+    "error_code",
     "failure_reason",
     "hand_over",
     "ping",
@@ -129,25 +133,63 @@ class ServerInfo:
 
 def ping(session: redis.Redis, wait: float = 1.0) -> ServerInfo:
     """Reach ``session``'s server once, on a connection of its own and without retries (a report, not a use):
-    its version, role and mode (from ``HELLO``, which needs no ``INFO`` permission) and the round-trip time of
-    a ``PING``.
+    its version, role and mode and the round-trip time of a ``PING``. They come from ``HELLO``, which needs no
+    ``INFO`` permission; from ``INFO`` where there is no ``HELLO`` (before Redis 6); "?" where neither answers.
 
-    :raises redis.RedisError: the server could not be reached, or refused.
+    :raises redis.RedisError: the server could not be reached, or refused the PING.
     """
     client = derived_client(session, connections=1, wait=wait)
     try:
-        hello = client.execute_command("HELLO")  # type: ignore[no-untyped-call]
+        fields = _server_fields(client)
         started = time.perf_counter()
         client.ping()
         rtt_ms = (time.perf_counter() - started) * 1000
     finally:
         client.connection_pool.disconnect()
-    fields = {_text(key): _text(value) for key, value in dict(hello).items()}
     return ServerInfo(fields.get("version", "?"), fields.get("role", "?"), fields.get("mode", "?"), rtt_ms)
 
 
+def _server_fields(client: redis.Redis) -> dict[str, str]:
+    try:
+        hello = client.execute_command("HELLO")  # type: ignore[no-untyped-call]
+    except redis.ResponseError:  # no HELLO: an old server, or not permitted
+        try:
+            info = client.info("server")
+        except redis.ResponseError:
+            return {}
+        return {"version": str(info.get("redis_version", "?")), "mode": str(info.get("redis_mode", "?"))}
+    if isinstance(hello, list):  # RESP2: a flat list of names and values
+        hello = dict(zip(hello[::2], hello[1::2], strict=True))
+    return {_text(key): _text(value) for key, value in hello.items()}
+
+
+#: What says that a connection is lost (and closed): a command that is safe to repeat may be sent again.
+CONNECTION_LOST: tuple[type[redis.RedisError], ...] = (redis.ConnectionError, redis.TimeoutError, InvalidResponse)
+
+
+def error_code(error: BaseException) -> str | None:
+    """The code of an error reply (``OOM``, ``NOPERM``, ...: the reply's first word), or None for an exception
+    that is no error reply."""
+    code = getattr(error, "status_code", None)
+    if code:
+        return str(code)
+    if isinstance(error, redis.ResponseError) and str(error):
+        return str(error).split(" ", 1)[0]
+    return None
+
+
+def describe(error: BaseException) -> str:
+    """What went wrong, for a message: the exception's type and, for an error reply, its code
+    (``OutOfMemoryError OOM``); never the reply's text, which may quote what the command carried."""
+    code = error_code(error)
+    return f"{type(error).__name__} {code}" if code else type(error).__name__
+
+
 def failure_reason(error: BaseException) -> str:
-    """A one-line account of why reaching Redis failed: the first line of the error's text, else its type."""
+    """A one-line account of why reaching Redis failed: for an error reply, what :func:`describe` says; else the
+    first line of the error's text (redis-py's name the address and the cause), or its type."""
+    if error_code(error):
+        return describe(error)
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 

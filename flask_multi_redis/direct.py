@@ -24,7 +24,7 @@ from redis.exceptions import InvalidResponse
 
 from .connection import HandedOver, hand_over
 
-__all__ = ["Command", "DirectConnection", "SubscriberConnection", "describe", "error_code"]
+__all__ = ["Command", "DirectConnection", "SubscriberConnection"]
 
 #: A command: its name and arguments, as a tuple (what ``hiredis.pack_command`` takes).
 Command = tuple[Any, ...]
@@ -34,24 +34,6 @@ _INCOMPLETE = object()  # what the reader returns while a reply is not complete 
 _CLOSED = "Connection closed by server."  # redis-py's words
 _Push = hiredis.PushNotification
 _ConnectionError = redis.ConnectionError
-
-
-def error_code(error: BaseException) -> str | None:
-    """The code of an error reply (``OOM``, ``NOPERM``, ...: the reply's first word), or None for an exception
-    that is no error reply."""
-    code = getattr(error, "status_code", None)
-    if code:
-        return str(code)
-    if isinstance(error, redis.ResponseError) and str(error):
-        return str(error).split(" ", 1)[0]
-    return None
-
-
-def describe(error: BaseException) -> str:
-    """What went wrong, for a message: the exception's type and, for an error reply, its code
-    (``OutOfMemoryError OOM``); never the reply's text, which may quote what the command carried."""
-    code = error_code(error)
-    return f"{type(error).__name__} {code}" if code else type(error).__name__
 
 
 class _Connection:
@@ -121,9 +103,9 @@ class _Connection:
 
     def _fill(self, timeout: float | None) -> Any:
         """Read from the socket until the reader has a whole reply (see :meth:`_read`); that reply."""
-        reader = self._reader
-        sock = self._sock
-        assert sock is not None
+        reader, sock = self._reader, self._sock
+        if reader is None or sock is None:  # closed meanwhile, by the owner's stop
+            raise redis.ConnectionError(_CLOSED)
         if self._applied != timeout:
             sock.settimeout(timeout)
             self._applied = timeout
@@ -235,7 +217,10 @@ class DirectConnection(_Connection):
     def _next(self, timeout: float | None) -> Any:
         """The next owed reply; any failure closes the connection, whose replies would no longer match."""
         try:
-            reply = self._reader.gets()  # often buffered already: no read at all
+            reader = self._reader
+            if reader is None:  # closed meanwhile, by the owner's stop
+                raise redis.ConnectionError(_CLOSED)
+            reply = reader.gets()  # often buffered already: no read at all
             if reply is _INCOMPLETE:
                 reply = self._fill(timeout)
             while isinstance(reply, _Push):  # notifications no command asked for

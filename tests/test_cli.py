@@ -104,6 +104,14 @@ def test_ping_needs_no_info_permission(make_app: MakeApp, redis_server: RedisSer
     assert f"redis {redis_server.version}  " in result.output
 
 
+def test_ping_over_resp2(make_app: MakeApp, redis_server: RedisServer) -> None:
+    app = make_app(REDIS={"URL": redis_server.url, "OPTIONS": {"protocol": 2}})
+    FlaskRedisSingle(app)
+    result = app.test_cli_runner().invoke(args=["redis", "ping"])
+    assert result.exit_code == 0, result.output
+    assert f"redis {redis_server.version}  " in result.output
+
+
 def test_workers_with_redis_down_names_the_reason(make_app: MakeApp) -> None:
     down = closed_port()
     app = make_app(REDIS={"HOST": "127.0.0.1", "PORT": down})

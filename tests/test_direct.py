@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from flask_multi_redis.direct import DirectConnection, SubscriberConnection, describe, error_code
+from flask_multi_redis.connection import describe, error_code
+from flask_multi_redis.direct import DirectConnection, SubscriberConnection
 
 from .servers import RedisServer
 from .waiting import wait_until

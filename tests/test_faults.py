@@ -254,7 +254,7 @@ def test_a_waiting_call_does_not_spin_while_redis_is_away(
     calls, results = call_at_gate(caller, "gate:away", 1, timeout=3)
     own = f"flask-redis:{runtime.sender.id}"
     wait_until(lambda: len(blocked_clients(caller.getRedis(), own, "blmove")) == 1)
-    with caplog.at_level(logging.WARNING, logger="flask_multi_redis.broker.calling"):
+    with caplog.at_level(logging.WARNING, logger="flask_multi_redis.broker.reply_lists"):
         broker_server.stop()  # Redis goes away while the call waits on its reply list
         try:
             calls[0].join(10)
@@ -273,6 +273,8 @@ def test_a_caller_without_access_to_the_keys_gets_the_reason(
     try:
         with pytest.raises(BrokerUnavailable, match="NOPERM"):
             caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
+        with pytest.raises(BrokerUnavailable, match="could not read the registry: NoPermissionError NOPERM"):
+            caller.broker.processes()
         assert "no permission to run scripts" not in caplog.text  # a key it may not touch is another matter
     finally:
         caller.broker.stop()

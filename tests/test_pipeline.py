@@ -108,3 +108,18 @@ def test_an_interrupted_sender_leaves_the_others_served_and_the_connection_in_st
         thread.join(10)
     assert sorted(results) == [1, 2]  # type: ignore[type-var]  # the two queued behind it were served
     assert pipelined.execute("ECHO", "next") == b"next"  # not the BLPOP's late nil
+
+
+def test_closing_it_under_a_round_trip_fails_that_round_trip_as_a_lost_connection(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    """What stop() does when a round trip outlives its timeout: the callers get a ConnectionError, nothing else."""
+    sender, results = in_threads(1, lambda: pipelined.run([("BLPOP", "first", 5), ("BLPOP", "second", 5)]))
+    wait_until(lambda: len(blocked(redis_server)) == 1)
+    redis_server.admin().rpush("first", "1")  # the first reply is read, the second awaited
+    wait_until(
+        lambda: [c.get("cmd") for c in blocked(redis_server)] == ["blpop"] and not redis_server.admin().exists("first")
+    )
+    pipelined.close(timeout=0, for_good=True)
+    sender[0].join(10)
+    assert [type(result) for result in results] == [redis.ConnectionError]

@@ -18,6 +18,8 @@ from flask_multi_redis.broker.intake import Intake
 from flask_multi_redis.broker.pipeline import PipelinedConnection
 from flask_multi_redis.broker.reply_lists import MARKER, DeferredUnlink, ReplyListWait
 
+from .proxy import proxy_to
+from .servers import RedisServer
 from .waiting import wait_until
 
 SENDER = Sender(id="test-1-abc", host="test", pid=1, role="test")
@@ -169,3 +171,39 @@ def test_keys_whose_delete_failed_wait_for_a_later_one(parts: Parts) -> None:
     with pytest.raises(redis.ConnectionError):
         parts.unlinks.flush(parts.pipelined)
     assert parts.unlinks.take() == ["t:fmr:reply:kept"]  # given back, not lost
+
+
+def test_garbage_on_the_waiting_connection_is_a_lost_connection(redis_url: str, redis_server: RedisServer) -> None:
+    """Bytes that are not RESP (a confused proxy, a peer that is no Redis) raise redis-py's InvalidResponse: the
+    wait starts again on a new connection and finds the answer."""
+    with proxy_to(redis_server.host, redis_server.port) as proxy:
+        client = redis.Redis.from_url(proxy.url, socket_timeout=5, client_name="garbage-test")
+        admin = redis_server.admin()
+        pipelined = PipelinedConnection(redis.Redis.from_url(redis_url))
+        wait = ReplyListWait(client, pipelined, DeferredUnlink(), Intake(Counters(), 1 << 20), wait_slice=2.0)
+        call_id = new_id()
+        key = names.reply_key("t", call_id)
+        found: list[object] = []
+
+        def waiting() -> None:
+            assert wait.take()
+            try:
+                found.append(wait.wait(call_id, key, time.monotonic() + 10, started=False))
+            finally:
+                wait.release()
+
+        def waiting_ids() -> list[str]:
+            clients = admin.client_list()
+            return [c["id"] for c in clients if c.get("name") == "garbage-test" and c.get("cmd") == "blmove"]
+
+        thread = threading.Thread(target=waiting)
+        thread.start()
+        wait_until(lambda: len(waiting_ids()) == 1)
+        first = waiting_ids()
+        proxy.inject(b"?not RESP\r\n")
+        wait_until(lambda: len(waiting_ids()) == 1 and waiting_ids() != first)  # waiting again, on a new one
+        admin.rpush(key, answer(call_id, 9))
+        thread.join(10)
+        wait.close(5)
+        pipelined.close(5, for_good=True)
+    assert [getattr(envelope, "body", None) for envelope in found] == [{"value": 9}]

@@ -128,20 +128,23 @@ class Broker(Router):
 
     def configure(self, **settings: Any) -> None:
         """Change settings (``role``, ``concurrency``, ``heartbeat_interval``, any attribute of
-        :class:`~.settings.BrokerSettings`). This process's runtime for the current app, when it was made with
-        other settings, is stopped: the next use starts one with these."""
+        :class:`~.settings.BrokerSettings`). The runtimes this process made with other settings (for any app)
+        are stopped: the next use starts one with these.
+
+        :raises TypeError: a name that is no setting. :raises ValueError: a value that is refused.
+        """
         names = {field.name for field in dataclasses.fields(BrokerSettings)}
         unknown = sorted(set(settings) - names)
         if unknown:
             raise TypeError(f"not a broker setting: {', '.join(unknown)}")
-        wanted = dataclasses.replace(self.settings(), **settings)
+        wanted = dataclasses.replace(self.settings(), **settings)  # refuses bad values before any is set
         for name, value in settings.items():
             setattr(self, name, value)
-        app = self.extension.context_app()
-        runtime = self._current(app)
-        if runtime is not None and runtime.settings != wanted:
-            self._forget(app, runtime)
-            runtime.stop()
+        for app in [None, *self.extension.apps]:
+            runtime = self._current(app)
+            if runtime is not None and runtime.settings != wanted:
+                self._forget(app, runtime)
+                runtime.stop()
 
     def runtime(self) -> Runtime:
         """This process's broker runtime for the current app (or the extension's own configuration)."""

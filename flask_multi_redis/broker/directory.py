@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import redis
 
-from flask_multi_redis.direct import describe
+from flask_multi_redis.connection import describe
 from flask_multi_redis.errors import BrokerUnavailable
 
 from . import names, registry

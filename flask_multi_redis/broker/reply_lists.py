@@ -15,7 +15,8 @@ import time
 
 import redis
 
-from flask_multi_redis.direct import DirectConnection, describe
+from flask_multi_redis.connection import CONNECTION_LOST, describe
+from flask_multi_redis.direct import DirectConnection
 from flask_multi_redis.errors import BrokerUnavailable
 
 from . import commands
@@ -150,7 +151,7 @@ class ReplyListWait:
                     removals = []
                 started = False
                 found = connection.finish()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except CONNECTION_LOST as exc:  # closed: the wait starts again on a new connection
                 if not pause:
                     log.warning("waiting for the reply on %s: %s; retrying until the deadline", key, describe(exc))
                 pause = min(1.0, max(0.05, 2 * pause), max(0.0, deadline - time.monotonic()))

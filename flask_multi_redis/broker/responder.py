@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
-from flask_multi_redis.direct import describe
+from flask_multi_redis.connection import CONNECTION_LOST, describe
 from flask_multi_redis.errors import InvalidMessage, Overloaded, RemoteInvalidMessage, ShuttingDown
 
 from . import commands, names
@@ -100,10 +100,9 @@ class Responder:
         return True
 
     def drain(self) -> None:
-        """Take no more work: what still reaches this process is answered ``ShuttingDown``, and what waits in
-        the handler queue is answered so now, without waiting for a busy handler."""
+        """Take no more work: what still reaches this process, or waits in the handler queue, is answered
+        ``ShuttingDown`` (see :meth:`.Runtime.drain`)."""
         self._draining = True
-        self.handlers.run_queued_here()
 
     @property
     def draining(self) -> bool:
@@ -231,7 +230,7 @@ class Responder:
             try:
                 replies = self._pipelined.run(sent, raise_errors=False)  # kept, then published, in one write
             except redis.RedisError as exc:
-                if attempt == 2 or not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                if attempt == 2 or not isinstance(exc, CONNECTION_LOST):
                     log.error("could not send %s: %s", what, type(exc).__name__)
                     return
                 continue

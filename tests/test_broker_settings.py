@@ -1,0 +1,44 @@
+"""Broker settings: read when a process's runtime is made; configure() changes them and starts afresh."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from flask_multi_redis import FlaskRedisSingle
+
+
+@pytest.fixture
+def ext(redis_url: str) -> Iterator[FlaskRedisSingle]:
+    ext = FlaskRedisSingle({"URL": redis_url, "PREFIX": "settings"})
+    yield ext
+    ext.broker.stop()
+
+
+def test_settings_may_be_set_before_any_app_or_config() -> None:
+    ext = FlaskRedisSingle()  # an app factory's extension, outside any app context
+    ext.broker.configure(concurrency=3, role="batch")
+    assert (ext.broker.concurrency, ext.broker.role) == (3, "batch")
+    assert ext.broker.settings().concurrency == 3
+
+
+def test_unknown_or_bad_settings_are_refused_and_nothing_changes() -> None:
+    ext = FlaskRedisSingle()
+    with pytest.raises(TypeError, match="not a broker setting: colour"):
+        ext.broker.configure(colour="blue")
+    with pytest.raises(ValueError, match="connections must be at least 3"):
+        ext.broker.configure(connections=2, concurrency=5)
+    assert (ext.broker.connections, ext.broker.concurrency) == (4, 8)
+
+
+def test_a_running_runtime_with_other_settings_is_replaced(ext: FlaskRedisSingle) -> None:
+    first = ext.broker.start(timeout=5)
+    ext.broker.configure(role="web")  # what it runs with already: kept
+    assert ext.broker.runtime() is first
+    ext.broker.configure(role="batch", heartbeat_interval=0.5)
+    assert not first.listener.running  # stopped
+    second = ext.broker.start(timeout=5)
+    assert second is not first
+    assert (second.settings.role, second.settings.heartbeat_interval) == ("batch", 0.5)
+    assert second.sender.role == "batch"
