@@ -51,20 +51,22 @@ def redis_group(ext: RedisExtension) -> click.Group:
         run_worker(current_app._get_current_object(), **options)  # type: ignore[attr-defined]
 
     @group.command("workers")
-    def workers() -> None:
+    @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Processes to list.")
+    def workers(limit: int) -> None:
         """List the live processes (web workers and backend workers) from their heartbeats."""
         try:
-            processes = ext.broker.processes()
+            processes, more = ext.broker.process_page(limit)
         except BrokerUnavailable as exc:
             click.echo(f"Error: {exc}", err=True)
             raise SystemExit(1) from exc
-        click.echo(format_processes(processes))
+        click.echo(format_processes(processes, more))
 
     return group
 
 
-def format_processes(processes: list[ProcessInfo]) -> str:
-    """The ``flask redis workers`` table."""
+def format_processes(processes: list[ProcessInfo], more: bool = False) -> str:
+    """The ``flask redis workers`` table (its fields were checked when read: nothing in it can break a
+    terminal)."""
     rows = [("ROLE", "HOST", "PID", "UP", "HANDLED", "FAILED", "HANDLERS", "COMMANDS")]
     now = time.time()
     for p in processes:
@@ -75,5 +77,5 @@ def format_processes(processes: list[ProcessInfo]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.append(f"{len(processes)} live process(es)")
+    lines.append(f"{len(processes)} live process(es)" + (", and more: raise --limit to list them" if more else ""))
     return "\n".join(lines)

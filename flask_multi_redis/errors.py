@@ -78,6 +78,15 @@ class RequestTimeout(BrokerError, TimeoutError):
     """A request (or a gathered broadcast) was not answered before its deadline."""
 
 
+def printable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with each character that is not printable (a newline, a tab, a
+    terminal escape) written as its Python escape: safe in one log line and on a terminal."""
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    return cut if len(text) <= limit else cut + "..."
+
+
 class RemoteError(BrokerError):
     """The remote handler failed: ``remote_type`` and ``remote_message`` say how.
 
@@ -92,8 +101,8 @@ class RemoteError(BrokerError):
         self.remote_type = remote_type
         self.remote_message = remote_message
         self.sender = sender
-        where = f" in {sender}" if sender else ""
-        super().__init__(f"{remote_type}{where}: {remote_message}")
+        where = f" in {printable(sender, 400)}" if sender else ""
+        super().__init__(f"{printable(remote_type, 100)}{where}: {printable(remote_message, 2000)}")
 
 
 class InvalidMessage(BrokerError, ValueError):

@@ -42,3 +42,15 @@ def test_a_running_runtime_with_other_settings_is_replaced(ext: FlaskRedisSingle
     assert second is not first
     assert (second.settings.role, second.settings.heartbeat_interval) == ("batch", 0.5)
     assert second.sender.role == "batch"
+
+
+def test_a_timeout_beyond_max_timeout_is_refused(ext: FlaskRedisSingle) -> None:
+    from flask_multi_redis.broker import Channel
+
+    channel = Channel("settings.nothing")
+    with pytest.raises(ValueError, match=r"timeout must be from 0 to max_timeout \(300.0 s\), not 301"):
+        ext.broker.request(channel, None, timeout=301)
+    with pytest.raises(ValueError, match="max_timeout"):
+        ext.broker.broadcast(channel, None, gather=True, timeout=-1)
+    with pytest.raises(ValueError, match="max_timeout must be above 0"):
+        ext.broker.configure(max_timeout=0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flask_multi_redis.broker.envelope import Sender, pack, unpack
 from flask_multi_redis.errors import InvalidMessage, MessageTooLarge
@@ -32,7 +34,19 @@ def test_each_sender_is_written_as_its_own() -> None:
 
 
 @pytest.mark.parametrize(
-    "sender", [None, "web1", [], {"id": "x"}, {"id": "x", "host": "h", "pid": "not a number", "role": "web"}]
+    "sender",
+    [
+        None,
+        "web1",
+        [],
+        {"id": "x"},
+        {"id": "x", "host": "h", "pid": "77", "role": "web"},
+        {"id": "x", "host": "h", "pid": True, "role": "web"},
+        {"id": "x", "host": "h", "pid": 1 << 40, "role": "web"},
+        {"id": ["x"], "host": "h", "pid": 1, "role": "web"},
+        {"id": "x\nforged", "host": "h", "pid": 1, "role": "web"},
+        {"id": "x", "host": "h" * 256, "pid": 1, "role": "web"},
+    ],
 )
 def test_a_sender_not_in_the_expected_form_is_ignored(sender: object) -> None:
     assert unpack(message(sender=sender), 4096).sender is None
@@ -52,12 +66,25 @@ def test_header_values_that_are_not_strings_are_converted() -> None:
     [
         ({"v": 2}, "version"),
         ({"kind": "shout"}, "kind"),
+        ({"kind": ["request"]}, "kind"),
+        ({"kind": {"request": 1}}, "kind"),
         ({"id": ""}, "id"),
         ({"id": "x" * 129}, "id"),
+        ({"id": "a\nb"}, "id"),
+        ({"id": 7}, "id"),
         ({"channel": None}, "channel"),
+        ({"channel": ""}, "channel"),
+        ({"channel": "x" * 257}, "channel"),
+        ({"channel": "math.add\n2026 ERROR forged"}, "channel"),
+        ({"channel": "\x1b[2J"}, "channel"),
         ({"reply_to": 5}, "reply_to"),
+        ({"reply_to": ["p:fmr:inbox:x"]}, "reply_to"),
+        ({"reply_to": "p:fmr:inbox:x\r"}, "reply_to"),
         ({"deadline": 1.5}, "deadline"),
         ({"deadline": True}, "deadline"),
+        ({"deadline": -1}, "deadline"),
+        ({"deadline": 1 << 63}, "deadline"),
+        ({"deadline": "1718000005000"}, "deadline"),
         ({"headers": ["a"]}, "headers"),
     ],
 )
@@ -90,3 +117,44 @@ def test_fields_are_written_in_the_documented_order() -> None:
         "headers",
         "body",
     ]
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(1 << 63), (1 << 64) - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+FIELDS = ("v", "kind", "id", "channel", "reply_to", "deadline", "sender", "headers", "body")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=9), st.dictionaries(st.text(max_size=8), JSON))
+def test_any_json_in_any_field_reads_or_is_refused_as_invalid(
+    fields: dict[str, object], extra: dict[str, object]
+) -> None:
+    """Whatever a sender writes, a reader gets an envelope whose every field is usable, or InvalidMessage."""
+    good = {"v": 1, "kind": "request", "id": "abc", "channel": "math.add"}
+    for base in ({}, good):
+        try:
+            envelope = unpack(orjson.dumps({**extra, **base, **fields}), 1 << 20)
+        except InvalidMessage:
+            continue
+        assert envelope.kind in ("request", "reply", "error", "command")
+        assert envelope.id.isprintable()
+        assert envelope.channel.isprintable()
+        assert envelope.reply_to is None or envelope.reply_to.isprintable()
+        assert envelope.deadline is None or 0 <= envelope.deadline < 1 << 53
+        sender = envelope.sender
+        assert sender is None or (sender.id.isprintable() and isinstance(sender.pid, int))
+        assert all(isinstance(key, str) and isinstance(value, str) for key, value in envelope.headers.items())
+        envelope.expired()
+
+
+def test_a_deadline_beyond_64_bits_is_refused() -> None:
+    """orjson reads such a number as a float: not an integer."""
+    with pytest.raises(InvalidMessage, match="deadline"):
+        unpack(b'{"v":1,"kind":"request","id":"abc","channel":"c","deadline":123456789012345678901234567890}', 4096)

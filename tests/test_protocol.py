@@ -245,3 +245,18 @@ def test_requests_and_commands_have_channels_of_their_own(spawn_backend: Spawn, 
     spawn_backend()  # math.add has a handler and no command; test.stats a command and no handler
     assert cli("PUBLISH", f"{prefix}:math.add", write_envelope({"a": 1, "b": 1}, kind="command")) == ["0"]
     assert cli("PUBLISH", f"{prefix}:fmr:req:test.stats", write_envelope(None, channel="test.stats")) == ["0"]
+
+
+@pytest.mark.parametrize("deadline", [now_ms() + 10 * 365 * 86_400_000, (1 << 53) - 1], ids=["10-years", "2^53-1"])
+def test_a_far_deadline_keeps_nothing_past_max_timeout(
+    spawn_backend: Spawn, cli: Cli, prefix: str, deadline: int
+) -> None:
+    """Whatever deadline a sender writes, the claim and the kept answer live at most max_timeout (300 s) and a
+    second more."""
+    spawn_backend()
+    envelope = write_envelope({"a": 1, "b": 2}, deadline=deadline)
+    assert cli("PUBLISH", f"{prefix}:fmr:req:math.add", envelope) == ["1"]
+    reply_key = f"{prefix}:fmr:reply:{id_of(envelope)}"
+    assert cli("BLMOVE", reply_key, reply_key, "RIGHT", "RIGHT", "5")  # the answer is kept (and stays there)
+    for key in (reply_key, f"{prefix}:fmr:claim:{id_of(envelope)}"):
+        assert 290_000 < int(cli("PTTL", key)[0]) <= 301_000, key

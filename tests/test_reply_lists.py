@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import orjson
 import pytest
 import redis
 
@@ -207,3 +208,19 @@ def test_garbage_on_the_waiting_connection_is_a_lost_connection(redis_url: str, 
         wait.close(5)
         pipelined.close(5, for_good=True)
     assert [getattr(envelope, "body", None) for envelope in found] == [{"value": 9}]
+
+
+def test_a_malformed_answer_in_the_list_is_dropped_and_counted(parts: Parts) -> None:
+    """Anything a writer with access to the list pushes (here a kind that is a list) is skipped, never raised."""
+    call_id = new_id()
+    key = names.reply_key("t", call_id)
+    parts.admin.rpush(key, orjson.dumps({"v": 1, "kind": ["reply"], "id": call_id, "channel": "c", "body": 1}))
+    threading.Timer(0.1, parts.admin.rpush, (key, answer(call_id, 4))).start()
+    assert parts.wait.take()
+    try:
+        found = parts.wait.wait(call_id, key, time.monotonic() + 5, started=False)
+    finally:
+        parts.wait.release()
+    assert found is not None
+    assert found.body == {"value": 4}
+    assert parts.counters.dropped == 1

@@ -25,7 +25,7 @@ from flask_multi_redis.errors import (
 
 from .caller import new_id
 from .channel import Channel
-from .envelope import Envelope, Sender
+from .envelope import Envelope, Sender, is_name
 from .health import BrokerHealth
 from .process import after_fork, when_to_start
 from .registry import ProcessInfo
@@ -85,6 +85,8 @@ class Broker(Router):
     :param registry_cache: seconds a caller trusts its copy of a channel's responders.
     :param inline_below: a handler whose average run time is below this many seconds runs on the listener's
         thread when nothing else runs, saving the hand-over to a handler thread; 0 never does.
+    :param max_timeout: the longest timeout a call may have, in seconds; claims and kept answers never outlive
+        it by more than a second, whatever deadline a request carries.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class Broker(Router):
         heartbeat_interval: float = 2.0,
         registry_cache: float = 1.0,
         inline_below: float = 0.0002,
+        max_timeout: float = 300.0,
     ) -> None:
         super().__init__()
         self.extension = extension
@@ -114,6 +117,7 @@ class Broker(Router):
         self.heartbeat_interval = heartbeat_interval
         self.registry_cache = registry_cache
         self.inline_below = inline_below
+        self.max_timeout = max_timeout
         self.settings()  # refuse bad values now
         self._runtimes: WeakKeyDictionary[Flask, Runtime] = WeakKeyDictionary()
         self._own_runtime: Runtime | None = None  # for the extension's own configuration (a dict, URL, model)
@@ -206,7 +210,7 @@ class Broker(Router):
         body = channel.dump_request(message)
         if not gather:
             return caller.broadcast(channel, caller.envelope("command", new_id(), channel, body, None, False))
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self._timeout(timeout)
         deadline = time.monotonic() + timeout
         self.runtime().ensure_started(deadline)
         with caller.call(expected=1 << 30) as call:
@@ -226,7 +230,7 @@ class Broker(Router):
         :raises RemoteError: the handler raised, or rejected the message.
         :raises InvalidMessage: ``message`` or the reply does not fit the channel's types.
         """
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self._timeout(timeout)
         deadline = time.monotonic() + timeout
         runtime = self.runtime()
         body = channel.dump_request(message)
@@ -247,13 +251,18 @@ class Broker(Router):
                 raise NoResponders(f"the processes that serve {channel.name!r} are shutting down") from reply.error
             refused_by |= {reply.sender.id}  # it is shutting down and did not start the request: ask another
 
-    def processes(self) -> list[ProcessInfo]:
-        """Every live process of this environment (web workers and backend workers), from their heartbeats.
+    def processes(self, limit: int = 1000) -> list[ProcessInfo]:
+        """The live processes of this environment (web workers and backend workers), from their heartbeats: at
+        most ``limit`` of them (records that do not read as the registry writes them are left out).
 
         :raises BrokerUnavailable: Redis could not be reached, or refused.
         """
+        return self.process_page(limit)[0]
+
+    def process_page(self, limit: int) -> tuple[list[ProcessInfo], bool]:
+        """At most ``limit`` live processes, as :meth:`processes`; and whether there are more."""
         try:
-            return self.runtime().processes()
+            return self.runtime().processes(limit)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the registry: {failure_reason(exc)}") from exc
 
@@ -261,12 +270,23 @@ class Broker(Router):
         """The live processes that handle requests on ``channel``."""
         return [process for process in self.processes() if channel.name in process.handlers]
 
+    def _timeout(self, timeout: float | None) -> float:
+        timeout = self.timeout if timeout is None else timeout
+        if not 0 <= timeout <= self.max_timeout:
+            raise ValueError(f"timeout must be from 0 to max_timeout ({self.max_timeout} s), not {timeout}")
+        return timeout
+
     @staticmethod
     def _reply(channel: Channel[Any, Rep], envelope: Envelope) -> Reply[Rep]:
         sender = envelope.sender
         if envelope.kind == "error":
             body = envelope.body if isinstance(envelope.body, dict) else {}
-            error = remote_error(str(body.get("type", "Error")), str(body.get("message", "")), str(sender or ""))
+            error_type, message = body.get("type"), body.get("message")
+            error = remote_error(
+                error_type if is_name(error_type, 100) else "Error",
+                message if isinstance(message, str) else "",
+                str(sender or ""),
+            )
             return Reply(sender, False, error=error)
         try:
             return Reply(sender, True, value=channel.load_reply(envelope.body))

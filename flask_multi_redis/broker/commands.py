@@ -68,15 +68,23 @@ def answer(key: str, data: bytes, ttl_ms: int, reply_to: str | None) -> list[Com
 
 
 def renew(
-    process_key: str, record: bytes, ttl_ms: int, serves_keys: Iterable[str], member: str, now_ms: int
+    process_key: str,
+    record: bytes,
+    ttl_ms: int,
+    serves_keys: Iterable[str],
+    member: str,
+    now_ms: int,
+    longest_ms: int,
 ) -> list[Command]:
     """A heartbeat: the process's record, and its place in each sorted set of the channels it serves (scored by
-    the record's expiry), from which expired members are trimmed."""
+    the record's expiry), from which expired members are trimmed, and any scored more than ``longest_ms``
+    ahead (no heartbeat wrote those)."""
     commands: list[Command] = [("SET", process_key, record, "PX", ttl_ms)]
     for key in serves_keys:
         commands += [
             ("ZADD", key, now_ms + ttl_ms, member),
             ("ZREMRANGEBYSCORE", key, "-inf", now_ms),
+            ("ZREMRANGEBYSCORE", key, f"({now_ms + longest_ms}", "+inf"),
             ("PEXPIRE", key, ttl_ms),
         ]
     return commands
@@ -87,9 +95,10 @@ def leave(process_key: str, serves_keys: Iterable[str], member: str) -> list[Com
     return [("DEL", process_key), *(("ZREM", key, member) for key in serves_keys)]
 
 
-def responders(serves_key: str, now_ms: int) -> Command:
-    """The members of a channel's sorted set whose heartbeat has not expired."""
-    return ("ZRANGEBYSCORE", serves_key, now_ms, "+inf")
+def responders(serves_key: str, now_ms: int, latest_ms: int, limit: int = 64) -> Command:
+    """At most ``limit`` members of a channel's sorted set whose heartbeat has not expired, and does not expire
+    after ``latest_ms``."""
+    return ("ZRANGEBYSCORE", serves_key, now_ms, latest_ms, "LIMIT", 0, limit)
 
 
 def subscribe(channels: Iterable[bytes]) -> Command:

@@ -14,7 +14,10 @@ from flask_multi_redis.errors import BrokerUnavailable
 from . import names, registry
 from .pipeline import PipelinedConnection
 
-__all__ = ["ResponderDirectory"]
+__all__ = ["MAX_DIRECT_TRIES", "ResponderDirectory"]
+
+#: How many registered responders a request is offered to, each on its own inbox, before the shared channel.
+MAX_DIRECT_TRIES = 3
 
 
 class ResponderDirectory:
@@ -29,12 +32,17 @@ class ResponderDirectory:
         self._rotation = itertools.count()
 
     def targets(self, channel: str, avoid: frozenset[str]) -> Iterator[tuple[str, str | None]]:
-        """Where a request on ``channel`` goes, in order, with the responder each one is: every live responder
-        (not those to ``avoid``) on its own inbox, starting with the next one in turn, then the shared request
-        channel, whose subscribers race for a claim (no responder: None)."""
+        """Where a request on ``channel`` goes, in order, with the responder each one is: up to MAX_DIRECT_TRIES
+        live responders (not those to ``avoid``) on their own inboxes, starting with the next one in turn, then
+        the shared request channel, whose subscribers race for a claim (no responder: None). A registry full of
+        members that receive nothing costs a request a few publishes, no more."""
+        tries = 0
         for responder in self._responders(channel):
             if responder not in avoid:
                 yield names.inbox_channel(self._prefix, responder), responder
+                tries += 1
+                if tries == MAX_DIRECT_TRIES:
+                    break
         yield names.request_channel(self._prefix, channel), None
 
     def forget(self, channel: str, responder: str) -> None:

@@ -4,19 +4,45 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, cast
 
 import orjson
 
 from flask_multi_redis.errors import InvalidMessage, MessageTooLarge
 
-__all__ = ["KINDS", "VERSION", "Envelope", "Kind", "Sender", "deadline_after", "now_ms", "pack", "unpack"]
+__all__ = [
+    "KINDS",
+    "MAX_CHANNEL",
+    "MAX_ID",
+    "VERSION",
+    "Envelope",
+    "Kind",
+    "Sender",
+    "deadline_after",
+    "is_name",
+    "now_ms",
+    "pack",
+    "unpack",
+]
 
 #: The envelope version this code writes; it reads envelopes of the same major version.
 VERSION = 1
 
 Kind = Literal["request", "reply", "error", "command"]
 KINDS: frozenset[str] = frozenset(("request", "reply", "error", "command"))
+
+#: The longest correlation id, channel name and reply channel an envelope may carry, in characters.
+MAX_ID = 128
+MAX_CHANNEL = 256
+MAX_REPLY_TO = 512
+#: Deadlines at or above this (2^53 ms: the integers every JSON reader keeps exact) are refused.
+MAX_DEADLINE = 1 << 53
+
+
+def is_name(value: object, limit: int) -> TypeGuard[str]:
+    """Whether ``value`` is a string of 1 to ``limit`` printable characters: no newline, tab, escape or other
+    control character, so that it is safe in a log line, a key name and a terminal."""
+    return isinstance(value, str) and 0 < len(value) <= limit and value.isprintable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +62,16 @@ class Sender:
 
     @classmethod
     def from_json(cls, value: object) -> Sender | None:
+        """A sender from its JSON form; None unless it has an ``id`` (at most 128 printable characters), a
+        ``host`` (255) and a ``role`` (64), and a ``pid`` that is an integer from 0 to 2^31 - 1."""
         if not isinstance(value, dict):
             return None
-        try:
-            return cls(id=str(value["id"]), host=str(value["host"]), pid=int(value["pid"]), role=str(value["role"]))
-        except (KeyError, TypeError, ValueError):
+        ident, host, pid, role = value.get("id"), value.get("host"), value.get("pid"), value.get("role")
+        if not (is_name(ident, MAX_ID) and is_name(host, 255) and is_name(role, 64)):
             return None
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 <= pid < 1 << 31:
+            return None
+        return cls(id=ident, host=host, pid=pid, role=role)
 
 
 _last_sender: tuple[Sender, bytes] | None = None
@@ -164,17 +194,21 @@ def unpack(data: bytes, max_size: int) -> Envelope:
     if raw.get("v") != VERSION:
         raise InvalidMessage(f"unsupported envelope version {str(raw.get('v'))[:20]!r} (this side speaks {VERSION})")
     kind, ident, channel = raw.get("kind"), raw.get("id"), raw.get("channel")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidMessage(f"unknown kind {str(kind)[:20]!r}")
-    if not isinstance(ident, str) or not 0 < len(ident) <= 128:
-        raise InvalidMessage("the id is missing or not a string of at most 128 characters")
-    if not isinstance(channel, str):
-        raise InvalidMessage("the channel is missing")
+    if not is_name(ident, MAX_ID):
+        raise InvalidMessage(f"the id is not a string of 1 to {MAX_ID} printable characters")
+    if not is_name(channel, MAX_CHANNEL):
+        raise InvalidMessage(f"the channel is not a string of 1 to {MAX_CHANNEL} printable characters")
     reply_to, deadline, headers = raw.get("reply_to"), raw.get("deadline"), raw.get("headers")
-    if reply_to is not None and not isinstance(reply_to, str):
-        raise InvalidMessage("reply_to is not a string")
-    if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool)):
-        raise InvalidMessage("deadline is not an integer (unix milliseconds)")
+    if reply_to is not None and reply_to != "" and not is_name(reply_to, MAX_REPLY_TO):
+        raise InvalidMessage(f"reply_to is not a string of at most {MAX_REPLY_TO} printable characters")
+    if deadline is not None and (
+        not isinstance(deadline, int) or isinstance(deadline, bool) or not 0 <= deadline < MAX_DEADLINE
+    ):
+        raise InvalidMessage("deadline is not an integer from 0 to 2^53 - 1 (unix milliseconds)")
     if headers and not isinstance(headers, dict):
         raise InvalidMessage("headers is not an object")
-    return Envelope(kind, ident, channel, raw.get("body"), reply_to or None, deadline, raw.get("sender"), headers)
+    return Envelope(
+        cast(Kind, kind), ident, channel, raw.get("body"), reply_to or None, deadline, raw.get("sender"), headers
+    )

@@ -9,16 +9,31 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 import redis
 
 from . import commands, names
-from .envelope import Sender, now_ms
+from .envelope import MAX_CHANNEL, MAX_ID, Sender, is_name, now_ms
 from .pipeline import PipelinedConnection
 
-__all__ = ["ProcessInfo", "Registration", "live_processes", "register", "responder_ids", "unregister"]
+__all__ = [
+    "MAX_RESPONDERS",
+    "MAX_TTL_MS",
+    "ProcessInfo",
+    "Registration",
+    "live_processes",
+    "register",
+    "responder_ids",
+    "unregister",
+]
+
+#: The longest an entry may live without a heartbeat (three intervals of at most 60 s), in milliseconds; a
+#: caller ignores, and every heartbeat trims, the members of a serves set scored further ahead.
+MAX_TTL_MS = 180_000
+#: The most responders of a channel a caller reads from the registry.
+MAX_RESPONDERS = 64
 
 
 @dataclass(frozen=True)
@@ -46,23 +61,36 @@ class ProcessInfo:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> ProcessInfo | None:
-        """Parse a heartbeat record; None for one this version cannot read."""
+        """Parse a heartbeat record; None for one this version cannot read, or whose fields are not of the
+        documented types and sizes (a record anyone with write access to the keys may have forged: what is
+        shown of it must be safe on a terminal)."""
         try:
             data = orjson.loads(raw)
-            sender = Sender.from_json(data["sender"])
-            if sender is None:
-                return None
-            return cls(
-                sender=sender,
-                inbox=str(data["inbox"]),
-                handlers=tuple(str(name) for name in data["handlers"]),
-                commands=tuple(str(name) for name in data["commands"]),
-                started_at=float(data["started_at"]),
-                handled=int(data["handled"]),
-                failed=int(data["failed"]),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except orjson.JSONDecodeError:
             return None
+        if not isinstance(data, dict):
+            return None
+        sender, inbox = Sender.from_json(data.get("sender")), data.get("inbox")
+        handlers, commands = _names(data.get("handlers")), _names(data.get("commands"))
+        started_at, handled, failed = data.get("started_at"), data.get("handled"), data.get("failed")
+        if sender is None or not is_name(inbox, 512) or handlers is None or commands is None:
+            return None
+        if not isinstance(started_at, (int, float)) or isinstance(started_at, bool) or not 0 <= started_at < 1e11:
+            return None
+        if not _count(handled) or not _count(failed):
+            return None
+        return cls(sender, inbox, handlers, commands, float(started_at), handled, failed)
+
+
+def _names(value: object) -> tuple[str, ...] | None:
+    """A record's list of channel names, or None when it is not a list of at most 1000 such names."""
+    if not isinstance(value, list) or len(value) > 1000 or not all(is_name(name, MAX_CHANNEL) for name in value):
+        return None
+    return tuple(value)
+
+
+def _count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63
 
 
 class Registration:
@@ -103,7 +131,8 @@ def register(pipelined: PipelinedConnection, prefix: str, info: ProcessInfo, ttl
     record = orjson.dumps(info.as_json())
     serves = [names.serves_key(prefix, channel) for channel in info.handlers]
     member = info.sender.id
-    pipelined.run(commands.renew(names.process_key(prefix, member), record, ttl_ms, serves, member, now_ms()))
+    key = names.process_key(prefix, member)
+    pipelined.run(commands.renew(key, record, ttl_ms, serves, member, now_ms(), MAX_TTL_MS))
 
 
 def unregister(pipelined: PipelinedConnection, prefix: str, sender_id: str, handlers: tuple[str, ...]) -> None:
@@ -113,16 +142,37 @@ def unregister(pipelined: PipelinedConnection, prefix: str, sender_id: str, hand
 
 
 def responder_ids(pipelined: PipelinedConnection, prefix: str, channel: str) -> list[str]:
-    """The ids of the processes whose heartbeat says they handle ``channel``."""
-    found = pipelined.execute(*commands.responders(names.serves_key(prefix, channel), now_ms()))
-    return [member.decode() if isinstance(member, bytes) else str(member) for member in found]
-
-
-def live_processes(client: redis.Redis, prefix: str) -> list[ProcessInfo]:
-    """Every process with a live heartbeat in the environment ``prefix``, by role, host and pid."""
-    keys = list(client.scan_iter(match=names.process_pattern(prefix), count=500))
-    records = client.mget(keys) if keys else []
-    found = [ProcessInfo.from_json(raw) for raw in records if raw is not None]
-    return sorted(
-        (info for info in found if info is not None), key=lambda p: (p.sender.role, p.sender.host, p.sender.pid)
+    """The ids of the processes whose heartbeat says they handle ``channel``: at most MAX_RESPONDERS, of those
+    whose entry expires within MAX_TTL_MS from now (a score further ahead was not written by a heartbeat)."""
+    now = now_ms()
+    found = pipelined.execute(
+        *commands.responders(names.serves_key(prefix, channel), now, now + MAX_TTL_MS, MAX_RESPONDERS)
     )
+    ids = (member.decode(errors="replace") if isinstance(member, bytes) else str(member) for member in found)
+    return [member for member in ids if is_name(member, MAX_ID)]
+
+
+def live_processes(client: redis.Redis, prefix: str, limit: int = 1000) -> tuple[list[ProcessInfo], bool]:
+    """The processes with a live heartbeat in the environment ``prefix``, by role, host and pid: at most
+    ``limit`` of them, read a page at a time; and whether there are more."""
+    found: list[ProcessInfo] = []
+    more = False
+    keys: list[Any] = []
+    for key in client.scan_iter(match=names.process_pattern(prefix), count=500):
+        keys.append(key)
+        if len(keys) == 500:
+            found += _records(client, keys)
+            keys = []
+        if len(found) >= limit:
+            more = True
+            break
+    if keys and len(found) < limit:
+        found += _records(client, keys)
+    more = more or len(found) > limit
+    ordered = sorted(found, key=lambda p: (p.sender.role, p.sender.host, p.sender.pid))
+    return ordered[:limit], more
+
+
+def _records(client: redis.Redis, keys: list[Any]) -> list[ProcessInfo]:
+    parsed = [ProcessInfo.from_json(raw) for raw in client.mget(keys) if raw is not None]
+    return [info for info in parsed if info is not None]

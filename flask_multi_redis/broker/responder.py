@@ -44,16 +44,18 @@ def _error_body(error_type: str, message: str) -> bytes:
     return orjson.dumps({"type": error_type, "message": message[:MAX_ERROR_MESSAGE]})
 
 
-def _ttl_ms(envelope: Envelope) -> int:
-    """How long an answer to ``envelope`` is kept, and its claim held: until its deadline, and a second more."""
+def _ttl_ms(envelope: Envelope, longest: int) -> int:
+    """How long an answer to ``envelope`` is kept, and its claim held: until its deadline and a second more, but
+    never longer than ``longest`` milliseconds, whatever deadline the sender wrote."""
     if envelope.deadline is None:
-        return NO_DEADLINE_TTL_MS
-    return max(1000, envelope.deadline - now_ms() + 1000)
+        return min(NO_DEADLINE_TTL_MS, longest)
+    return max(1000, min(envelope.deadline - now_ms() + 1000, longest))
 
 
 class Responder:
     """Serves the routes of this process: a handler pool for most, the listener's own thread for quick ones.
 
+    :param max_ttl_ms: the longest a claim or a kept answer lives, whatever deadline a request carries.
     :param inline_below: a handler whose average run time so far is below this many seconds runs on the
         listener's thread while no other handler runs or waits (0: never).
     :param pool: a client for claims.
@@ -65,6 +67,7 @@ class Responder:
         prefix: str,
         sender: Sender,
         max_message_size: int,
+        max_ttl_ms: int,
         inline_below: float,
         app: Flask | None,
         pipelined: PipelinedConnection,
@@ -77,6 +80,7 @@ class Responder:
         self.sender = sender
         self.handlers = handlers
         self._max_message_size = max_message_size
+        self._max_ttl_ms = max_ttl_ms
         self._inline_below = inline_below
         self._app = app
         self._pipelined = pipelined
@@ -205,7 +209,7 @@ class Responder:
     def _claim(self, envelope: Envelope) -> bool:
         key = names.claim_key(self.prefix, envelope.id)
         try:
-            return bool(self._pool.set(key, self.sender.id, nx=True, px=_ttl_ms(envelope)))
+            return bool(self._pool.set(key, self.sender.id, nx=True, px=_ttl_ms(envelope, self._max_ttl_ms)))
         except redis.RedisError:
             log.exception("could not claim request id=%s channel=%s", envelope.id, envelope.channel)
             return False
@@ -224,7 +228,9 @@ class Responder:
         except InvalidMessage as exc:  # the reply is too large: say so instead
             body = _error_body(type(exc).__name__, str(exc))
             data = pack("error", envelope.id, envelope.channel, body, sender=self.sender, max_size=len(body) + 4096)
-        sent = commands.answer(names.reply_key(self.prefix, envelope.id), data, _ttl_ms(envelope), envelope.reply_to)
+        sent = commands.answer(
+            names.reply_key(self.prefix, envelope.id), data, _ttl_ms(envelope, self._max_ttl_ms), envelope.reply_to
+        )
         what = f"the {kind} for id={envelope.id} channel={envelope.channel}"
         for attempt in (1, 2):  # a round trip that failed is sent again: callers count one answer per sender
             try:

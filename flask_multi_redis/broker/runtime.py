@@ -89,6 +89,7 @@ class Runtime:
             prefix=self.prefix,
             sender=self.sender,
             max_message_size=settings.max_message_size,
+            max_ttl_ms=settings.max_ttl_ms,
             inline_below=settings.inline_below,
             app=app,
             pipelined=self._pipelined,
@@ -198,9 +199,10 @@ class Runtime:
             failed=self.counters.failed,
         )
 
-    def processes(self) -> list[ProcessInfo]:
-        """Every live process of this environment, from the registry."""
-        return live_processes(self.client, self.prefix)
+    def processes(self, limit: int) -> tuple[list[ProcessInfo], bool]:
+        """The live processes of this environment, from the registry: at most ``limit``, and whether there
+        are more."""
+        return live_processes(self.client, self.prefix, limit)
 
     def _beat(self) -> None:
         self._unlinks.flush(self._pipelined)

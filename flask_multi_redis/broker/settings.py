@@ -22,12 +22,22 @@ class BrokerSettings:
     heartbeat_interval: float = 2.0
     registry_cache: float = 1.0
     inline_below: float = 0.0002
+    max_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         if self.connections < 3:
             raise ValueError("connections must be at least 3: the pipelined one, the reply wait and one pooled")
         if self.concurrency < 1 or self.max_pending < 1:
             raise ValueError("concurrency and max_pending must be at least 1")
+        if not 0 < self.heartbeat_interval <= 60:
+            raise ValueError("heartbeat_interval must be above 0 and at most 60 s (registry entries live 3 intervals)")
+        if not 0 < self.max_timeout <= 86400:
+            raise ValueError("max_timeout must be above 0 and at most a day (86400 s)")
+
+    @property
+    def max_ttl_ms(self) -> int:
+        """The longest a claim or a reply list may live: the longest timeout, and a second more."""
+        return int(self.max_timeout * 1000) + 1000
 
     @property
     def heartbeat_ttl_ms(self) -> int:

@@ -97,7 +97,7 @@ def worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--heartbeat",
-            type=click.FloatRange(min=0.1),
+            type=click.FloatRange(min=0.1, max=60),
             default=2.0,
             show_default=True,
             help="Seconds between registry heartbeats.",
