@@ -176,11 +176,21 @@ class RedisSession(redis.Redis):
         pubsub = self.subscribe(name)
         try:
             payload[reply_field] = self.channel(name)
-            if not self.publish(channel, payload):
+            if not self._publish_counted(self.channel(channel), encode(payload)):
                 raise NoResponders(f"nobody listens on channel {self.channel(channel)!r}")
             return self.wait_for_reply(pubsub, return_type, timeout, encoding)
         finally:
             pubsub.close()
+
+    def _publish_counted(self, channel: str, data: bytes) -> int:
+        """PUBLISH, counting only the channel's own subscribers: PUBLISH also counts pattern subscribers
+        (``PSUBSCRIBE *``: a monitor), which never answer. PUBSUB NUMSUB in the same pipeline counts them at the
+        same moment."""
+        pipe = self.pipeline(transaction=False)
+        pipe.pubsub_numsub(channel)
+        pipe.execute_command("PUBLISH", channel, data)  # type: ignore[no-untyped-call]
+        numsub, _ = pipe.execute()  # [(channel, count)]
+        return int(numsub[0][1]) if numsub else 0
 
 
 def _is_own_data(pubsub: PubSub, message: dict[str, Any]) -> bool:

@@ -372,3 +372,20 @@ def test_a_child_forked_without_pythons_fork_hooks_gets_a_runtime_of_its_own(cal
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)
+
+
+def test_a_pattern_subscriber_fools_neither_no_responders_nor_a_gather(
+    spawn_backend: Spawn, caller: FlaskRedisSingle, broker_env: dict[str, str]
+) -> None:
+    """A monitor's PSUBSCRIBE prefix:* is counted by PUBLISH, and never answers."""
+    monitor = caller.getRedis().pubsub()  # type: ignore[no-untyped-call]
+    monitor.psubscribe(f"{broker_env['REDIS_PREFIX']}:*")
+    wait_until(lambda: monitor.get_message(timeout=0.1) is not None)  # the psubscribe confirmation
+    try:
+        with pytest.raises(NoResponders):  # at once, not a RequestTimeout after 10 s
+            caller.broker.request(add, AddIn(a=1, b=1), timeout=10)
+        backend = spawn_backend()
+        replies = caller.broker.broadcast(whoami, None, gather=True, timeout=10)
+        assert [(reply.ok, reply.value.pid if reply.value else None) for reply in replies] == [(True, backend.pid)]
+    finally:
+        monitor.close()

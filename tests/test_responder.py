@@ -27,20 +27,25 @@ def ext(redis_url: str) -> Iterator[FlaskRedisSingle]:
 
 
 def test_a_full_handler_pool_answers_overloaded(ext: FlaskRedisSingle) -> None:
-    release = threading.Event()
+    release, running = threading.Event(), threading.Event()
 
     @ext.broker.handler(held)
     def hold(_: object) -> str:
+        running.set()
         release.wait(10)
         return "done"
 
     ext.broker.start(timeout=5)
     results: list[object] = []
-    threads = [threading.Thread(target=lambda: results.append(ext.broker.request(held, None, timeout=10)))]
-    threads.append(threading.Thread(target=lambda: results.append(ext.broker.request(held, None, timeout=10))))
-    for thread in threads:
-        thread.start()
-    wait_until(lambda: ext.broker.health().in_flight == 2)  # one runs, one waits for it
+
+    def call() -> None:
+        results.append(ext.broker.request(held, None, timeout=10))
+
+    threads = [threading.Thread(target=call), threading.Thread(target=call)]
+    threads[0].start()
+    assert running.wait(5)  # the first runs
+    threads[1].start()
+    wait_until(lambda: ext.broker.health().in_flight == 2)  # the second waits for it
     with pytest.raises(Overloaded) as caught:
         ext.broker.request(held, None, timeout=5)
     assert isinstance(caught.value, RemoteError)

@@ -304,3 +304,14 @@ def test_publish_and_wait_reply_times_out(session: RedisSession, raw: redis.Redi
 def test_publish_and_wait_reply_needs_a_mapping(session: RedisSession) -> None:
     with pytest.raises(EncodeError, match="dict or a pydantic model"):
         session.publish_and_wait_reply("jobs", "text")  # type: ignore[arg-type]
+
+
+def test_publish_and_wait_reply_is_not_fooled_by_a_pattern_subscriber(session: RedisSession, raw: redis.Redis) -> None:
+    monitor = raw.pubsub()  # type: ignore[no-untyped-call]
+    monitor.psubscribe("test:*")
+    wait_until(lambda: monitor.get_message(timeout=0.1) is not None)
+    try:
+        with pytest.raises(NoResponders):
+            session.publish_and_wait_reply("nobody", {"x": 1}, timeout=30)
+    finally:
+        monitor.close()

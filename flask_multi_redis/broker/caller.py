@@ -206,16 +206,15 @@ class Caller:
         raise NoResponders(f"nobody serves channel {channel.name!r} (prefix {self.prefix!r})")
 
     def _publish(self, channel: str, data: bytes) -> int:
-        """PUBLISH, deleting the reply lists of finished calls in the same round trip."""
+        """PUBLISH, deleting the reply lists of finished calls in the same round trip; how many of the channel's
+        subscribers received it (not counting pattern subscribers: see :func:`.commands.counted_publish`)."""
         unlinked = self._unlinks.take()
         try:
-            sent = [*commands.unlink(unlinked), commands.publish(channel, data)]
-            receivers = self._pipelined.run(sent, raise_errors=False)[-1]
-            if isinstance(receivers, redis.RedisError):  # a failed UNLINK does no harm
-                raise receivers
+            sent = [*commands.unlink(unlinked), *commands.counted_publish(channel, data)]
+            replies = self._pipelined.run(sent, raise_errors=False)  # a failed UNLINK does no harm
+            return commands.receivers(replies[-2], replies[-1])
         except redis.RedisError as exc:
             raise self._unlinks.not_published(channel, unlinked, exc) from exc
-        return int(receivers)
 
     def _kept_replies(self, call_ids: list[str]) -> dict[str, list[bytes]]:
         pipe = self._pool.pipeline(transaction=True)  # read and delete at once: no reply slips between them

@@ -11,12 +11,14 @@ from flask_multi_redis.direct import Command
 
 __all__ = [
     "answer",
+    "counted_publish",
     "discard",
     "keep",
     "leave",
     "ping",
     "publish",
     "publish_and_wait",
+    "receivers",
     "renew",
     "responders",
     "subscribe",
@@ -28,6 +30,23 @@ __all__ = [
 
 def publish(channel: str, data: bytes) -> Command:
     return ("PUBLISH", channel, data)
+
+
+def counted_publish(channel: str, data: bytes) -> list[Command]:
+    """PUBLISH, after PUBSUB NUMSUB of the channel in the same write: PUBLISH also counts the clients whose
+    pattern matches (``PSUBSCRIBE prefix:*``: a dashboard, a log shipper), which never answer; NUMSUB counts
+    the channel's own subscribers, at the same moment (a server runs one client's batch without a break).
+    :func:`receivers` reads the two replies."""
+    return [("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data)]
+
+
+def receivers(numsub: object, published: object) -> int:
+    """How many of the channel's own subscribers a :func:`counted_publish` reached; an error reply of either
+    command is raised."""
+    for reply in (numsub, published):
+        if isinstance(reply, Exception):
+            raise reply
+    return int(numsub[1]) if isinstance(numsub, list) and len(numsub) == 2 else 0
 
 
 def unlink(keys: Sequence[str]) -> list[Command]:
@@ -43,13 +62,11 @@ def wait_on_list(key: str, seconds: float) -> Command:
 
 def publish_and_wait(unlinked: Sequence[str], channel: str, data: bytes, key: str, seconds: float) -> list[Command]:
     """The one write of a call that waits on its own reply list: delete finished reply lists, publish the
-    request, and wait on the call's reply list (see :func:`wait_on_list`)."""
+    request (counted: see :func:`counted_publish`), and wait on the call's reply list (see
+    :func:`wait_on_list`)."""
     waiting = ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
-    return (
-        [("UNLINK", *unlinked), ("PUBLISH", channel, data), waiting]
-        if unlinked
-        else [("PUBLISH", channel, data), waiting]
-    )
+    counted = [("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), waiting]
+    return [("UNLINK", *unlinked), *counted] if unlinked else counted
 
 
 def discard(key: str, value: bytes, count: int = 1) -> Command:

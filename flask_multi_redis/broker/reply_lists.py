@@ -123,9 +123,8 @@ class ReplyListWait:
             unlinked.append(key)
         sent = commands.publish_and_wait(unlinked, channel, data, key, self._wait_for(deadline))
         try:
-            receivers = self._connection.start(sent, len(sent) - 1)[-1]  # an UNLINK that failed does no harm
-            if isinstance(receivers, redis.RedisError):
-                raise receivers
+            replies = self._connection.start(sent, len(sent) - 1)  # an UNLINK that failed does no harm
+            receivers = commands.receivers(replies[-2], replies[-1])
         except redis.RedisError as exc:
             raise self._unlinks.not_published(channel, unlinked, exc) from exc
         if receivers:
