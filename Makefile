@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo quickstart test bench check lint format clean
+.PHONY: demo quickstart test faults bench check lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ bench: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+faults: $(VENV)/.installed
+	$(PY) -m pytest -m faults -v
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ from flask import Flask
 
 from flask_multi_redis import FlaskRedisSingle, RedisSession
 
+from .processes import serve_web, start_worker  # noqa: F401 - fixtures for every test module
 from .servers import ACLUser, RedisServer, TLSFiles
 from .sessions import make_session
 

@@ -17,7 +17,7 @@ from flask_multi_redis import FlaskRedisSingle
 
 from .apps.svc import AddIn, add
 from .conftest import ROOT
-from .test_worker import APP, WORKER, WorkerProcess, run_cli
+from .processes import APP, WORKER, WorkerProcess, run_cli
 
 HIDDEN = ROOT / "tests" / "apps" / "without_gevent"
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
-import sys
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -16,61 +11,10 @@ from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Reply
 
 from .apps.svc import Who, whoami
-from .conftest import ROOT
+from .processes import Served, parent_of
 from .waiting import wait_until
 
 WORKERS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def parent_of(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-
-
-class Served:
-    """A running web server process tree, and how to reach it."""
-
-    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
-        self.process = process
-        self.port = port
-
-    def get(self, path: str) -> dict[str, object]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
-
-    def answers(self) -> bool:
-        try:
-            self.get("/pid")
-        except OSError:
-            return False
-        return True
-
-
-@pytest.fixture
-def serve_web(broker_env: dict[str, str]) -> Iterator[Callable[..., Served]]:
-    """Start a web server on the svc app (gunicorn, or flask run); stopped at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*command: str) -> Served:
-        port = free_port()
-        argv = [arg.replace("{port}", str(port)) for arg in command]
-        process = subprocess.Popen([sys.executable, "-m", *argv], env=broker_env, cwd=ROOT)
-        started.append(process)
-        served = Served(process, port)
-        wait_until(served.answers, timeout=20)
-        return served
-
-    yield start
-    for process in started:
-        process.terminate()
-    for process in started:
-        process.wait(20)
 
 
 def gather_pids(caller: FlaskRedisSingle, expected: int) -> list[Reply[Who]]:

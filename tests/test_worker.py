@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,69 +16,9 @@ from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import NoResponders
 
 from .apps.svc import AddIn, AddOut, Gate, add, gate, whoami
-from .conftest import ROOT
 from .gates import call_at_gate
+from .processes import APP, WORKER, WorkerProcess, run_cli
 from .waiting import wait_until
-
-WORKER = str(Path(sys.executable).parent / "flask-redis-worker")
-APP = "tests.apps.svc:create_app()"
-
-
-class WorkerProcess:
-    """A worker process whose log lines (stderr) are collected as they come."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for_log(self, text: str, timeout: float = 20) -> None:
-        wait_until(lambda: text in self.log or self.process.poll() is not None, timeout=timeout)
-        assert text in self.log, self.log
-
-    def finish(self, timeout: float = 20) -> int:
-        code = self.process.wait(timeout)
-        self._reader.join(5)
-        assert self.process.stderr is not None
-        self.process.stderr.close()
-        return code
-
-
-@pytest.fixture
-def start_worker(broker_env: dict[str, str]) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start ``flask-redis-worker`` (or another command) with the given arguments; killed at teardown."""
-    started: list[WorkerProcess] = []
-
-    def start(*args: str, command: tuple[str, ...] = (WORKER, APP), ready: bool = True) -> WorkerProcess:
-        worker = WorkerProcess([*command, *args], broker_env)
-        started.append(worker)
-        if ready:
-            worker.wait_for_log(" ready: ")
-        return worker
-
-    yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.process.kill()
-        worker.finish()
-
-
-def run_cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
 def handlers_at_gate(session: redis.Redis) -> list[dict[str, Any]]:

@@ -72,6 +72,8 @@ class Listener:
         self._changed = threading.Event()
         self._ready = threading.Event()
         self._stopping = threading.Event()
+        self._draining = threading.Event()  # asked to unsubscribe and read on until the server confirms
+        self._drained = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
         self._last_message_at: float | None = None
@@ -102,18 +104,26 @@ class Listener:
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stopping.clear()
+        self._draining.clear()
+        self._drained.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Stop reading and close the connection; True when the listener has ended within ``timeout``."""
-        self._stopping.set()
-        self._changed.set()
+        """Unsubscribe from everything, deliver what the server sent before it confirmed (a message it counted
+        as received must reach its callback, not be lost with the connection), then stop reading and close
+        the connection; True when the listener has ended within ``timeout``."""
         thread = self._thread
         if thread is None:
             return True
-        thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        if self._connected and thread.is_alive():
+            self._draining.set()
+            self._drained.wait(timeout)
+        self._stopping.set()
+        self._changed.set()
+        thread.join(max(0.0, deadline - time.monotonic()))
         return not thread.is_alive()
 
     def wait_ready(self, timeout: float) -> bool:
@@ -146,7 +156,7 @@ class Listener:
 
     def _run(self) -> None:
         delay = 0.05
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self._drained.is_set():
             started = time.monotonic()
             try:
                 self._serve()
@@ -155,7 +165,7 @@ class Listener:
             finally:
                 self._connected = False
                 self._ready.clear()
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self._drained.is_set():
                 break
             if time.monotonic() - started > self.backoff_cap:
                 delay = 0.05  # it had been serving for a while: this is a new outage
@@ -177,8 +187,12 @@ class Listener:
         last_traffic = time.monotonic()
         ping_sent: float | None = None
         tick = min(0.25, self.silence)
+        unsubscribing = False
         while not self._stopping.is_set():
-            if self._changed.is_set() or not subscribed:
+            if self._draining.is_set() and not unsubscribing:
+                connection.send([commands.unsubscribe(())])  # from every channel; nothing is sent to us after it
+                unsubscribing = True
+            elif (self._changed.is_set() or not subscribed) and not unsubscribing:
                 self._changed.clear()
                 with self._lock:
                     wanted = set(self._callbacks)
@@ -189,7 +203,7 @@ class Listener:
                     confirmed &= wanted
                 subscribed = wanted
                 self._check_ready(subscribed, confirmed)
-            if not subscribed:
+            if not subscribed and not unsubscribing:
                 self._changed.wait(0.25)
                 continue
             message = connection.next_message(tick)
@@ -212,6 +226,9 @@ class Listener:
             elif kind == b"subscribe":
                 confirmed.add(message[1])
                 self._check_ready(subscribed, confirmed)
+            elif kind == b"unsubscribe" and unsubscribing and message[2] == 0:
+                self._drained.set()  # every message sent to us before this one has been delivered
+                return
 
     def _check_ready(self, subscribed: set[bytes], confirmed: set[bytes]) -> None:
         """Report ready once the server has confirmed every channel we want (and no change is pending)."""

@@ -7,6 +7,7 @@ own, a bounded pool, the listener's pub/sub one), the :class:`~.caller.Caller`, 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import time
@@ -43,6 +44,8 @@ __all__ = ["POOL_WAIT", "Runtime"]
 
 #: How long a call waits for one of the broker's pooled connections, in seconds.
 POOL_WAIT = 5.0
+#: How long a runtime may take to stop when its process exits, in seconds (gunicorn gives a worker 30).
+EXIT_TIMEOUT = 5.0
 
 
 class Runtime:
@@ -108,12 +111,15 @@ class Runtime:
         )
 
     def start(self) -> Runtime:
-        """Subscribe the inbox and every routed channel; start the listener and the heartbeat."""
+        """Subscribe the inbox and every routed channel; start the listener and the heartbeat. The runtime
+        stops when the process exits normally (a gunicorn worker that is recycled or shut down, a script):
+        what reached it by then is answered, or refused as ``ShuttingDown``."""
         self.listener.subscribe(self.inbox, self._on_inbox)
         self.sync()
         self.listener.start()
         self._registration.join()
         self._heartbeat.start()
+        atexit.register(self._stop_at_exit)
         return self
 
     def sync(self) -> None:
@@ -170,6 +176,8 @@ class Runtime:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
+        atexit.unregister(self._stop_at_exit)
+        self.responder.drain()  # what arrives from now on is refused: ShuttingDown
         self._heartbeat.stop(left())
         with contextlib.suppress(redis.RedisError):
             self._unlinks.flush(self._pipelined)
@@ -180,6 +188,10 @@ class Runtime:
         stopped = self._reply_wait.close(left()) and stopped
         self.client.connection_pool.disconnect()
         return stopped
+
+    def _stop_at_exit(self) -> None:
+        if os.getpid() == self.pid:  # a forked child inherits the hook, not the runtime
+            self.stop(EXIT_TIMEOUT)
 
     def health(self) -> BrokerHealth:
         return BrokerHealth(
