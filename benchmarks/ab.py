@@ -1,5 +1,6 @@
-"""A/B of the sequential round trip: this checkout against another tree of the project (say a ``git worktree``
-of the commit before a change), alternating whole runs, worker and caller, of each.
+"""A/B of the sequential round trip, or of the throughput of concurrent callers (``--callers 64``): this
+checkout against another tree of the project (say a ``git worktree`` of the commit before a change),
+alternating whole runs, worker and caller, of each.
 
     git worktree add /tmp/base <commit>
     python -m benchmarks.ab /tmp/base --rounds 6 --calls 3000
@@ -30,21 +31,24 @@ def env_for(tree: Path, url: str) -> dict[str, str]:
     return {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1"}
 
 
-def one_run(tree: Path, url: str, calls: int) -> float:
-    """The p50 in microseconds of ``calls`` sequential calls, with ``tree``'s code on both sides (each process
-    runs in ``tree``, which comes first on its path: the installed checkout does not)."""
+def one_run(tree: Path, url: str, calls: int, callers: int = 0) -> float:
+    """The p50 in microseconds of ``calls`` sequential calls, or with ``callers`` the calls per second of that
+    many gevent callers at once, with ``tree``'s code on both sides (each process runs in ``tree``, which comes
+    first on its path: the installed checkout does not)."""
     env = env_for(tree, url)
     worker_argv = [python(), "-m", "flask_multi_redis.worker.launch", APP, "--router", "benchmarks.bench_app:router"]
     worker = subprocess.Popen([*worker_argv, "-l", "warning"], env=env, cwd=tree, stdout=subprocess.DEVNULL)
     try:
         wait_registered(url)
-        caller = [python(), "-m", "benchmarks.ours_caller", "sequential", str(calls)]
+        mode = ["concurrent", str(callers)] if callers else ["sequential"]
+        caller = [python(), "-m", "benchmarks.ours_caller", *mode, str(calls)]
         done = subprocess.run(caller, env=env, cwd=tree, capture_output=True, text=True, timeout=600, check=True)
     finally:
         worker.terminate()
         worker.wait(30)
     redis.Redis.from_url(url).flushall()
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["p50_us"])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(result["rps"] if callers else result["p50_us"])
 
 
 def wait_registered(url: str, timeout: float = 30) -> None:
@@ -61,16 +65,21 @@ def main() -> None:
     parser.add_argument("other", type=Path, help="the other tree (B)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--callers", type=int, default=0, help="gevent callers at once (calls per second, not p50)")
     args = parser.parse_args()
     other = args.other.resolve()
     ratios: list[float] = []
     with bench_redis() as url:
         one_run(ROOT, url, 200)  # warm the machine up
+        unit = "calls/s" if args.callers else "us"
         for round_no in range(args.rounds):
             order = [("A", ROOT), ("B", other)] if round_no % 2 else [("B", other), ("A", ROOT)]
-            p50 = {label: one_run(tree, url, args.calls) for label, tree in order}
-            ratios.append(p50["A"] / p50["B"])
-            print(f"round {round_no + 1}: A {p50['A']:.1f} us  B {p50['B']:.1f} us  A/B {ratios[-1]:.3f}", flush=True)
+            figure = {label: one_run(tree, url, args.calls, args.callers) for label, tree in order}
+            ratios.append(figure["A"] / figure["B"])
+            print(
+                f"round {round_no + 1}: A {figure['A']:.1f} {unit}  B {figure['B']:.1f} {unit}  A/B {ratios[-1]:.3f}",
+                flush=True,
+            )
     summary = {"rounds": len(ratios), "median_ratio": round(statistics.median(ratios), 3), "ratios": ratios}
     print(json.dumps(summary))
 

@@ -100,16 +100,33 @@ class HandedOver:
     encode: Callable[[Any], bytes] | None  # None for UTF-8, which hiredis writes itself
 
 
-def hand_over(client: redis.Redis) -> HandedOver:
+def hand_over(client: redis.Redis, timeout: float | None = None) -> HandedOver:
     """Open a connection exactly as ``client``'s pool opens them (address, TLS, credentials, protocol, database,
     client name: redis-py does the handshake) and hand it over for direct use. This, and nothing else, reaches
-    into redis-py's connection objects."""
+    into redis-py's connection objects.
+
+    :param timeout: at most this many seconds for connecting and the handshake (a server that accepts and then
+        says nothing must not hold a call past its deadline); the socket keeps the configured timeout after.
+    """
     pool = client.connection_pool
-    connection = pool.connection_class(**pool.connection_kwargs)
+    kwargs = pool.connection_kwargs
+    configured = kwargs.get("socket_timeout")
+    if timeout is not None:
+        bounded = max(0.001, timeout)
+        connect_timeout = kwargs.get("socket_connect_timeout") or bounded
+        kwargs = {
+            **kwargs,
+            "socket_timeout": min(configured or bounded, bounded),
+            "socket_connect_timeout": min(connect_timeout, bounded),
+        }
+    connection = pool.connection_class(**kwargs)
     connection.connect()
     sock: socket.socket | None = connection._sock
     if sock is None:
         raise redis.ConnectionError("redis-py connected without a socket")
+    if timeout is not None:
+        sock.settimeout(configured)
+        connection.socket_timeout = configured
     encoder = connection.encoder
     utf8 = encoder.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
     return HandedOver(

@@ -65,18 +65,19 @@ class _Connection:
         if handed is not None:
             handed.connection.disconnect()  # type: ignore[no-untyped-call]
 
-    def _write(self, commands: Sequence[Command]) -> None:
-        """Write ``commands`` in one go, connecting first if need be."""
-        sock = self._sock if self._sock is not None else self._connect()
+    def _write(self, commands: Sequence[Command], timeout: float | None = None) -> None:
+        """Write ``commands`` in one go, connecting first if need be (within ``timeout`` seconds, if given)."""
+        sock = self._sock if self._sock is not None else self._connect(timeout)
         self.last_used = time.monotonic()
         encode = self._encode
         if encode is None:
             data = b"".join(map(hiredis.pack_command, commands))
         else:
             data = b"".join([hiredis.pack_command(tuple(map(encode, command))) for command in commands])
-        if self._applied != self._timeout:
-            sock.settimeout(self._timeout)
-            self._applied = self._timeout
+        wait = self._bounded(timeout)
+        if self._applied != wait:
+            sock.settimeout(wait)
+            self._applied = wait
         try:
             sock.sendall(data)
         except TimeoutError:
@@ -129,6 +130,12 @@ class _Connection:
             self.close()
             raise
 
+    def _bounded(self, timeout: float | None) -> float | None:
+        """The timeout of a read or write: ``timeout``, but never longer than the connection's socket timeout."""
+        if timeout is None or self._timeout is None:
+            return self._timeout if timeout is None else timeout
+        return min(timeout, self._timeout)
+
     def _in_step(self) -> bool:
         """Whether nothing is waiting to be read that nobody asked for: a connection the server closed while it
         was idle (a restart, CLIENT KILL, its idle timeout) reads as ready, and writing to it would fail."""
@@ -147,8 +154,8 @@ class _Connection:
         except (OSError, ValueError):
             return False  # a socket closed under us
 
-    def _connect(self) -> socket.socket:
-        handed = hand_over(self.client)
+    def _connect(self, timeout: float | None) -> socket.socket:
+        handed = hand_over(self.client, timeout)
         self._handed, self._sock = handed, handed.sock
         self._timeout = self._applied = handed.sock.gettimeout()
         self._encode = handed.encode
@@ -183,22 +190,25 @@ class DirectConnection(_Connection):
         """Replies to commands already sent that :meth:`finish` has not read yet."""
         return self._owed
 
-    def round_trip(self, commands: Sequence[Command]) -> list[Any]:
-        """Send ``commands`` and read their replies, in order."""
-        return self.start(commands, len(commands))
+    def round_trip(self, commands: Sequence[Command], timeout: float | None = None) -> list[Any]:
+        """Send ``commands`` and read their replies, in order; within ``timeout`` seconds for each read (and for
+        connecting, if need be), by default the socket timeout."""
+        return self.start(commands, len(commands), timeout)
 
-    def start(self, commands: Sequence[Command], answered: int) -> list[Any]:
-        """Send ``commands`` and read the replies of the first ``answered`` of them; the others stay owed, for
-        :meth:`finish` (a blocking command sent behind quick ones, say)."""
+    def start(self, commands: Sequence[Command], answered: int, timeout: float | None = None) -> list[Any]:
+        """Send ``commands`` and read the replies of the first ``answered`` of them (``timeout`` as for
+        :meth:`round_trip`); the others stay owed, for :meth:`finish` (a blocking command sent behind quick
+        ones, say)."""
         if self._owed or self._broken or not self._in_step():
             self.close()
         try:
-            self._write(commands)
+            self._write(commands, timeout)
         except BaseException:  # interrupted half-way: what was written is unknown
             self.close()
             raise
         self._owed = len(commands)
-        return [self._next(self._timeout) for _ in range(answered)]
+        wait = self._bounded(timeout)
+        return [self._next(wait) for _ in range(answered)]
 
     def finish(self, timeout: float | None = None) -> Any:
         """The reply to the next owed command, waiting up to ``timeout`` seconds (the socket timeout by default).
@@ -207,7 +217,7 @@ class DirectConnection(_Connection):
         """
         if not self._owed:
             raise redis.ConnectionError("no reply is owed on this connection")
-        return self._next(self._timeout if timeout is None else timeout)
+        return self._next(self._bounded(timeout))
 
     def close(self) -> None:
         super().close()

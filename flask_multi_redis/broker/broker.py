@@ -215,7 +215,8 @@ class Broker(Router):
         self.runtime().ensure_started(deadline)
         with caller.call(expected=1 << 30) as call:
             remaining = deadline - time.monotonic()
-            receivers = caller.broadcast(channel, caller.envelope("command", call.id, channel, body, remaining, True))
+            data = caller.envelope("command", call.id, channel, body, remaining, True)
+            receivers = caller.broadcast(channel, data, deadline)
             call.expect(receivers)
             envelopes = caller.wait(call, deadline) if receivers else []
         replies = [self._reply(channel, envelope) for envelope in envelopes[:receivers]]

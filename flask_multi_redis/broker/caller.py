@@ -71,7 +71,6 @@ class Caller:
     """Sends this process's requests and broadcasts, and collects their replies (on its inbox, or on a reply
     list for the one call that waits there).
 
-    :param pool: a client for the rare commands that need a transaction (reading kept replies).
     """
 
     def __init__(
@@ -82,7 +81,6 @@ class Caller:
         inbox: str,
         max_message_size: int,
         pipelined: PipelinedConnection,
-        pool: redis.Redis,
         directory: ResponderDirectory,
         unlinks: DeferredUnlink,
         reply_wait: ReplyListWait,
@@ -93,7 +91,6 @@ class Caller:
         self.inbox = inbox
         self.max_message_size = max_message_size
         self._pipelined = pipelined
-        self._pool = pool
         self._directory = directory
         self._unlinks = unlinks
         self._reply_wait = reply_wait
@@ -130,9 +127,9 @@ class Caller:
             max_size=self.max_message_size,
         )
 
-    def broadcast(self, channel: Channel[Any, Any], data: bytes) -> int:
+    def broadcast(self, channel: Channel[Any, Any], data: bytes, deadline: float | None = None) -> int:
         """PUBLISH on the channel of ``channel``'s commands; the number of processes that received it."""
-        return self._publish(names.command_channel(self.prefix, channel.name), data)
+        return self._publish(names.command_channel(self.prefix, channel.name), data, deadline)
 
     def request(
         self, channel: Channel[Any, Any], body: bytes, deadline: float, avoid: frozenset[str]
@@ -149,7 +146,7 @@ class Caller:
                 self._reply_wait.release()
         with self.call(expected=1) as call:
             data = self.envelope("request", call.id, channel, body, deadline - time.monotonic(), reply=True)
-            self._deliver(channel, lambda target, _: self._publish(target, data) > 0, avoid)
+            self._deliver(channel, lambda target, _: self._publish(target, data, deadline) > 0, avoid, deadline)
             replies = self.wait(call, deadline)
         return replies[0] if replies else None
 
@@ -159,7 +156,7 @@ class Caller:
             self._unlinks.add(names.reply_key(self.prefix, call.id))
         else:
             with contextlib.suppress(redis.RedisError):
-                for data in self._kept_replies([call.id])[call.id]:
+                for data in self._kept_replies([call.id], time.monotonic())[call.id]:
                     self._collect(data)
         return list(call.replies)
 
@@ -175,7 +172,7 @@ class Caller:
         """After the inbox was (re)subscribed: the replies kept for our calls while it was not."""
         call_ids = list(self._calls)
         if call_ids:
-            for kept in self._kept_replies(call_ids).values():
+            for kept in self._kept_replies(call_ids, None).values():
                 for data in kept:
                     self._collect(data)
 
@@ -190,40 +187,44 @@ class Caller:
                 channel,
                 lambda target, attempt: self._reply_wait.publish(target, data, key, deadline, attempt > 0),
                 avoid,
+                deadline,
             )
             return self._reply_wait.wait(call_id, key, deadline, started=True)
         finally:  # a call interrupted half-way leaves replies owed: its connection notices before its next use
             self._unlinks.add(key)
 
-    def _deliver(self, channel: Channel[Any, Any], publish: Callable[[str, int], bool], avoid: frozenset[str]) -> None:
+    def _deliver(
+        self,
+        channel: Channel[Any, Any],
+        publish: Callable[[str, int], bool],
+        avoid: frozenset[str],
+        deadline: float,
+    ) -> None:
         """Publish to exactly one responder, trying each target in turn (see :class:`.ResponderDirectory`);
         ``publish(target, attempt)`` says whether anybody received it. :class:`NoResponders` when nobody did."""
-        for attempt, (target, responder) in enumerate(self._directory.targets(channel.name, avoid)):
+        for attempt, (target, responder) in enumerate(self._directory.targets(channel.name, avoid, deadline)):
             if publish(target, attempt):
                 return
             if responder is not None:
                 self._directory.forget(channel.name, responder)
         raise NoResponders(f"nobody serves channel {channel.name!r} (prefix {self.prefix!r})")
 
-    def _publish(self, channel: str, data: bytes) -> int:
+    def _publish(self, channel: str, data: bytes, deadline: float | None) -> int:
         """PUBLISH, deleting the reply lists of finished calls in the same round trip; how many of the channel's
         subscribers received it (not counting pattern subscribers: see :func:`.commands.counted_publish`)."""
         unlinked = self._unlinks.take()
         try:
             sent = [*commands.unlink(unlinked), *commands.counted_publish(channel, data)]
-            replies = self._pipelined.run(sent, raise_errors=False)  # a failed UNLINK does no harm
+            replies = self._pipelined.run(sent, raise_errors=False, deadline=deadline)  # a failed UNLINK: no harm
             return commands.receivers(replies[-2], replies[-1])
         except redis.RedisError as exc:
             raise self._unlinks.not_published(channel, unlinked, exc) from exc
 
-    def _kept_replies(self, call_ids: list[str]) -> dict[str, list[bytes]]:
-        pipe = self._pool.pipeline(transaction=True)  # read and delete at once: no reply slips between them
-        for call_id in call_ids:
-            key = names.reply_key(self.prefix, call_id)
-            pipe.lrange(key, 0, -1)
-            pipe.delete(key)
-        results = pipe.execute()
-        return {call_id: list(results[2 * index] or []) for index, call_id in enumerate(call_ids)}
+    def _kept_replies(self, call_ids: list[str], deadline: float | None) -> dict[str, list[bytes]]:
+        """Read and delete the reply lists of ``call_ids`` at once (no reply slips between the two)."""
+        keys = [names.reply_key(self.prefix, call_id) for call_id in call_ids]
+        replies = self._pipelined.run(commands.take_lists(keys), deadline=deadline)
+        return dict(zip(call_ids, commands.taken_lists(replies[-1]), strict=True))
 
     def _collect(self, data: bytes) -> None:
         envelope = self._intake.read(b"a kept reply", data)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import redis
+
 from flask_multi_redis.direct import Command
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "renew",
     "responders",
     "subscribe",
+    "take_lists",
+    "taken_lists",
     "unlink",
     "unsubscribe",
     "wait_on_list",
@@ -67,6 +71,21 @@ def publish_and_wait(unlinked: Sequence[str], channel: str, data: bytes, key: st
     waiting = ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
     counted = [("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), waiting]
     return [("UNLINK", *unlinked), *counted] if unlinked else counted
+
+
+def take_lists(keys: Sequence[str]) -> list[Command]:
+    """Read the lists ``keys`` and delete them, in one transaction; :func:`taken_lists` reads EXEC's reply."""
+    inner = [command for key in keys for command in (("LRANGE", key, 0, -1), ("DEL", key))]
+    return [("MULTI",), *inner, ("EXEC",)]
+
+
+def taken_lists(executed: object) -> list[list[bytes]]:
+    """The lists a :func:`take_lists` read, from EXEC's reply (an error reply is raised)."""
+    if isinstance(executed, Exception):
+        raise executed
+    if not isinstance(executed, list):
+        raise redis.ResponseError("the transaction that reads reply lists was aborted")
+    return [list(found) if isinstance(found, list) else [] for found in executed[0::2]]
 
 
 def discard(key: str, value: bytes, count: int = 1) -> Command:

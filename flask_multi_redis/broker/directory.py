@@ -31,13 +31,15 @@ class ResponderDirectory:
         self._known: dict[str, tuple[float, list[str]]] = {}  # channel -> (trusted until, responder ids)
         self._rotation = itertools.count()
 
-    def targets(self, channel: str, avoid: frozenset[str]) -> Iterator[tuple[str, str | None]]:
+    def targets(
+        self, channel: str, avoid: frozenset[str], deadline: float | None = None
+    ) -> Iterator[tuple[str, str | None]]:
         """Where a request on ``channel`` goes, in order, with the responder each one is: up to MAX_DIRECT_TRIES
         live responders (not those to ``avoid``) on their own inboxes, starting with the next one in turn, then
         the shared request channel, whose subscribers race for a claim (no responder: None). A registry full of
         members that receive nothing costs a request a few publishes, no more."""
         tries = 0
-        for responder in self._responders(channel):
+        for responder in self._responders(channel, deadline):
             if responder not in avoid:
                 yield names.inbox_channel(self._prefix, responder), responder
                 tries += 1
@@ -51,12 +53,12 @@ class ResponderDirectory:
         if known is not None and responder in known[1]:
             self._known[channel] = (known[0], [other for other in known[1] if other != responder])
 
-    def _responders(self, channel: str) -> list[str]:
+    def _responders(self, channel: str, deadline: float | None) -> list[str]:
         now = time.monotonic()
         known = self._known.get(channel)
         if known is None or known[0] < now:
             try:
-                ids = registry.responder_ids(self._pipelined, self._prefix, channel)
+                ids = registry.responder_ids(self._pipelined, self._prefix, channel, deadline)
             except redis.RedisError as exc:
                 raise BrokerUnavailable(f"could not read the responders of {channel!r}: {describe(exc)}") from exc
             known = (now + self._cache, ids)

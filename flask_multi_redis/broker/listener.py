@@ -45,8 +45,10 @@ class Listener:
     """Reads one pub/sub connection and calls the callback registered for each message's channel.
 
     :param client: the redis client whose settings the pub/sub connection is made with.
-    :param silence: seconds without traffic after which a PING is sent; no answer within as long again
-        means the connection is dead and is rebuilt.
+    :param silence: seconds without traffic after which a PING is sent.
+    :param ping_timeout: seconds to wait for its answer; without one the connection is dead (a peer gone
+        without a FIN or RST, a black hole) and is rebuilt. So a dead peer is noticed within ``silence`` +
+        ``ping_timeout`` (5 + 2 s by default) and a tick (a quarter of a second).
     :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
     :param on_ready: called on the listener's thread each time it is connected with every subscription
         confirmed, after a reconnect too: messages published while it was away are lost (a Redis fact), so
@@ -58,13 +60,15 @@ class Listener:
         client: redis.Redis,
         *,
         name: str = "flask-redis-listener",
-        silence: float = 10.0,
+        silence: float = 5.0,
+        ping_timeout: float = 2.0,
         backoff_cap: float = 5.0,
         on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.name = name
         self.silence = silence
+        self.ping_timeout = ping_timeout
         self.backoff_cap = backoff_cap
         self.on_ready = on_ready
         self._callbacks: dict[bytes, Callback] = {}
@@ -212,8 +216,8 @@ class Listener:
                 if ping_sent is None and now - last_traffic > self.silence:
                     connection.send([commands.ping()])
                     ping_sent = now
-                elif ping_sent is not None and now - ping_sent > self.silence:
-                    raise redis.ConnectionError(f"no answer to PING within {self.silence} s: the peer is silent")
+                elif ping_sent is not None and now - ping_sent > self.ping_timeout:
+                    raise redis.ConnectionError(f"no answer to PING within {self.ping_timeout} s: the peer is silent")
                 continue
             last_traffic, ping_sent = time.monotonic(), None
             if isinstance(message, redis.RedisError):

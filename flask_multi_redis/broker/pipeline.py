@@ -6,11 +6,16 @@ whoever finds the connection free sends everything queued in one write and reads
 made at the same time share round trips and a process needs one connection however many calls it has in flight.
 A blocking command (BLMOVE with a timeout) would hold up everybody behind it: the one call that waits that way
 has a connection of its own.
+
+Deadlines hold: a round trip's reads wait no longer than the earliest deadline among the callers it serves, a
+caller still queued at its deadline gives up, and a caller with a deadline sends nobody else's commands after
+its own: it wakes the next queued caller instead, which sends them.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +24,10 @@ import redis
 
 from flask_multi_redis.direct import Command, DirectConnection
 
-__all__ = ["PipelinedConnection"]
+__all__ = ["SLACK", "PipelinedConnection"]
+
+#: How long past a caller's deadline a read may go on, in seconds: every call ends by its deadline and this.
+SLACK = 0.5
 
 
 @dataclass
@@ -27,9 +35,16 @@ class _Batch:
     """One caller's commands and, once sent, their replies (or the error that stopped them)."""
 
     commands: Sequence[Command]
+    deadline: float | None = None  # monotonic; None: the connection's socket timeout bounds each read
     replies: list[Any] = field(default_factory=list)
     error: BaseException | None = None
-    done: threading.Event | None = None  # only for a caller that waits while another one sends
+    finished: bool = False
+    wake: threading.Event | None = None  # for a caller that waits: set when finished, or when it is its turn
+
+    def finish(self, replies: list[Any], error: BaseException | None = None) -> None:
+        self.replies, self.error, self.finished = replies, error, True
+        if self.wake is not None:
+            self.wake.set()
 
     def outcome(self) -> list[Any]:
         """The replies, once sent; the error that stopped them is raised."""
@@ -50,74 +65,103 @@ class PipelinedConnection:
         self._connection = DirectConnection(client)
         self._closed = False
 
-    def execute(self, *args: Any) -> Any:
+    def execute(self, *args: Any, deadline: float | None = None) -> Any:
         """One command; its raw reply (no redis-py response callbacks)."""
-        return self.run([args])[-1]
+        return self.run([args], deadline=deadline)[-1]
 
-    def run(self, commands: Sequence[Command], *, raise_errors: bool = True) -> list[Any]:
+    def run(
+        self, commands: Sequence[Command], *, raise_errors: bool = True, deadline: float | None = None
+    ) -> list[Any]:
         """Several commands sent together; their raw replies, in order. An error reply raises the exception
-        redis-py would, unless ``raise_errors`` is false: then it is returned among the replies."""
+        redis-py would, unless ``raise_errors`` is false: then it is returned among the replies.
+
+        :param deadline: a monotonic time by which the caller must have its replies, or an error, within
+            SLACK (see the module's docstring). By default the socket timeout bounds each read.
+        :raises redis.TimeoutError: the deadline passed.
+        """
+        batch = _Batch(commands, deadline)
         if self._sending.acquire(blocking=False):
-            replies = self._send_alone(commands) if not self._queued else self._send_with_queued(commands)
+            if not self._queued:
+                replies = self._send_alone(batch)
+            else:
+                self._send_as_sender(batch)
+                replies = batch.outcome()
         else:
-            replies = self._wait_for_sender(commands)
+            replies = self._wait_for_sender(batch)
         if raise_errors:
             for reply in replies:
                 if isinstance(reply, redis.RedisError):
                     raise reply
         return replies
 
-    def _send_alone(self, commands: Sequence[Command]) -> list[Any]:
+    def _send_alone(self, batch: _Batch) -> list[Any]:
         """With the connection taken and nothing queued (the common case): one round trip of our own."""
         try:
-            replies = self._round_trip(commands)
+            replies = self._round_trip(batch.commands, batch.deadline)
         except Exception:
-            self._hand_over()
+            self._hand_over(batch.deadline)
             raise
         except BaseException:  # interrupted: let go at once
             self._sending.release()
             raise
-        self._hand_over()
+        self._hand_over(batch.deadline)
         return replies
 
-    def _send_with_queued(self, commands: Sequence[Command]) -> list[Any]:
-        batch = _Batch(commands)
-        self._send_as_sender(batch)
-        return batch.outcome()
-
-    def _wait_for_sender(self, commands: Sequence[Command]) -> list[Any]:
-        """Queue our commands for whoever sends, or become the sender ourselves when the connection comes free."""
-        done = threading.Event()
-        batch = _Batch(commands, done=done)
+    def _wait_for_sender(self, batch: _Batch) -> list[Any]:
+        """Queue our commands for whoever sends, or become the sender ourselves when the connection comes free;
+        give up at the deadline if they are still queued (once taken, they are read by ours and SLACK)."""
+        wake = batch.wake = threading.Event()
         with self._queue_lock:
             self._queued.append(batch)
-        while not done.is_set():
+        while True:
+            wake.clear()
+            if batch.finished:
+                return batch.outcome()
             if self._sending.acquire(blocking=False):
-                self._send_as_sender(None)
+                self._send_as_sender(None, batch.deadline)
+            elif batch.deadline is not None and time.monotonic() >= batch.deadline and self._unqueue(batch):
+                raise redis.TimeoutError("the broker's pipelined connection stayed busy past the deadline")
             else:
-                done.wait(0.05)  # the sender takes our batch (see _send_queued); the timeout is a safety net
-        return batch.outcome()
+                wake.wait(0.05)  # set when our batch is done, or when the sender hands over; 0.05: a safety net
 
-    def _hand_over(self) -> None:
-        """Let go of the connection; a batch queued meanwhile, whose caller found the connection taken, waits
-        for a sender: be it."""
+    def _unqueue(self, batch: _Batch) -> bool:
+        """Take ``batch`` out of the queue; False when a sender has taken it already."""
+        with self._queue_lock:
+            if batch in self._queued:
+                self._queued.remove(batch)
+                return True
+        return False
+
+    def _hand_over(self, deadline: float | None) -> None:
+        """Let go of the connection. Batches queued meanwhile, whose callers found the connection taken, wait
+        for a sender: a caller without a deadline becomes it; one with a deadline wakes the first of them."""
         self._sending.release()
+        if deadline is not None:
+            with self._queue_lock:
+                first = self._queued[0] if self._queued else None
+            if first is not None and first.wake is not None:
+                first.wake.set()
+            return
         while self._queued and self._sending.acquire(blocking=False):
             try:
-                self._send_queued(None)
+                self._send_queued(None, None)
             finally:
                 self._sending.release()
 
-    def _send_as_sender(self, own: _Batch | None) -> None:
-        """With the connection taken: send ``own`` and everything queued, then let go of it."""
+    def _send_as_sender(self, own: _Batch | None, deadline: float | None = None) -> None:
+        """With the connection taken: send ``own`` and what is queued, then let go of it."""
+        if own is not None:
+            deadline = own.deadline
         try:
-            self._send_queued(own)
+            self._send_queued(own, deadline)
         except BaseException:
             self._sending.release()
             raise
-        self._hand_over()
+        self._hand_over(deadline)
 
-    def _send_queued(self, own: _Batch | None) -> None:
+    def _send_queued(self, own: _Batch | None, deadline: float | None) -> None:
+        """Send ``own`` and everything queued, in one write; a sender without a ``deadline`` goes on while more
+        is queued (one with a deadline leaves the rest to :meth:`_hand_over`)."""
         first = [own] if own is not None else []
         while True:
             with self._queue_lock:
@@ -126,33 +170,31 @@ class PipelinedConnection:
             if not batches:
                 return
             commands = [command for batch in batches for command in batch.commands]
+            deadlines = [batch.deadline for batch in batches if batch.deadline is not None]
             try:
-                replies = self._round_trip(commands)
+                replies = self._round_trip(commands, min(deadlines) if deadlines else None)
             except Exception as error:  # every caller in the batch learns of it
                 for batch in batches:
-                    batch.error = error
-                    if batch.done is not None:
-                        batch.done.set()
-                continue
+                    batch.finish([], error)
             except BaseException:  # the sender was interrupted (a timeout, GreenletExit): not the others' affair
                 interrupted = redis.ConnectionError("the round trip was interrupted; nothing is known of its commands")
                 for batch in batches:
-                    batch.error = interrupted if batch is not own else None
-                    if batch.done is not None:
-                        batch.done.set()
+                    batch.finish([], interrupted if batch is not own else None)
                 raise
-            start = 0
-            for batch in batches:
-                batch.replies = replies[start : start + len(batch.commands)]
-                start += len(batch.commands)
-                if batch.done is not None:
-                    batch.done.set()
+            else:
+                start = 0
+                for batch in batches:
+                    batch.finish(replies[start : start + len(batch.commands)])
+                    start += len(batch.commands)
+            if deadline is not None:
+                return
 
-    def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
+    def _round_trip(self, commands: Sequence[Command], deadline: float | None) -> list[Any]:
         if self._closed:
             raise redis.ConnectionError("the broker has stopped: its pipelined connection is closed")
         self.round_trips += 1
-        return self._connection.round_trip(commands)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) + SLACK
+        return self._connection.round_trip(commands, timeout)
 
     @property
     def connected(self) -> bool:

@@ -141,13 +141,14 @@ def unregister(pipelined: PipelinedConnection, prefix: str, sender_id: str, hand
     pipelined.run(commands.leave(names.process_key(prefix, sender_id), serves, sender_id))
 
 
-def responder_ids(pipelined: PipelinedConnection, prefix: str, channel: str) -> list[str]:
+def responder_ids(
+    pipelined: PipelinedConnection, prefix: str, channel: str, deadline: float | None = None
+) -> list[str]:
     """The ids of the processes whose heartbeat says they handle ``channel``: at most MAX_RESPONDERS, of those
     whose entry expires within MAX_TTL_MS from now (a score further ahead was not written by a heartbeat)."""
     now = now_ms()
-    found = pipelined.execute(
-        *commands.responders(names.serves_key(prefix, channel), now, now + MAX_TTL_MS, MAX_RESPONDERS)
-    )
+    command = commands.responders(names.serves_key(prefix, channel), now, now + MAX_TTL_MS, MAX_RESPONDERS)
+    found = pipelined.execute(*command, deadline=deadline)
     ids = (member.decode(errors="replace") if isinstance(member, bytes) else str(member) for member in found)
     return [member for member in ids if is_name(member, MAX_ID)]
 

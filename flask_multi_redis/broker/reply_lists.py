@@ -22,7 +22,7 @@ from flask_multi_redis.errors import BrokerUnavailable
 from . import commands
 from .envelope import Envelope
 from .intake import Intake
-from .pipeline import PipelinedConnection
+from .pipeline import SLACK, PipelinedConnection
 
 __all__ = ["MARKER", "MARKER_TTL_MS", "WAIT_SLICE", "DeferredUnlink", "ReplyListWait"]
 
@@ -123,20 +123,21 @@ class ReplyListWait:
             unlinked.append(key)
         sent = commands.publish_and_wait(unlinked, channel, data, key, self._wait_for(deadline))
         try:
-            replies = self._connection.start(sent, len(sent) - 1)  # an UNLINK that failed does no harm
+            replies = self._connection.start(sent, len(sent) - 1, _until(deadline))  # a failed UNLINK: no harm
             receivers = commands.receivers(replies[-2], replies[-1])
         except redis.RedisError as exc:
             raise self._unlinks.not_published(channel, unlinked, exc) from exc
         if receivers:
             return True
-        self._end_wait(key)
+        self._end_wait(key, deadline)
         return False
 
     def wait(self, call_id: str, key: str, deadline: float, started: bool) -> Envelope | None:
         """The answer to ``call_id`` once it is in the list ``key``; None at the monotonic ``deadline``.
 
         ``started``: :meth:`publish` sent the first wait. A lost connection loses nothing: the wait starts again
-        on a new one, until the deadline.
+        on a new one, until the deadline. No read waits past the deadline by more than SLACK, however silent
+        the server or the network.
         """
         connection = self._connection
         removals: list[tuple[object, ...]] = []
@@ -146,10 +147,11 @@ class ReplyListWait:
                 if not started:
                     if deadline - time.monotonic() <= 0:
                         return None
-                    connection.start([*removals, commands.wait_on_list(key, self._wait_for(deadline))], len(removals))
+                    waiting = commands.wait_on_list(key, self._wait_for(deadline))
+                    connection.start([*removals, waiting], len(removals), _until(deadline))
                     removals = []
                 started = False
-                found = connection.finish()
+                found = connection.finish(self._wait_for(deadline) + SLACK)
             except CONNECTION_LOST as exc:  # closed: the wait starts again on a new connection
                 if not pause:
                     log.warning("waiting for the reply on %s: %s; retrying until the deadline", key, describe(exc))
@@ -187,17 +189,22 @@ class ReplyListWait:
             self._taken.release()
         return True
 
-    def _end_wait(self, key: str) -> None:
+    def _end_wait(self, key: str, deadline: float) -> None:
         """End the wait on ``key`` of a request that reached nobody: push the marker, read the wait's reply (the
         marker, or nil when its time ran out first; the next attempt deletes the list either way)."""
         try:
-            self._pipelined.run(commands.keep(key, MARKER, MARKER_TTL_MS))
+            self._pipelined.run(commands.keep(key, MARKER, MARKER_TTL_MS), deadline=deadline)
         except redis.RedisError:
             self._connection.close()  # the wait is still on: drop the connection with it
             return
         with contextlib.suppress(redis.RedisError):  # the connection starts afresh before its next use
-            self._connection.finish()
+            self._connection.finish(_until(deadline))
 
     def _wait_for(self, deadline: float) -> float:
         """Seconds for the next wait on the reply list: until the deadline, at most one slice."""
         return max(0.01, min(deadline - time.monotonic(), self._wait_slice))
+
+
+def _until(deadline: float) -> float:
+    """A read's timeout that ends SLACK after the monotonic ``deadline``."""
+    return max(0.0, deadline - time.monotonic()) + SLACK

@@ -81,7 +81,6 @@ class Runtime:
             inbox=self.inbox,
             max_message_size=settings.max_message_size,
             pipelined=self._pipelined,
-            pool=self.client,
             directory=ResponderDirectory(self._pipelined, self.prefix, settings.registry_cache),
             unlinks=self._unlinks,
             reply_wait=self._reply_wait,
