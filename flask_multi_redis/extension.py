@@ -189,9 +189,10 @@ class RedisExtension:
         """The configured database names, in configuration order."""
         return list(self._state().sessions)
 
-    def addresses(self) -> dict[str, str]:
-        """Database name -> server address with any password replaced by ``***``."""
-        return {spec.name: spec.address for spec in self._state().specs}
+    def addresses(self, app: Flask | None = None) -> dict[str, str]:
+        """Database name -> server address with any password replaced by ``***`` (of ``app``, or of the
+        current context)."""
+        return {spec.name: spec.address for spec in self._state(app).specs}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} config_element={self.config_element!r}>"

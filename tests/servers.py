@@ -25,10 +25,11 @@ class TLSFiles:
     key: Path
 
     @classmethod
-    def generate(cls, folder: Path) -> TLSFiles:
+    def generate(cls, folder: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> TLSFiles:
+        """A new CA, and a server certificate it issued for ``names``."""
         folder.mkdir(parents=True, exist_ok=True)
         ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1", "localhost")
+        issued = ca.issue_cert(*names)
         files = cls(ca=folder / "ca.pem", cert=folder / "server.pem", key=folder / "server.key")
         ca.cert_pem.write_to_path(str(files.ca))
         issued.cert_chain_pems[0].write_to_path(str(files.cert))

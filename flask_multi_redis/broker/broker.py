@@ -87,6 +87,8 @@ class Broker(Router):
         thread when nothing else runs, saving the hand-over to a handler thread; 0 never does.
     :param max_timeout: the longest timeout a call may have, in seconds; claims and kept answers never outlive
         it by more than a second, whatever deadline a request carries.
+    :param error_messages: send callers the text of a handler's exception (``RemoteError.remote_message``);
+        False sends only its type, so that what an exception's text holds stays in this process's log.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class Broker(Router):
         registry_cache: float = 1.0,
         inline_below: float = 0.0002,
         max_timeout: float = 300.0,
+        error_messages: bool = True,
     ) -> None:
         super().__init__()
         self.extension = extension
@@ -118,6 +121,7 @@ class Broker(Router):
         self.registry_cache = registry_cache
         self.inline_below = inline_below
         self.max_timeout = max_timeout
+        self.error_messages = error_messages
         self.settings()  # refuse bad values now
         self._runtimes: WeakKeyDictionary[Flask, Runtime] = WeakKeyDictionary()
         self._own_runtime: Runtime | None = None  # for the extension's own configuration (a dict, URL, model)
@@ -155,10 +159,15 @@ class Broker(Router):
         return self._runtime_for(self.extension.context_app())
 
     def start(self, timeout: float | None = None) -> Runtime:
-        """Start listening now; with ``timeout``, also wait until subscribed and registered (or raise)."""
+        """Start listening now; with ``timeout``, also wait until subscribed and registered.
+
+        :raises BrokerUnavailable: not ready within ``timeout``, saying where Redis is and why (at once when
+            the listener cannot connect at all: a refused connection, a wrong password, a certificate that does
+            not verify).
+        """
         runtime = self.runtime().start()
-        if timeout is not None and not runtime.wait_ready(timeout):
-            raise RequestTimeout(f"the broker was not ready within {timeout} s")
+        if timeout is not None:
+            runtime.ensure_ready(time.monotonic() + timeout)
         return runtime
 
     def stop(self, timeout: float = 5.0) -> bool:
@@ -309,7 +318,9 @@ class Broker(Router):
         with _runtime_lock:
             runtime = self._current(app)
             if runtime is None:
-                runtime = Runtime(self.settings(), self, self._session(app), app)
+                session = self._session(app)
+                address = self.extension.addresses(app)[session.name]
+                runtime = Runtime(self.settings(), self, session, app, address)
                 if app is None:
                     self._own_runtime = runtime
                 else:

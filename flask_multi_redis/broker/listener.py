@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from flask_multi_redis.connection import failure_reason
 from flask_multi_redis.direct import SubscriberConnection
 
 from . import commands
@@ -39,6 +40,7 @@ class ListenerHealth:
     received: int
     failed: int
     reconnects: int
+    last_error: str | None = None  # why it is not connected, while it is not
 
 
 class Listener:
@@ -50,6 +52,7 @@ class Listener:
         without a FIN or RST, a black hole) and is rebuilt. So a dead peer is noticed within ``silence`` +
         ``ping_timeout`` (5 + 2 s by default) and a tick (a quarter of a second).
     :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
+    :param address: how the server is named in log lines (password hidden).
     :param on_ready: called on the listener's thread each time it is connected with every subscription
         confirmed, after a reconnect too: messages published while it was away are lost (a Redis fact), so
         this is where a user catches up on them.
@@ -60,6 +63,7 @@ class Listener:
         client: redis.Redis,
         *,
         name: str = "flask-redis-listener",
+        address: str = "Redis",
         silence: float = 5.0,
         ping_timeout: float = 2.0,
         backoff_cap: float = 5.0,
@@ -67,6 +71,7 @@ class Listener:
     ) -> None:
         self.client = client
         self.name = name
+        self.address = address
         self.silence = silence
         self.ping_timeout = ping_timeout
         self.backoff_cap = backoff_cap
@@ -80,6 +85,9 @@ class Listener:
         self._drained = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
+        self._connected_once = False
+        self._last_error: Exception | None = None
+        self._outage_since: float | None = None  # the first failure of the outage in progress
         self._last_message_at: float | None = None
         self._received = 0
         self._failed = 0
@@ -143,6 +151,16 @@ class Listener:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def connected_once(self) -> bool:
+        """Whether the listener has ever been connected with its subscriptions confirmed."""
+        return self._connected_once
+
+    @property
+    def last_error(self) -> Exception | None:
+        """Why the listener's connection last failed, while it is not connected again."""
+        return None if self._connected else self._last_error
+
     def health(self) -> ListenerHealth:
         with self._lock:
             channels = tuple(sorted(key.decode(errors="replace") for key in self._callbacks))
@@ -154,6 +172,7 @@ class Listener:
             received=self._received,
             failed=self._failed,
             reconnects=self._reconnects,
+            last_error=None if self.last_error is None else failure_reason(self.last_error),
         )
 
     # --- the listener's own thread --------------------------------------------------------------------------
@@ -164,8 +183,8 @@ class Listener:
             started = time.monotonic()
             try:
                 self._serve()
-            except Exception:
-                log.exception("listener %s lost its connection; reconnecting in %.2f s", self.name, delay)
+            except Exception as exc:
+                self._failed_with(exc)
             finally:
                 self._connected = False
                 self._ready.clear()
@@ -177,6 +196,22 @@ class Listener:
             delay = min(self.backoff_cap, delay * 2)
             self._reconnects += 1
         log.info("listener %s stopped", self.name)
+
+    def _failed_with(self, error: Exception) -> None:
+        """One line at ERROR for each outage, with its cause; the tracebacks of every try at DEBUG."""
+        self._last_error = error
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            what = "lost its connection to" if self._connected_once else "cannot connect to"
+            log.error(
+                "listener %s %s %s: %s; reconnecting, with pauses of up to %.0f s",
+                self.name,
+                what,
+                self.address,
+                failure_reason(error),
+                self.backoff_cap,
+            )
+        log.debug("listener %s: the connection to %s failed", self.name, self.address, exc_info=error)
 
     def _serve(self) -> None:
         connection = SubscriberConnection(self.client)
@@ -241,14 +276,22 @@ class Listener:
         if self._connected:
             self._ready.set()
             return
+        if self._outage_since is not None:
+            log.warning(
+                "listener %s: connected to %s again after %.1f s", self.name, self.address, self._since_outage()
+            )
+            self._outage_since = None
         log.info("listener %s subscribed to %d channel(s)", self.name, len(subscribed))
-        self._connected = True
+        self._connected = self._connected_once = True
         if self.on_ready is not None:
             try:
                 self.on_ready()
             except Exception:
                 log.exception("listener %s: on_ready raised", self.name)
         self._ready.set()
+
+    def _since_outage(self) -> float:
+        return 0.0 if self._outage_since is None else time.monotonic() - self._outage_since
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         self._received += 1

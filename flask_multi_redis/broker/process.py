@@ -19,7 +19,7 @@ from typing import Literal
 
 from .envelope import Sender
 
-__all__ = ["after_fork", "new_sender", "start_explicitly", "when_to_start"]
+__all__ = ["after_fork", "log_through_gunicorn", "new_sender", "start_explicitly", "when_to_start"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,18 @@ def start_explicitly() -> None:
     """Declare that this process starts its broker itself (the worker does), so nothing starts on its own."""
     global _started_explicitly
     _started_explicitly = True
+
+
+def log_through_gunicorn() -> None:
+    """In a gunicorn worker where logging is not configured, send the package's log lines to gunicorn's error
+    log (its format has the time, the pid and the level): Python's last-resort handler prints bare messages."""
+    if "gunicorn.glogging" not in sys.modules or logging.getLogger().handlers:
+        return
+    ours, gunicorn = logging.getLogger("flask_multi_redis"), logging.getLogger("gunicorn.error")
+    if not ours.handlers and gunicorn.handlers:
+        ours.handlers = list(gunicorn.handlers)
+        ours.setLevel(gunicorn.level)
+        ours.propagate = False
 
 
 def new_sender(role: str) -> Sender:

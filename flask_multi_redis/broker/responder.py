@@ -56,6 +56,7 @@ class Responder:
     """Serves the routes of this process: a handler pool for most, the listener's own thread for quick ones.
 
     :param max_ttl_ms: the longest a claim or a kept answer lives, whatever deadline a request carries.
+    :param error_messages: send callers the text of a handler's exception; False: only its type.
     :param inline_below: a handler whose average run time so far is below this many seconds runs on the
         listener's thread while no other handler runs or waits (0: never).
     :param pool: a client for claims.
@@ -68,6 +69,7 @@ class Responder:
         sender: Sender,
         max_message_size: int,
         max_ttl_ms: int,
+        error_messages: bool,
         inline_below: float,
         app: Flask | None,
         pipelined: PipelinedConnection,
@@ -81,6 +83,7 @@ class Responder:
         self.handlers = handlers
         self._max_message_size = max_message_size
         self._max_ttl_ms = max_ttl_ms
+        self._error_messages = error_messages
         self._inline_below = inline_below
         self._app = app
         self._pipelined = pipelined
@@ -195,7 +198,7 @@ class Responder:
         except Exception as exc:
             self._counters.count("failed")
             log.exception("%s for id=%s channel=%s raised", route.kind, envelope.id, route.channel.name)
-            self._answer_error(envelope, type(exc).__name__, str(exc))
+            self._answer_error(envelope, type(exc).__name__, str(exc) if self._error_messages else "")
             return
         self._counters.count("handled")
         self._answer(envelope, "reply", body)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from flask_multi_redis.connection import derived_client
+from flask_multi_redis.connection import derived_client, failure_reason
 from flask_multi_redis.errors import BrokerUnavailable
 
 from . import names
@@ -28,7 +28,7 @@ from .intake import Intake
 from .listener import Listener, encoded_name
 from .pipeline import PipelinedConnection
 from .pool import HandlerPool
-from .process import new_sender
+from .process import log_through_gunicorn, new_sender
 from .registry import ProcessInfo, Registration, live_processes
 from .reply_lists import WAIT_SLICE, DeferredUnlink, ReplyListWait
 from .responder import Responder
@@ -54,12 +54,21 @@ class Runtime:
     :param router: whose routes this process serves (the broker, with the routers it includes).
     :param session: the database whose server carries the messages.
     :param app: the app whose context handlers run in.
+    :param address: the session's server, as messages name it (password hidden).
     """
 
-    def __init__(self, settings: BrokerSettings, router: Router, session: RedisSession, app: Flask | None) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        router: Router,
+        session: RedisSession,
+        app: Flask | None,
+        address: str = "Redis",
+    ) -> None:
         self.settings = settings
         self.session = session
         self.app = app
+        self.address = address
         self.pid = os.getpid()
         self.sender = new_sender(settings.role)
         self.prefix = session.prefix
@@ -92,6 +101,7 @@ class Runtime:
             sender=self.sender,
             max_message_size=settings.max_message_size,
             max_ttl_ms=settings.max_ttl_ms,
+            error_messages=settings.error_messages,
             inline_below=settings.inline_below,
             app=app,
             pipelined=self._pipelined,
@@ -102,7 +112,10 @@ class Runtime:
         )
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
         self.listener = Listener(
-            self.client, name=f"flask-redis-listener-{self.pid}", on_ready=self.caller.read_kept_replies
+            self.client,
+            name=f"flask-redis-listener-{self.pid}",
+            address=address,
+            on_ready=self.caller.read_kept_replies,
         )
         self._registration = Registration(self._pipelined, self.prefix, self.info)
         self._heartbeat = Heartbeat(
@@ -113,6 +126,7 @@ class Runtime:
         """Subscribe the inbox and every routed channel; start the listener and the heartbeat. The runtime
         stops when the process exits normally (a gunicorn worker that is recycled or shut down, a script):
         what reached it by then is answered, or refused as ``ShuttingDown``."""
+        log_through_gunicorn()
         self.listener.subscribe(self.inbox, self._on_inbox)
         self.sync()
         self.listener.start()
@@ -136,13 +150,32 @@ class Runtime:
         self._heartbeat.changed()
 
     def ensure_started(self, deadline: float) -> None:
-        """Start if need be and wait (until the monotonic ``deadline``) for the inbox to be subscribed."""
-        if self.listener.ready:
+        """Start if need be and wait (until the monotonic ``deadline``) for the inbox to be subscribed.
+
+        :raises BrokerUnavailable: it is not, by then, or it has never connected and has failed (at once: a
+            refused connection, a wrong password or a certificate that does not verify is no passing glitch).
+        """
+        listener = self.listener
+        if listener.ready:
             return
-        if not self.listener.running:
+        if not listener.running:
             self.start()
-        if not self.listener.wait_ready(max(0.0, deadline - time.monotonic())):
-            raise BrokerUnavailable(f"the broker's listener is not connected to Redis ({self.session.name!r})")
+        while not listener.wait_ready(min(0.05, max(0.0, deadline - time.monotonic()))):
+            failed = listener.last_error
+            if (failed is not None and not listener.connected_once) or time.monotonic() >= deadline:
+                raise self._unavailable(failed)
+
+    def ensure_ready(self, deadline: float) -> None:
+        """As :meth:`ensure_started`, and wait for the registry to list this process too."""
+        self.ensure_started(deadline)
+        if not self._heartbeat.wait_current(max(0.0, deadline - time.monotonic())):
+            raise BrokerUnavailable(f"the broker at {self.address} could not renew its registry entry in time")
+
+    def _unavailable(self, failed: Exception | None) -> BrokerUnavailable:
+        reason = "no connection yet" if failed is None else failure_reason(failed)
+        error = BrokerUnavailable(f"the broker's listener is not connected to Redis at {self.address}: {reason}")
+        error.__cause__ = failed
+        return error
 
     def wait_ready(self, timeout: float) -> bool:
         """True once the listener is subscribed and the process is in the registry."""

@@ -23,6 +23,7 @@ class BrokerSettings:
     registry_cache: float = 1.0
     inline_below: float = 0.0002
     max_timeout: float = 300.0
+    error_messages: bool = True
 
     def __post_init__(self) -> None:
         if self.connections < 3:

@@ -3,8 +3,9 @@ becomes a config model, and a function that names a key the way the user wrote i
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -53,6 +54,8 @@ def load_config(
         section = source.get(config_element)
         if section is None:
             section, label = _flat_keys(source, config_element)
+            if not section:
+                _warn_missing(source, config_element)
         else:
             _warn_shadowed_flat_keys(source, config_element)
         if isinstance(section, BaseModel):
@@ -97,6 +100,27 @@ def _setting_name(name: str) -> str | None:
     return name if name in _fields() or name.lower() in REDIS_KWARGS else None
 
 
+def _warn_missing(config: Mapping[str, Any], config_element: str) -> None:
+    """No section and no flat key: the defaults (localhost:6379) are used, which is seldom meant; say so, and
+    name a config key that looks like a misspelt section."""
+    near = difflib.get_close_matches(config_element, [str(key) for key in config], n=1, cutoff=0.75)
+    hint = f"; app.config has {near[0]!r}: is that meant to be {config_element!r}?" if near else ""
+    log.warning(
+        "no Redis configuration for the %s extension (neither app.config[%r] nor %s_* keys): connecting to "
+        "redis://localhost:6379/0%s",
+        config_element,
+        config_element,
+        config_element,
+        hint,
+    )
+
+
+def _did_you_mean(name: str, known: Iterable[str], lead: str = "") -> str:
+    """`` (did you mean X?)`` for the known key closest to ``name``, or nothing when none is close."""
+    near = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {lead}{near[0]}?)" if near else ""
+
+
 def _fields() -> dict[str, Any]:
     """Every config field of both models, by name."""
     return {**IRedisSimpleConfig.model_fields, **IRedisMultiConfig.model_fields}
@@ -125,7 +149,12 @@ def _flat_keys(config: Mapping[str, Any], config_element: str) -> tuple[dict[str
             section[name] = value
             written[name] = key
         else:
-            log.warning("ignoring config key %s: not a Redis setting of the %s extension", key, config_element)
+            log.warning(
+                "ignoring config key %s: not a Redis setting of the %s extension%s",
+                key,
+                config_element,
+                _did_you_mean(key[len(lead) :].upper(), _fields(), lead),
+            )
 
     def label(path: tuple[str, ...]) -> str:
         head = written.get(path[0], lead + path[0]) if path else config_element
@@ -144,7 +173,7 @@ def _configuration_error(exc: ValidationError, label: Label, model_cls: type[Bas
     expected = model_field.description if model_field else None
     problem = first["msg"]
     if first["type"] == "extra_forbidden":
-        problem = "is not a known key"
+        problem = "is not a known key" + _did_you_mean(path[-1].upper(), model_cls.model_fields)
         expected = "one of " + ", ".join(sorted(model_cls.model_fields))
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ConfigurationError(label(path), problem[:1].lower() + problem[1:] + more, expected)

@@ -133,7 +133,9 @@ class Worker:
                 if time.monotonic() - started > STARTUP_TIMEOUT:
                     runtime.stop(timeout=5)
                     address = self.extension.addresses()[runtime.session.name]
-                    raise WorkerError(f"Redis at {address} did not answer within {STARTUP_TIMEOUT:.0f} s")
+                    failed = runtime.listener.last_error
+                    reason = f": {failure_reason(failed)}" if failed is not None else ""
+                    raise WorkerError(f"Redis at {address} did not answer within {STARTUP_TIMEOUT:.0f} s{reason}")
             info = runtime.info()
             log.info(
                 "worker %s ready: pool=%s concurrency=%d handlers=%s commands=%s",
