@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import resource
 import signal
 import threading
@@ -22,7 +21,7 @@ from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import BrokerError, BrokerUnavailable, RequestTimeout
 
 from .apps.svc import AddIn, AddOut, Gate, add, gate, stats, whoami
-from .conftest import ROOT, ServerFactory
+from .conftest import ServerFactory
 from .gates import call_at_gate
 from .servers import RedisServer
 from .waiting import wait_until
@@ -222,28 +221,6 @@ def url_as_user(broker_env: dict[str, str], user: str, keys: list[str], commands
         user, enabled=True, passwords=["+pw"], keys=keys, channels=["*"], commands=commands
     )
     return url.replace("redis://", f"redis://{user}:pw@")
-
-
-#: The command categories README.md tells users their broker's ACL user needs, read from README.md.
-README_CATEGORIES = re.findall(r"`(\+@connection[^`]*)`", (ROOT / "README.md").read_text())[0].split()
-
-
-def test_the_broker_works_with_the_acl_categories_the_readme_names(
-    spawn_backend: Spawn, broker_env: dict[str, str], caplog: pytest.LogCaptureFixture
-) -> None:
-    """Both the serving process and the caller log in as such a user: no scripts, no admin commands."""
-    broker_env["REDIS_URL"] = url_as_user(broker_env, "limited", keys=["*"], commands=README_CATEGORIES)
-    spawn_backend()
-    caller = FlaskRedisSingle({"URL": broker_env["REDIS_URL"], "PREFIX": broker_env["REDIS_PREFIX"]})
-    try:
-        with caplog.at_level(logging.WARNING, logger="flask_multi_redis"):
-            sums = [caller.broker.request(add, AddIn(a=i, b=1), timeout=5).sum for i in range(3)]
-            (report,) = caller.broker.broadcast(stats, None, gather=True, timeout=5)
-        assert sums == [1, 2, 3]
-        assert report.ok
-        assert not caplog.records
-    finally:
-        caller.broker.stop()
 
 
 def test_a_waiting_call_does_not_spin_while_redis_is_away(
