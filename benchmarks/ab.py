@@ -27,15 +27,15 @@ from benchmarks.common import ROOT, bench_redis, python
 APP = "benchmarks.bench_app:create_app()"
 
 
-def env_for(tree: Path, url: str) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1"}
+def env_for(tree: Path, url: str, extra: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1", **extra}
 
 
-def one_run(tree: Path, url: str, calls: int, callers: int = 0) -> float:
+def one_run(tree: Path, url: str, calls: int, callers: int = 0, extra: dict[str, str] | None = None) -> float:
     """The p50 in microseconds of ``calls`` sequential calls, or with ``callers`` the calls per second of that
     many gevent callers at once, with ``tree``'s code on both sides (each process runs in ``tree``, which comes
     first on its path: the installed checkout does not)."""
-    env = env_for(tree, url)
+    env = env_for(tree, url, extra or {})
     worker_argv = [python(), "-m", "flask_multi_redis.worker.launch", APP, "--router", "benchmarks.bench_app:router"]
     worker = subprocess.Popen([*worker_argv, "-l", "warning"], env=env, cwd=tree, stdout=subprocess.DEVNULL)
     try:
@@ -66,15 +66,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--callers", type=int, default=0, help="gevent callers at once (calls per second, not p50)")
+    parser.add_argument("--env-a", action="append", default=[], metavar="NAME=VALUE", help="for A's processes only")
     args = parser.parse_args()
     other = args.other.resolve()
+    env_a = dict(pair.split("=", 1) for pair in args.env_a)  # say BENCH_SIGNING_KEY=... to time signing
     ratios: list[float] = []
     with bench_redis() as url:
         one_run(ROOT, url, 200)  # warm the machine up
         unit = "calls/s" if args.callers else "us"
         for round_no in range(args.rounds):
             order = [("A", ROOT), ("B", other)] if round_no % 2 else [("B", other), ("A", ROOT)]
-            figure = {label: one_run(tree, url, args.calls, args.callers) for label, tree in order}
+            figure = {
+                label: one_run(tree, url, args.calls, args.callers, env_a if label == "A" else None)
+                for label, tree in order
+            }
             ratios.append(figure["A"] / figure["B"])
             print(
                 f"round {round_no + 1}: A {figure['A']:.1f} {unit}  B {figure['B']:.1f} {unit}  A/B {ratios[-1]:.3f}",

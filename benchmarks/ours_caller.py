@@ -15,9 +15,8 @@ if sys.argv[1] == "concurrent":
     monkey.patch_all()
 
 import json
-import os
 
-from benchmarks.bench_app import AddIn, add, ping
+from benchmarks.bench_app import AddIn, add, config, ping
 from benchmarks.common import summarize
 from benchmarks.peer_apps.driver import READY_TIMEOUT_S, WARMUP_CALLS, check, time_calls, time_calls_and_cpu
 from flask_multi_redis import FlaskRedisSingle
@@ -31,7 +30,7 @@ def connections_of(client: FlaskRedisSingle, name: str) -> int:
 
 def main() -> None:
     mode = sys.argv[1]
-    ext = FlaskRedisSingle({"URL": os.environ["REDIS_URL"], "PREFIX": "bench"})
+    ext = FlaskRedisSingle(config())
     broker = ext.broker
     runtime = broker.start(timeout=10)
     own = f"flask-redis:{runtime.sender.id}"

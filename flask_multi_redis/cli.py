@@ -41,6 +41,13 @@ def redis_group(ext: RedisExtension) -> click.Group:
                 click.echo(f"{name:<{width}}  {address}  unreachable: {failure_reason(exc)}", err=True)
                 continue
             click.echo(f"{name:<{width}}  {address}  redis {server.version}  {server.round_trip_ms:.2f} ms")
+        signed = [name for name in addresses if ext.signing_keys(name)]
+        if not signed:
+            click.echo(f"broker messages are not signed: set {ext.config_element}.SIGNING_KEY (see the README)")
+        elif len(signed) < len(addresses):
+            click.echo(f"broker messages are signed on {', '.join(signed)} only")
+        else:
+            click.echo("broker messages are signed")
         if failed:
             raise SystemExit(1)
 

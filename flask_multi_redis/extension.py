@@ -189,6 +189,13 @@ class RedisExtension:
         """The configured database names, in configuration order."""
         return list(self._state().sessions)
 
+    def signing_keys(self, name_or_index: str | int | None = None, *, app: Flask | None = None) -> tuple[bytes, ...]:
+        """The keys that sign the broker's messages over that database (SIGNING_KEY, SIGNING_KEYS): the first
+        signs, any is accepted; none: messages are not signed."""
+        state = self._state(app)
+        name = state.lookup(name_or_index).name
+        return next(spec.signing_keys for spec in state.specs if spec.name == name)
+
     def addresses(self, app: Flask | None = None) -> dict[str, str]:
         """Database name -> server address with any password replaced by ``***`` (of ``app``, or of the
         current context)."""

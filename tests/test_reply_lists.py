@@ -70,7 +70,7 @@ def test_a_published_request_waits_for_its_answer(parts: Parts) -> None:
     try:
         assert parts.wait.publish("t:someone", b"request", key, time.monotonic() + 5, marked=False)
         threading.Timer(0.1, parts.admin.rpush, (key, answer(call_id, 7))).start()
-        found = parts.wait.wait(call_id, key, time.monotonic() + 5, started=True)
+        found = parts.wait.wait(call_id, "test.channel", key, time.monotonic() + 5, started=True)
     finally:
         parts.wait.release()
     listener.close()
@@ -91,7 +91,7 @@ def test_a_late_nobody_marker_and_a_stranger_are_taken_out_quietly(
     threading.Timer(0.3, parts.admin.rpush, (key, ours)).start()
     assert parts.wait.take()
     try:
-        found = parts.wait.wait(call_id, key, time.monotonic() + 5, started=False)
+        found = parts.wait.wait(call_id, "test.channel", key, time.monotonic() + 5, started=False)
     finally:
         parts.wait.release()
     assert found is not None
@@ -106,7 +106,10 @@ def test_the_wait_ends_at_its_deadline(parts: Parts) -> None:
     started = time.monotonic()
     assert parts.wait.take()
     try:
-        assert parts.wait.wait(call_id, names.reply_key("t", call_id), started + 0.3, started=False) is None
+        assert (
+            parts.wait.wait(call_id, "test.channel", names.reply_key("t", call_id), started + 0.3, started=False)
+            is None
+        )
     finally:
         parts.wait.release()
     assert 0.3 <= time.monotonic() - started < 1.0
@@ -121,7 +124,7 @@ def test_a_lost_connection_loses_nothing(parts: Parts) -> None:
     def waiting() -> None:
         assert parts.wait.take()
         try:
-            found.append(parts.wait.wait(call_id, key, time.monotonic() + 10, started=False))
+            found.append(parts.wait.wait(call_id, "test.channel", key, time.monotonic() + 10, started=False))
         finally:
             parts.wait.release()
 
@@ -189,7 +192,7 @@ def test_garbage_on_the_waiting_connection_is_a_lost_connection(redis_url: str, 
         def waiting() -> None:
             assert wait.take()
             try:
-                found.append(wait.wait(call_id, key, time.monotonic() + 10, started=False))
+                found.append(wait.wait(call_id, "test.channel", key, time.monotonic() + 10, started=False))
             finally:
                 wait.release()
 
@@ -218,7 +221,7 @@ def test_a_malformed_answer_in_the_list_is_dropped_and_counted(parts: Parts) -> 
     threading.Timer(0.1, parts.admin.rpush, (key, answer(call_id, 4))).start()
     assert parts.wait.take()
     try:
-        found = parts.wait.wait(call_id, key, time.monotonic() + 5, started=False)
+        found = parts.wait.wait(call_id, "test.channel", key, time.monotonic() + 5, started=False)
     finally:
         parts.wait.release()
     assert found is not None

@@ -222,7 +222,7 @@ class Broker(Router):
         timeout = self._timeout(timeout)
         deadline = time.monotonic() + timeout
         self.runtime().ensure_started(deadline)
-        with caller.call(expected=1 << 30) as call:
+        with caller.call(channel, expected=1 << 30) as call:
             remaining = deadline - time.monotonic()
             data = caller.envelope("command", call.id, channel, body, remaining, True)
             receivers = caller.broadcast(channel, data, deadline)
@@ -320,7 +320,8 @@ class Broker(Router):
             if runtime is None:
                 session = self._session(app)
                 address = self.extension.addresses(app)[session.name]
-                runtime = Runtime(self.settings(), self, session, app, address)
+                keys = self.extension.signing_keys(session.name, app=app)
+                runtime = Runtime(self.settings(), self, session, app, address, keys)
                 if app is None:
                     self._own_runtime = runtime
                 else:

@@ -46,6 +46,7 @@ class Call:
     """A request or gathered broadcast in flight: the replies that have come in, and how many are awaited."""
 
     id: str
+    channel: str  # an answer on another channel is no answer to this call
     expected: int
     replies: list[Envelope] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
@@ -103,9 +104,9 @@ class Caller:
         return len(self._calls) + self._reply_wait.busy
 
     @contextlib.contextmanager
-    def call(self, expected: int) -> Iterator[Call]:
+    def call(self, channel: Channel[Any, Any], expected: int) -> Iterator[Call]:
         """A new call, whose replies on the inbox are collected while the block runs."""
-        call = Call(id=new_id(), expected=expected)
+        call = Call(id=new_id(), channel=channel.name, expected=expected)
         self._calls[call.id] = call
         try:
             yield call
@@ -125,6 +126,7 @@ class Caller:
             deadline=None if timeout is None else deadline_after(timeout),
             sender=self.sender,
             max_size=self.max_message_size,
+            signer=self._intake.signer,
         )
 
     def broadcast(self, channel: Channel[Any, Any], data: bytes, deadline: float | None = None) -> int:
@@ -144,7 +146,7 @@ class Caller:
                 return self._request_on_reply_list(channel, body, deadline, avoid)
             finally:
                 self._reply_wait.release()
-        with self.call(expected=1) as call:
+        with self.call(channel, expected=1) as call:
             data = self.envelope("request", call.id, channel, body, deadline - time.monotonic(), reply=True)
             self._deliver(channel, lambda target, _: self._publish(target, data, deadline) > 0, avoid, deadline)
             replies = self.wait(call, deadline)
@@ -165,8 +167,10 @@ class Caller:
         call = self._calls.get(envelope.id)
         if call is None:
             log.debug("late or unknown reply dropped: id=%s channel=%s", envelope.id, envelope.channel)
-            return
-        call.add(envelope)
+        elif envelope.channel != call.channel:
+            self._intake.drop(envelope, f"an answer for channel {call.channel!r} came on another")
+        else:
+            call.add(envelope)
 
     def read_kept_replies(self) -> None:
         """After the inbox was (re)subscribed: the replies kept for our calls while it was not."""
@@ -189,7 +193,7 @@ class Caller:
                 avoid,
                 deadline,
             )
-            return self._reply_wait.wait(call_id, key, deadline, started=True)
+            return self._reply_wait.wait(call_id, channel.name, key, deadline, started=True)
         finally:  # a call interrupted half-way leaves replies owed: its connection notices before its next use
             self._unlinks.add(key)
 

@@ -21,6 +21,7 @@ __all__ = [
     "publish",
     "publish_and_wait",
     "receivers",
+    "records",
     "renew",
     "responders",
     "subscribe",
@@ -135,6 +136,11 @@ def responders(serves_key: str, now_ms: int, latest_ms: int, limit: int = 64) ->
     """At most ``limit`` members of a channel's sorted set whose heartbeat has not expired, and does not expire
     after ``latest_ms``."""
     return ("ZRANGEBYSCORE", serves_key, now_ms, latest_ms, "LIMIT", 0, limit)
+
+
+def records(process_keys: Iterable[str]) -> Command:
+    """The heartbeat records of these processes (nil for those that have none)."""
+    return ("MGET", *process_keys)
 
 
 def subscribe(channels: Iterable[bytes]) -> Command:

@@ -13,6 +13,7 @@ from flask_multi_redis.errors import BrokerUnavailable
 
 from . import names, registry
 from .pipeline import PipelinedConnection
+from .signing import Signer
 
 __all__ = ["MAX_DIRECT_TRIES", "ResponderDirectory"]
 
@@ -22,12 +23,14 @@ MAX_DIRECT_TRIES = 3
 
 class ResponderDirectory:
     """The processes that serve each channel, read from the registry and trusted for ``cache`` seconds; a
-    responder that a request did not reach is forgotten until the next read."""
+    responder that a request did not reach is forgotten until the next read. With a ``signer``, only those
+    whose heartbeat record is signed."""
 
-    def __init__(self, pipelined: PipelinedConnection, prefix: str, cache: float) -> None:
+    def __init__(self, pipelined: PipelinedConnection, prefix: str, cache: float, signer: Signer | None = None) -> None:
         self._pipelined = pipelined
         self._prefix = prefix
         self._cache = cache
+        self._signer = signer
         self._known: dict[str, tuple[float, list[str]]] = {}  # channel -> (trusted until, responder ids)
         self._rotation = itertools.count()
 
@@ -59,6 +62,10 @@ class ResponderDirectory:
         if known is None or known[0] < now:
             try:
                 ids = registry.responder_ids(self._pipelined, self._prefix, channel, deadline)
+                if self._signer is not None:  # only processes that sign their records
+                    ids = registry.signed_responders(
+                        self._pipelined, self._prefix, channel, ids, self._signer, deadline
+                    )
             except redis.RedisError as exc:
                 raise BrokerUnavailable(f"could not read the responders of {channel!r}: {describe(exc)}") from exc
             known = (now + self._cache, ids)

@@ -10,6 +10,8 @@ import orjson
 
 from flask_multi_redis.errors import InvalidMessage, MessageTooLarge
 
+from .signing import Signer
+
 __all__ = [
     "KINDS",
     "MAX_CHANNEL",
@@ -162,8 +164,10 @@ def pack(
     sender: Sender | None = None,
     headers: dict[str, str] | None = None,
     max_size: int,
+    signer: Signer | None = None,
 ) -> bytes:
-    """Serialize an envelope around an already serialized JSON body; refuse one larger than ``max_size``."""
+    """Serialize an envelope around an already serialized JSON body, signed when there is a ``signer``; refuse
+    one larger than ``max_size``."""
     head: dict[str, Any] = {"v": VERSION, "kind": kind, "id": id, "channel": channel}
     if reply_to is not None:
         head["reply_to"] = reply_to
@@ -176,15 +180,20 @@ def pack(
         parts += (b',"headers":', orjson.dumps(headers))
     parts += (b',"body":', body_json, b"}")
     data = b"".join(parts)
+    if signer is not None:
+        data = signer.sign(data)
     if len(data) > max_size:
         raise MessageTooLarge(f"a {len(data)}-byte {kind} on {channel!r} exceeds max_message_size={max_size}")
     return data
 
 
-def unpack(data: bytes, max_size: int) -> Envelope:
-    """Parse and check a received envelope; :class:`InvalidMessage` says what is wrong without quoting it."""
+def unpack(data: bytes, max_size: int, signer: Signer | None = None) -> Envelope:
+    """Parse and check a received envelope, whose signature a ``signer`` checks first; :class:`InvalidMessage`
+    says what is wrong without quoting it."""
     if len(data) > max_size:
         raise MessageTooLarge(f"a {len(data)}-byte message exceeds max_message_size={max_size}")
+    if signer is not None:
+        data = signer.verify(data)
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

@@ -9,6 +9,7 @@ from flask_multi_redis.errors import InvalidMessage
 
 from .envelope import Envelope, unpack
 from .health import Counters
+from .signing import Signer
 
 __all__ = ["Intake"]
 
@@ -16,16 +17,18 @@ log = logging.getLogger(__name__)
 
 
 class Intake:
-    """Parses received envelopes of at most ``max_message_size`` bytes, counting what it drops in ``counters``."""
+    """Parses received envelopes of at most ``max_message_size`` bytes (signed ones, when there is a ``signer``:
+    an unsigned or wrongly signed one is dropped), counting what it drops in ``counters``."""
 
-    def __init__(self, counters: Counters, max_message_size: int) -> None:
+    def __init__(self, counters: Counters, max_message_size: int, signer: Signer | None = None) -> None:
         self.counters = counters
         self.max_message_size = max_message_size
+        self.signer = signer
 
     def read(self, where: bytes, data: bytes) -> Envelope | None:
         """The envelope in ``data``, received on ``where``; None when it is dropped."""
         try:
-            return unpack(data, self.max_message_size)
+            return unpack(data, self.max_message_size, self.signer)
         except InvalidMessage as exc:
             self.counters.count("dropped")
             log.warning("dropped a message on %s: %s", where.decode(errors="replace"), exc)

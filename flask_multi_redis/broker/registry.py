@@ -14,9 +14,12 @@ from typing import Any, TypeGuard
 import orjson
 import redis
 
+from flask_multi_redis.errors import InvalidMessage
+
 from . import commands, names
 from .envelope import MAX_CHANNEL, MAX_ID, Sender, is_name, now_ms
 from .pipeline import PipelinedConnection
+from .signing import Signer
 
 __all__ = [
     "MAX_RESPONDERS",
@@ -26,6 +29,7 @@ __all__ = [
     "live_processes",
     "register",
     "responder_ids",
+    "signed_responders",
     "unregister",
 ]
 
@@ -60,13 +64,15 @@ class ProcessInfo:
         }
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> ProcessInfo | None:
+    def from_json(cls, raw: bytes | str, signer: Signer | None = None) -> ProcessInfo | None:
         """Parse a heartbeat record; None for one this version cannot read, or whose fields are not of the
         documented types and sizes (a record anyone with write access to the keys may have forged: what is
-        shown of it must be safe on a terminal)."""
+        shown of it must be safe on a terminal), or, with a ``signer``, that is not signed with its keys."""
         try:
+            if signer is not None:
+                raw = signer.verify(raw if isinstance(raw, bytes) else raw.encode())
             data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        except (orjson.JSONDecodeError, InvalidMessage):
             return None
         if not isinstance(data, dict):
             return None
@@ -100,10 +106,17 @@ class Registration:
     :param info: what the entry says, asked afresh at each renewal.
     """
 
-    def __init__(self, pipelined: PipelinedConnection, prefix: str, info: Callable[[], ProcessInfo]) -> None:
+    def __init__(
+        self,
+        pipelined: PipelinedConnection,
+        prefix: str,
+        info: Callable[[], ProcessInfo],
+        signer: Signer | None = None,
+    ) -> None:
         self._pipelined = pipelined
         self._prefix = prefix
         self._info = info
+        self._signer = signer
         self._listed = False
         self._lock = threading.Lock()
 
@@ -116,7 +129,7 @@ class Registration:
         """List the process (again) for ``ttl_ms`` milliseconds, unless it has left."""
         with self._lock:
             if self._listed:
-                register(self._pipelined, self._prefix, self._info(), ttl_ms)
+                register(self._pipelined, self._prefix, self._info(), ttl_ms, self._signer)
 
     def leave(self, handlers: tuple[str, ...]) -> None:
         """Leave the registry at once (a killed process expires instead)."""
@@ -126,9 +139,14 @@ class Registration:
                 unregister(self._pipelined, self._prefix, self._info().sender.id, handlers)
 
 
-def register(pipelined: PipelinedConnection, prefix: str, info: ProcessInfo, ttl_ms: int) -> None:
-    """Renew the heartbeat of ``info``'s process, and its place among the responders of its handlers."""
+def register(
+    pipelined: PipelinedConnection, prefix: str, info: ProcessInfo, ttl_ms: int, signer: Signer | None = None
+) -> None:
+    """Renew the heartbeat of ``info``'s process (its record signed, with a ``signer``), and its place among
+    the responders of its handlers."""
     record = orjson.dumps(info.as_json())
+    if signer is not None:
+        record = signer.sign(record)
     serves = [names.serves_key(prefix, channel) for channel in info.handlers]
     member = info.sender.id
     key = names.process_key(prefix, member)
@@ -153,27 +171,52 @@ def responder_ids(
     return [member for member in ids if is_name(member, MAX_ID)]
 
 
-def live_processes(client: redis.Redis, prefix: str, limit: int = 1000) -> tuple[list[ProcessInfo], bool]:
+def signed_responders(
+    pipelined: PipelinedConnection,
+    prefix: str,
+    channel: str,
+    ids: list[str],
+    signer: Signer,
+    deadline: float | None = None,
+) -> list[str]:
+    """Of ``ids``, those whose heartbeat record is signed with ``signer``'s keys and lists ``channel`` among its
+    handlers: a member that anyone may add to a serves set takes no request unless its process signs."""
+    if not ids:
+        return []
+    keys = (names.process_key(prefix, member) for member in ids)
+    records = pipelined.execute(*commands.records(keys), deadline=deadline)
+    kept = []
+    for member, raw in zip(ids, records, strict=True):
+        info = ProcessInfo.from_json(raw, signer) if isinstance(raw, bytes) else None
+        if info is not None and info.sender.id == member and channel in info.handlers:
+            kept.append(member)
+    return kept
+
+
+def live_processes(
+    client: redis.Redis, prefix: str, limit: int = 1000, signer: Signer | None = None
+) -> tuple[list[ProcessInfo], bool]:
     """The processes with a live heartbeat in the environment ``prefix``, by role, host and pid: at most
-    ``limit`` of them, read a page at a time; and whether there are more."""
+    ``limit`` of them, read a page at a time (with a ``signer``, only signed records); and whether there are
+    more."""
     found: list[ProcessInfo] = []
     more = False
     keys: list[Any] = []
     for key in client.scan_iter(match=names.process_pattern(prefix), count=500):
         keys.append(key)
         if len(keys) == 500:
-            found += _records(client, keys)
+            found += _records(client, keys, signer)
             keys = []
         if len(found) >= limit:
             more = True
             break
     if keys and len(found) < limit:
-        found += _records(client, keys)
+        found += _records(client, keys, signer)
     more = more or len(found) > limit
     ordered = sorted(found, key=lambda p: (p.sender.role, p.sender.host, p.sender.pid))
     return ordered[:limit], more
 
 
-def _records(client: redis.Redis, keys: list[Any]) -> list[ProcessInfo]:
-    parsed = [ProcessInfo.from_json(raw) for raw in client.mget(keys) if raw is not None]
+def _records(client: redis.Redis, keys: list[Any], signer: Signer | None) -> list[ProcessInfo]:
+    parsed = [ProcessInfo.from_json(raw, signer) for raw in client.mget(keys) if raw is not None]
     return [info for info in parsed if info is not None]

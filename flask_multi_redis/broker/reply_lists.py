@@ -132,8 +132,9 @@ class ReplyListWait:
         self._end_wait(key, deadline)
         return False
 
-    def wait(self, call_id: str, key: str, deadline: float, started: bool) -> Envelope | None:
-        """The answer to ``call_id`` once it is in the list ``key``; None at the monotonic ``deadline``.
+    def wait(self, call_id: str, channel: str, key: str, deadline: float, started: bool) -> Envelope | None:
+        """The answer to ``call_id`` on ``channel`` once it is in the list ``key``; None at the monotonic
+        ``deadline``. Anything else in the list (another call's answer, one on another channel) is taken out.
 
         ``started``: :meth:`publish` sent the first wait. A lost connection loses nothing: the wait starts again
         on a new one, until the deadline. No read waits past the deadline by more than SLACK, however silent
@@ -164,7 +165,7 @@ class ReplyListWait:
                 removals = [commands.discard(key, MARKER, count=0)]
             elif isinstance(found, bytes):
                 envelope = self._intake.read(key.encode(), found)
-                if envelope is not None and envelope.kind in ("reply", "error") and envelope.id == call_id:
+                if envelope is not None and _answers(envelope, call_id, channel):
                     return envelope
                 removals = [commands.discard(key, found)]  # not our answer: take it out, or BLMOVE returns it again
 
@@ -203,6 +204,10 @@ class ReplyListWait:
     def _wait_for(self, deadline: float) -> float:
         """Seconds for the next wait on the reply list: until the deadline, at most one slice."""
         return max(0.01, min(deadline - time.monotonic(), self._wait_slice))
+
+
+def _answers(envelope: Envelope, call_id: str, channel: str) -> bool:
+    return envelope.kind in ("reply", "error") and envelope.id == call_id and envelope.channel == channel
 
 
 def _until(deadline: float) -> float:

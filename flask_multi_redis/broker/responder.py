@@ -227,10 +227,19 @@ class Responder:
         if envelope.kind == "command" and not envelope.reply_to:
             return  # a plain broadcast: nobody waits
         try:
-            data = pack(kind, envelope.id, envelope.channel, body, sender=self.sender, max_size=self._max_message_size)
+            signer, size = self._intake.signer, self._max_message_size
+            data = pack(kind, envelope.id, envelope.channel, body, sender=self.sender, max_size=size, signer=signer)
         except InvalidMessage as exc:  # the reply is too large: say so instead
             body = _error_body(type(exc).__name__, str(exc))
-            data = pack("error", envelope.id, envelope.channel, body, sender=self.sender, max_size=len(body) + 4096)
+            data = pack(
+                "error",
+                envelope.id,
+                envelope.channel,
+                body,
+                sender=self.sender,
+                max_size=len(body) + 4096,
+                signer=signer,
+            )
         sent = commands.answer(
             names.reply_key(self.prefix, envelope.id), data, _ttl_ms(envelope, self._max_ttl_ms), envelope.reply_to
         )

@@ -34,6 +34,7 @@ from .reply_lists import WAIT_SLICE, DeferredUnlink, ReplyListWait
 from .responder import Responder
 from .router import Router
 from .settings import BrokerSettings
+from .signing import Signer
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -55,6 +56,8 @@ class Runtime:
     :param session: the database whose server carries the messages.
     :param app: the app whose context handlers run in.
     :param address: the session's server, as messages name it (password hidden).
+    :param signing_keys: the keys that sign its messages and registry records (the first signs, any is
+        accepted); none: nothing is signed.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Runtime:
         session: RedisSession,
         app: Flask | None,
         address: str = "Redis",
+        signing_keys: tuple[bytes, ...] = (),
     ) -> None:
         self.settings = settings
         self.session = session
@@ -79,7 +83,10 @@ class Runtime:
         name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection
         self.client = derived_client(session, settings.connections - 2, POOL_WAIT, name)  # the two others below
         self._pipelined = PipelinedConnection(self.client)
-        self._intake = Intake(self.counters, settings.max_message_size)
+        self.signed = bool(signing_keys)
+        signer = Signer(signing_keys) if signing_keys else None
+        self._signer = signer
+        self._intake = Intake(self.counters, settings.max_message_size, signer)
         self._unlinks = DeferredUnlink()
         socket_timeout = self.client.connection_pool.connection_kwargs["socket_timeout"]
         wait_slice = min(WAIT_SLICE, socket_timeout / 2)  # a blocked read must not time out first
@@ -90,7 +97,7 @@ class Runtime:
             inbox=self.inbox,
             max_message_size=settings.max_message_size,
             pipelined=self._pipelined,
-            directory=ResponderDirectory(self._pipelined, self.prefix, settings.registry_cache),
+            directory=ResponderDirectory(self._pipelined, self.prefix, settings.registry_cache, signer),
             unlinks=self._unlinks,
             reply_wait=self._reply_wait,
             intake=self._intake,
@@ -117,7 +124,7 @@ class Runtime:
             address=address,
             on_ready=self.caller.read_kept_replies,
         )
-        self._registration = Registration(self._pipelined, self.prefix, self.info)
+        self._registration = Registration(self._pipelined, self.prefix, self.info, signer)
         self._heartbeat = Heartbeat(
             settings.heartbeat_interval, self._beat, self.listener.wait_ready, f"flask-redis-heartbeat-{self.pid}"
         )
@@ -246,7 +253,7 @@ class Runtime:
     def processes(self, limit: int) -> tuple[list[ProcessInfo], bool]:
         """The live processes of this environment, from the registry: at most ``limit``, and whether there
         are more."""
-        return live_processes(self.client, self.prefix, limit)
+        return live_processes(self.client, self.prefix, limit, self._signer)
 
     def _beat(self) -> None:
         self._unlinks.flush(self._pipelined)

@@ -101,6 +101,12 @@ class _ServerFields(BaseModel):
     CLIENT_NAME: str | None = _expected("a name shown by CLIENT LIST")
     DECODE_RESPONSES: bool | None = _expected("true or false")
     CLASS: type[redis.Redis] | None = _expected("a redis.Redis subclass, or its dotted path")
+    SIGNING_KEY: SecretStr | None = _expected("a secret of at least 16 characters that signs broker messages")
+    SIGNING_KEYS: list[SecretStr] | None = Field(
+        default=None,
+        min_length=1,
+        description="a list of such secrets: the first signs, any is accepted (in flat keys, comma-separated)",
+    )
     OPTIONS: dict[str, Any] = Field(
         default_factory=dict, description="a mapping of further redis.Redis keyword arguments"
     )
@@ -139,6 +145,21 @@ class _ServerFields(BaseModel):
         if options:
             out["OPTIONS"] = options
         return out
+
+    @field_validator("SIGNING_KEYS", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("SIGNING_KEY", "SIGNING_KEYS")
+    @classmethod
+    def _long_enough(cls, value: Any) -> Any:
+        keys = value if isinstance(value, list) else [] if value is None else [value]
+        if any(len(key.get_secret_value()) < 16 for key in keys):
+            raise ValueError("a signing key must have at least 16 characters")
+        return value
 
     @field_validator("CLASS", mode="before")
     @classmethod

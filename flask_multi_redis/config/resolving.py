@@ -47,6 +47,7 @@ class DatabaseSpec:
     client_class: type[redis.Redis]
     address: str
     kwargs: dict[str, Any] = field(repr=False)
+    signing_keys: tuple[bytes, ...] = field(default=(), repr=False)  # the first signs, any is accepted
 
     @property
     def pool_key(self) -> tuple[Any, ...]:
@@ -215,8 +216,23 @@ def _spec(
     prefix = given.get("PREFIX", default_prefix) or ""
     client_class = given.get("CLASS", redis.Redis)
     return DatabaseSpec(
-        name=name, index=index, prefix=prefix, client_class=client_class, address=address, kwargs=kwargs
+        name=name,
+        index=index,
+        prefix=prefix,
+        client_class=client_class,
+        address=address,
+        kwargs=kwargs,
+        signing_keys=_signing_keys(given, label, path),
     )
+
+
+def _signing_keys(given: dict[str, Any], label: Label, path: tuple[str, ...]) -> tuple[bytes, ...]:
+    if "SIGNING_KEY" in given and "SIGNING_KEYS" in given:
+        raise ConfigurationError(
+            label((*path, "SIGNING_KEYS")), "is set together with SIGNING_KEY", "one of them (a list rotates keys)"
+        )
+    keys = given.get("SIGNING_KEYS") or ([given["SIGNING_KEY"]] if "SIGNING_KEY" in given else [])
+    return tuple(key.get_secret_value().encode() for key in keys)
 
 
 def _display_host(host: str) -> str:

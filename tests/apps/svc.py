@@ -108,6 +108,8 @@ def wait_at_gate(message: Gate) -> AddOut:
 def create_app() -> Flask:
     app = Flask("svc")
     app.config["REDIS"] = {"URL": os.environ["REDIS_URL"], "PREFIX": os.environ.get("REDIS_PREFIX", "test")}
+    if os.environ.get("REDIS_SIGNING_KEYS"):
+        app.config["REDIS"]["SIGNING_KEYS"] = os.environ["REDIS_SIGNING_KEYS"]
     redis.init_app(app)
 
     @app.get("/add")
