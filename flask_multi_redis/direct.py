@@ -65,8 +65,9 @@ class _Connection:
         if handed is not None:
             handed.connection.disconnect()  # type: ignore[no-untyped-call]
 
-    def _write(self, commands: Sequence[Command], timeout: float | None = None) -> None:
-        """Write ``commands`` in one go, connecting first if need be (within ``timeout`` seconds, if given)."""
+    def _write(self, commands: Sequence[Command], timeout: float | None = None) -> float | None:
+        """Write ``commands`` in one go, connecting first if need be (within ``timeout`` seconds, if given); the
+        timeout the socket has now (``timeout``, at most the socket timeout)."""
         sock = self._sock if self._sock is not None else self._connect(timeout)
         self.last_used = time.monotonic()
         encode = self._encode
@@ -87,6 +88,7 @@ class _Connection:
             self.close()
             errno, message = ("UNKNOWN", exc.args[0]) if len(exc.args) == 1 else exc.args[:2]
             raise redis.ConnectionError(f"Error {errno} while writing to socket. {message}.") from exc
+        return wait
 
     def _read(self, timeout: float | None) -> Any:
         """What comes next: a reply, an error reply as its exception, or a RESP3 push. A failed read closes the
@@ -202,12 +204,11 @@ class DirectConnection(_Connection):
         if self._owed or self._broken or not self._in_step():
             self.close()
         try:
-            self._write(commands, timeout)
+            wait = self._write(commands, timeout)
         except BaseException:  # interrupted half-way: what was written is unknown
             self.close()
             raise
         self._owed = len(commands)
-        wait = self._bounded(timeout)
         return [self._next(wait) for _ in range(answered)]
 
     def finish(self, timeout: float | None = None) -> Any:

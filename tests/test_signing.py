@@ -199,3 +199,14 @@ def test_ping_says_whether_messages_are_signed(signed_env: dict[str, str]) -> No
     result = app.test_cli_runner().invoke(args=["redis", "ping"])
     assert result.output.splitlines()[-1] == "broker messages are signed"
     assert KEY not in result.output
+
+
+@pytest.mark.parametrize("length", [16, 32, 63, 64, 65, 200])
+def test_the_signature_is_hmac_sha256(length: int) -> None:
+    """The signer's precomputed HMAC gives what the standard library's gives, for keys of every length."""
+    import hmac as stdlib_hmac
+
+    key = bytes(i % 251 for i in range(length))
+    message = b'{"v":1,"kind":"reply","id":"abc","channel":"c","body":[1,2,3]}'
+    signed = Signer([key]).sign(message)
+    assert signed[-66:-2] == stdlib_hmac.digest(key, message, "sha256").hex().encode()

@@ -8,6 +8,7 @@ Keys rotate: the first of the configured keys signs, any of them is accepted.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
 
@@ -19,23 +20,44 @@ _HEAD = b',"sig":"'
 _TAIL = len(_HEAD) + 64 + 2  # the field, its 64 hex digits, the closing quote and brace
 
 
+class _Mac:
+    """HMAC-SHA256 (RFC 2104) with one key, its padded key hashed once: the same digest as ``hmac.digest(key,
+    message, "sha256")``, at about half the cost per message."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # the block size: a longer key is hashed first
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+
+    def hexdigest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest().encode()
+
+
 class Signer:
     """Signs with ``keys[0]`` and accepts a signature made with any of ``keys`` (at least one)."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_count", "_macs")
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
             raise ValueError("a Signer needs at least one key")
-        self._keys = tuple(keys)
+        self._macs = tuple(_Mac(key) for key in keys)
+        self._count = len(keys)
 
     def __repr__(self) -> str:
-        return f"<Signer with {len(self._keys)} key(s)>"  # never the keys
+        return f"<Signer with {self._count} key(s)>"  # never the keys
 
     def sign(self, envelope: bytes) -> bytes:
         """``envelope`` (a JSON object, as :func:`.envelope.pack` writes it) with its signature added."""
-        mac = hmac.digest(self._keys[0], envelope, "sha256").hex().encode()
-        return b"".join((envelope[:-1], _HEAD, mac, b'"}'))
+        return b"".join((envelope[:-1], _HEAD, self._macs[0].hexdigest(envelope), b'"}'))
 
     def verify(self, data: bytes) -> bytes:
         """The unsigned envelope of a signed one.
@@ -46,7 +68,7 @@ class Signer:
             raise InvalidMessage("the message is not signed")
         unsigned = data[:-_TAIL] + b"}"
         mac = data[-66:-2]
-        for key in self._keys:
-            if hmac.compare_digest(hmac.digest(key, unsigned, "sha256").hex().encode(), mac):
+        for key in self._macs:
+            if hmac.compare_digest(key.hexdigest(unsigned), mac):
                 return unsigned
         raise InvalidMessage("the message is not signed with this environment's key")
