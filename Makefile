@@ -25,7 +25,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 faults: $(VENV)/.installed
-	$(PY) -m pytest -m faults -v
+	FAULT_TABLE=docs/faults.md $(PY) -m pytest -m faults -v
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

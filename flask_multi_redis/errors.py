@@ -138,8 +138,15 @@ class RemoteInvalidMessage(RemoteError, InvalidMessage):
     REMOTE_TYPE = "InvalidMessage"
 
 
+class RemoteBrokerUnavailable(RemoteError, BrokerUnavailable):
+    """The remote process could not use Redis for the request (it could not claim it: ``OOM``, say): not
+    started. Also a :class:`BrokerUnavailable`, as when this process cannot use Redis."""
+
+    REMOTE_TYPE = "BrokerUnavailable"
+
+
 _REMOTE_CLASSES: dict[str, type[RemoteError]] = {
-    cls.REMOTE_TYPE: cls for cls in (Overloaded, ShuttingDown, RemoteInvalidMessage)
+    cls.REMOTE_TYPE: cls for cls in (Overloaded, ShuttingDown, RemoteInvalidMessage, RemoteBrokerUnavailable)
 }
 
 

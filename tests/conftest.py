@@ -15,6 +15,7 @@ from flask import Flask
 
 from flask_multi_redis import FlaskRedisSingle, RedisSession
 
+from .faults import TABLE
 from .processes import serve_web, start_worker  # noqa: F401 - fixtures for every test module
 from .servers import ACLUser, RedisServer, TLSFiles
 from .sessions import make_session
@@ -176,3 +177,11 @@ def text_session(redis_url: str, sessions: list[RedisSession]) -> RedisSession:
     created = make_session(redis_url, PREFIX="test", client_kwargs={"decode_responses": True})
     sessions.append(created)
     return created
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault table of the scenarios that ran (tests/faults.py); with FAULT_TABLE set, written there too."""
+    if TABLE.rows:
+        terminalreporter.write_sep("-", "fault table")
+        terminalreporter.write_line(TABLE.markdown())
+        TABLE.write()

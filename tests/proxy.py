@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 
@@ -39,6 +40,16 @@ class Proxy:
 
     def resume(self) -> None:
         self._forwarding.set()
+
+    def drop(self) -> None:
+        """Cut every connection: each side gets a reset (RST), as when a load balancer or NAT drops them."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for client, server in pairs:
+            for sock in (client, server):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
 
     def inject(self, data: bytes) -> None:
         """Send ``data`` to every client, as if the server had sent it."""
@@ -82,7 +93,7 @@ class Proxy:
                     if not data:
                         return
                     other[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # a socket closed under us (drop, close)
             return
         finally:
             with self._lock:

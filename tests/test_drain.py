@@ -17,6 +17,7 @@ from flask_multi_redis.broker import NoResponders, ShuttingDown
 
 from .apps.svc import AddIn, whoami
 from .apps.svc import add as add_channel
+from .faults import TABLE, Load, calls_of
 from .processes import Served, WorkerProcess
 from .waiting import wait_until
 
@@ -25,51 +26,21 @@ pytestmark = pytest.mark.faults
 TIMEOUT = 3.0
 
 
-class Load:
-    """Callers calling in a loop until stopped; how each call ended, and the calls that ended late."""
-
-    def __init__(self, call: Callable[[int], object], callers: int) -> None:
-        self.outcomes: collections.Counter[str] = collections.Counter()
-        self.late = 0
-        self._call = call
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(i,)) for i in range(callers)]
-        for thread in self._threads:
-            thread.start()
-
-    def _loop(self, i: int) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self._call(i)
-                outcome = "ok"
-            except Exception as exc:
-                outcome = type(exc).__name__
-            self.outcomes[outcome] += 1
-            if time.monotonic() - started > TIMEOUT + 1:
-                self.late += 1
-
-    def stop(self) -> dict[str, int]:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(TIMEOUT + 5)
-        return dict(self.outcomes)
-
-
 @pytest.mark.parametrize("inline_below", [0.0002, 0.0], ids=["inline", "pool"])
 def test_a_worker_stopped_under_load_loses_no_call(
     start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle, inline_below: float
 ) -> None:
     caller.broker.inline_below = inline_below
     worker = start_worker("--router", "tests.apps.svc:backend")
-    load = Load(lambda i: caller.broker.request(add_channel, AddIn(a=i, b=1), timeout=TIMEOUT), callers=16)
+    load = Load(calls_of(caller.broker, TIMEOUT), callers=16)
     wait_until(lambda: load.outcomes["ok"] > 200)
     worker.process.send_signal(signal.SIGTERM)
     assert worker.finish() == 0
     wait_until(lambda: load.outcomes["NoResponders"] > 50)  # nobody serves now: said at once, every time
-    outcomes = load.stop()
-    assert set(outcomes) == {"ok", "NoResponders"}, outcomes  # no RequestTimeout: nothing was lost
-    assert load.late == 0
+    handler = "inline" if inline_below else "in the pool"
+    row = TABLE.add(f"the only worker stopped (SIGTERM), handlers {handler}", load, None, clean=True)
+    assert set(row.outcomes) == {"ok", "NoResponders"}, row  # no RequestTimeout: nothing was lost
+    assert row.late == 0
 
 
 def test_with_a_second_worker_the_calls_go_on(
@@ -79,18 +50,20 @@ def test_with_a_second_worker_the_calls_go_on(
     second = start_worker("--router", "tests.apps.svc:backend")
     served: collections.Counter[int] = collections.Counter()
 
-    def call(i: int) -> None:
+    def call(i: int) -> float:
         served[caller.broker.request(add_channel, AddIn(a=i, b=1), timeout=TIMEOUT).pid] += 1
+        return TIMEOUT
 
     load = Load(call, callers=16)
     wait_until(lambda: served[first.pid] > 100 and served[second.pid] > 100)
     first.process.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
     assert first.finish() == 0
     after = served[second.pid]
     wait_until(lambda: served[second.pid] > after + 200)
-    outcomes = load.stop()
-    assert set(outcomes) == {"ok"}, outcomes  # those refused by the first went to the second
-    assert load.late == 0
+    row = TABLE.add("one of two workers stopped (SIGTERM)", load, stopped, clean=True)
+    assert set(row.outcomes) == {"ok"}, row  # those refused by the first went to the second
+    assert row.late == 0
 
 
 def test_recycled_gunicorn_workers_answer_every_gather_they_receive(
@@ -112,18 +85,17 @@ def test_recycled_gunicorn_workers_answer_every_gather_they_receive(
 
     browser = threading.Thread(target=browse)
     browser.start()
-    kinds: collections.Counter[str] = collections.Counter()
+    started = time.monotonic()
+    load = Load(calls_of(caller.broker, TIMEOUT, gather_every=1), callers=2)
     try:
-        deadline = time.monotonic() + 20
-        while len(pids) < 6 and time.monotonic() < deadline:  # at least four recycled workers
-            for reply in caller.broker.broadcast(whoami, None, gather=True, timeout=TIMEOUT):
-                kinds["ok" if reply.ok else type(reply.error).__name__] += 1
+        wait_until(lambda: len(pids) >= 6, timeout=20)  # at least four recycled workers
     finally:
         recycled.set()
         browser.join(10)
-    assert len(pids) >= 6
-    assert kinds["ok"] > 0
-    assert set(kinds) <= {"ok", ShuttingDown.__name__}, kinds  # no RequestTimeout: nothing was left unanswered
+    row = TABLE.add("gunicorn --max-requests recycling its workers, under gathers", load, started, clean=True)
+    assert row.outcomes.get("ok", 0) > 0
+    assert set(row.outcomes) <= {"ok", ShuttingDown.__name__}, row  # no RequestTimeout: nothing left unanswered
+    assert row.late == 0
 
 
 def test_no_responders_after_the_last_worker_stopped(

@@ -31,7 +31,11 @@ from .intake import Intake
 from .pipeline import PipelinedConnection
 from .reply_lists import DeferredUnlink, ReplyListWait
 
-__all__ = ["Call", "Caller", "new_id"]
+__all__ = ["RECONNECT_GRACE", "Call", "Caller", "new_id"]
+
+#: How long a request is offered again to registered responders that received nothing (they may be
+#: resubscribing), in seconds, before NoResponders.
+RECONNECT_GRACE = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -205,13 +209,27 @@ class Caller:
         deadline: float,
     ) -> None:
         """Publish to exactly one responder, trying each target in turn (see :class:`.ResponderDirectory`);
-        ``publish(target, attempt)`` says whether anybody received it. :class:`NoResponders` when nobody did."""
-        for attempt, (target, responder) in enumerate(self._directory.targets(channel.name, avoid, deadline)):
-            if publish(target, attempt):
-                return
-            if responder is not None:
-                self._directory.forget(channel.name, responder)
-        raise NoResponders(f"nobody serves channel {channel.name!r} (prefix {self.prefix!r})")
+        ``publish(target, attempt)`` says whether anybody received it. :class:`NoResponders` when nobody did.
+
+        When the registry listed live responders and none received it, they may be resubscribing after a lost
+        connection (a killed connection, a server restart): they are tried again, with short pauses, for up to
+        RECONNECT_GRACE seconds (never past the deadline) before NoResponders.
+        """
+        attempt, grace_until = 0, 0.0
+        while True:
+            for target, responder in self._directory.targets(channel.name, avoid, deadline):
+                if publish(target, attempt):
+                    return
+                attempt += 1
+                if responder is not None:
+                    self._directory.forget(channel.name, responder)
+            now = time.monotonic()
+            grace_until = grace_until or now + RECONNECT_GRACE
+            if not self._directory.registered(channel.name) or now >= min(grace_until, deadline):
+                log.debug("nobody received a request on %s: %d publish(es) tried", channel.name, attempt)
+                raise NoResponders(f"nobody serves channel {channel.name!r} (prefix {self.prefix!r})")
+            time.sleep(min(0.05 * attempt, grace_until - now, max(0.0, deadline - now)))
+            self._directory.refresh(channel.name)
 
     def _publish(self, channel: str, data: bytes, deadline: float | None) -> int:
         """PUBLISH, deleting the reply lists of finished calls in the same round trip; how many of the channel's

@@ -13,6 +13,7 @@ from flask_multi_redis.direct import Command
 
 __all__ = [
     "answer",
+    "claim",
     "counted_publish",
     "discard",
     "keep",
@@ -72,6 +73,11 @@ def publish_and_wait(unlinked: Sequence[str], channel: str, data: bytes, key: st
     waiting = ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
     counted = [("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), waiting]
     return [("UNLINK", *unlinked), *counted] if unlinked else counted
+
+
+def claim(key: str, owner: str, ttl_ms: int) -> Command:
+    """Take a request for ``owner``, unless another process has: ``OK``, or nil."""
+    return ("SET", key, owner, "NX", "PX", ttl_ms)
 
 
 def take_lists(keys: Sequence[str]) -> list[Command]:

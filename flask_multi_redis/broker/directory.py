@@ -32,6 +32,7 @@ class ResponderDirectory:
         self._cache = cache
         self._signer = signer
         self._known: dict[str, tuple[float, list[str]]] = {}  # channel -> (trusted until, responder ids)
+        self._listed: dict[str, bool] = {}  # channel -> whether the registry's last read listed any responder
         self._rotation = itertools.count()
 
     def targets(
@@ -50,11 +51,20 @@ class ResponderDirectory:
                     break
         yield names.request_channel(self._prefix, channel), None
 
+    def refresh(self, channel: str) -> None:
+        """Read ``channel``'s responders from the registry at the next use."""
+        self._known.pop(channel, None)
+
     def forget(self, channel: str, responder: str) -> None:
         """``responder`` did not receive a request on ``channel``: skip it until the registry is read again."""
         known = self._known.get(channel)
         if known is not None and responder in known[1]:
             self._known[channel] = (known[0], [other for other in known[1] if other != responder])
+
+    def registered(self, channel: str) -> bool:
+        """Whether the registry's last read listed responders of ``channel`` (those forgotten since included):
+        a request that reached none of them may find one back after a reconnect."""
+        return self._listed.get(channel, False)
 
     def _responders(self, channel: str, deadline: float | None) -> list[str]:
         now = time.monotonic()
@@ -70,6 +80,7 @@ class ResponderDirectory:
                 raise BrokerUnavailable(f"could not read the responders of {channel!r}: {describe(exc)}") from exc
             known = (now + self._cache, ids)
             self._known[channel] = known
+            self._listed[channel] = bool(ids)
         ids = known[1]
         if len(ids) < 2:
             return list(ids)

@@ -88,6 +88,7 @@ class Listener:
         self._connected_once = False
         self._last_error: Exception | None = None
         self._outage_since: float | None = None  # the first failure of the outage in progress
+        self._served = False  # connected with its subscriptions confirmed since the last failure
         self._last_message_at: float | None = None
         self._received = 0
         self._failed = 0
@@ -180,7 +181,6 @@ class Listener:
     def _run(self) -> None:
         delay = 0.05
         while not self._stopping.is_set() and not self._drained.is_set():
-            started = time.monotonic()
             try:
                 self._serve()
             except Exception as exc:
@@ -190,8 +190,9 @@ class Listener:
                 self._ready.clear()
             if self._stopping.is_set() or self._drained.is_set():
                 break
-            if time.monotonic() - started > self.backoff_cap:
-                delay = 0.05  # it had been serving for a while: this is a new outage
+            if self._served:
+                delay = 0.05  # it had connected since the last failure: this is a new outage
+                self._served = False
             self._stopping.wait(delay)
             delay = min(self.backoff_cap, delay * 2)
             self._reconnects += 1
@@ -282,7 +283,7 @@ class Listener:
             )
             self._outage_since = None
         log.info("listener %s subscribed to %d channel(s)", self.name, len(subscribed))
-        self._connected = self._connected_once = True
+        self._connected = self._connected_once = self._served = True
         if self.on_ready is not None:
             try:
                 self.on_ready()

@@ -16,7 +16,13 @@ import orjson
 import redis
 
 from flask_multi_redis.connection import CONNECTION_LOST, describe
-from flask_multi_redis.errors import InvalidMessage, Overloaded, RemoteInvalidMessage, ShuttingDown
+from flask_multi_redis.errors import (
+    InvalidMessage,
+    Overloaded,
+    RemoteBrokerUnavailable,
+    RemoteInvalidMessage,
+    ShuttingDown,
+)
 
 from . import commands, names
 from .envelope import Envelope, Kind, Sender, now_ms, pack
@@ -59,7 +65,6 @@ class Responder:
     :param error_messages: send callers the text of a handler's exception; False: only its type.
     :param inline_below: a handler whose average run time so far is below this many seconds runs on the
         listener's thread while no other handler runs or waits (0: never).
-    :param pool: a client for claims.
     """
 
     def __init__(
@@ -73,7 +78,6 @@ class Responder:
         inline_below: float,
         app: Flask | None,
         pipelined: PipelinedConnection,
-        pool: redis.Redis,
         handlers: HandlerPool,
         counters: Counters,
         intake: Intake,
@@ -87,7 +91,6 @@ class Responder:
         self._inline_below = inline_below
         self._app = app
         self._pipelined = pipelined
-        self._pool = pool
         self._counters = counters
         self._intake = intake
         self._environment = names.environment(prefix)  # what every name of this environment starts with
@@ -210,11 +213,16 @@ class Responder:
         )
 
     def _claim(self, envelope: Envelope) -> bool:
+        """Whether this process takes the request. When Redis refuses the claim (``OOM``, say) the caller is told
+        at once (``BrokerUnavailable``), rather than left to wait out its timeout: nobody could claim it."""
         key = names.claim_key(self.prefix, envelope.id)
         try:
-            return bool(self._pool.set(key, self.sender.id, nx=True, px=_ttl_ms(envelope, self._max_ttl_ms)))
-        except redis.RedisError:
-            log.exception("could not claim request id=%s channel=%s", envelope.id, envelope.channel)
+            return bool(
+                self._pipelined.execute(*commands.claim(key, self.sender.id, _ttl_ms(envelope, self._max_ttl_ms)))
+            )
+        except redis.RedisError as exc:
+            log.error("could not claim request id=%s channel=%s: %s", envelope.id, envelope.channel, describe(exc))
+            self._answer_error(envelope, RemoteBrokerUnavailable.REMOTE_TYPE, f"could not claim it: {describe(exc)}")
             return False
 
     def _answer_error(self, envelope: Envelope, error_type: str, message: str) -> None:

@@ -112,7 +112,6 @@ class Runtime:
             inline_below=settings.inline_below,
             app=app,
             pipelined=self._pipelined,
-            pool=self.client,
             handlers=self._handlers,
             counters=self.counters,
             intake=self._intake,
