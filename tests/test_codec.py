@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict
 
 from flask_multi_redis import CodecError, DecodeError, EncodeError, FlaskRedisError, decode, encode
@@ -236,3 +238,34 @@ class Colour(enum.IntEnum):
 
 def test_int_enum_is_sent_as_its_number() -> None:
     assert encode(Colour.RED) == b"1"
+
+
+TYPES = [str, bytes, int, float, bool, dict, list, Item, Catalogue, Strict]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=100).map(str.encode), st.sampled_from(TYPES))
+def test_any_bytes_decode_or_raise_decode_error(data: bytes, return_type: type[Any]) -> None:
+    """Whatever arrives, decoding gives a value of the type asked for, or DecodeError: nothing else escapes."""
+    try:
+        value = decode(data, return_type)
+    except DecodeError:
+        return
+    assert isinstance(value, return_type)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(1 << 63), (1 << 63) - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5) | st.lists(JSON_VALUES, max_size=5))
+def test_containers_round_trip(value: Any) -> None:
+    assert decode(encode(value), type(value)) == value
