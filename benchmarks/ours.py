@@ -16,6 +16,7 @@ from .common import CPU_PIDS, Result, child_env, python, redis_pid, run_json
 from .floor import running
 
 SYSTEM = "flask-multi-redis"
+SIGNED = "flask-multi-redis signed"
 APP = "benchmarks.bench_app:create_app()"
 BIN = Path(python()).parent
 
@@ -26,6 +27,10 @@ def wait(what: str, condition: object, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not happen within {timeout} s")
         time.sleep(0.05)
+
+
+#: The key of the signed scenario (PROTOCOL.md, "Signing"): both the worker and the caller sign and check.
+SIGNING_KEY = "a benchmark key of 32 characters"
 
 
 def caller(url: str, *args: object, **env: str) -> Result:
@@ -51,17 +56,23 @@ def rss_kib(pid: int) -> int:
 WORKER = [str(BIN / "flask-redis-worker"), APP, "--router", "benchmarks.bench_app:router", "-l", "warning"]
 
 
-def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gather: int) -> list[Result]:
+def run(
+    url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gather: int, *, signed: bool = False
+) -> list[Result]:
     """Scenarios (a) sequential (unless ``n_seq`` is 0) and (b) concurrent; with ``n_gather`` also (c) broadcast
-    with gather, (d) codec and (e) memory and connections."""
-    env = child_env(url)
+    with gather, (d) codec and (e) memory and connections. ``signed``: every message signed (system
+    ``flask-multi-redis signed``)."""
+    signing = {"BENCH_SIGNING_KEY": SIGNING_KEY} if signed else {}
+    env = child_env(url, **signing)
     probe = FlaskRedisSingle({"URL": url, "PREFIX": "bench"})
     results: list[Result] = []
     with running(WORKER, env, "flask-redis-worker") as worker:
         wait("the worker registering", lambda: probe.broker.responders(add))
         if n_seq:
             pids = {CPU_PIDS: f"server={worker.pid},redis={redis_pid(url)}"}
-            results.append(caller(url, "sequential", n_seq, **pids))
+            results.append(caller(url, "sequential", n_seq, **pids, **signing))
+            if signed:
+                results[-1].system = SIGNED
         for callers in concurrencies:
             results.append(caller(url, "concurrent", callers, n_conc))
         if concurrencies:

@@ -56,6 +56,7 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
             measured = []
             if "ours" in systems:
                 measured += ours.run(url, n_seq // rounds, 0, (), 0)[:1]
+                measured += ours.run(url, n_seq // rounds, 0, (), 0, signed=True)[:1]
             if "floor" in systems:
                 measured += floor.run(url, n_seq // rounds, 0, ())
             if "peers" in systems:
@@ -127,6 +128,17 @@ def _round_ratios(mine: Result, other: Result) -> str:
     return f" (rounds: {ratios[0]:.2f}x to {ratios[-1]:.2f}x)" if len(ratios) > 1 else ""
 
 
+def signing(results: list[Result]) -> str:
+    """What signing every message costs the sequential round trip (PROTOCOL.md, "Signing")."""
+    signed, plain = find(results, ours.SIGNED, "sequential"), find(results, ours.SYSTEM, "sequential")
+    if signed is None or plain is None or not signed.p50_us or not plain.p50_us:
+        return ""
+    return (
+        f"Signing every message (`SIGNING_KEY`) costs the sequential round trip {signed.p50_us / plain.p50_us:.2f}x "
+        f"its p50 without{_round_ratios(signed, plain)}."
+    )
+
+
 def find(results: list[Result], system: str, scenario: str) -> Result | None:
     return next((r for r in results if r.system == system and r.scenario == scenario), None)
 
@@ -158,7 +170,11 @@ def peer_ratios(results: list[Result]) -> str:
     lines = ["| scenario | peer | peer p50 / ours | ours req/s / peer |", "| --- | --- | ---: | ---: |"]
     for mine in (r for r in results if r.system == ours.SYSTEM and r.p50_us is not None):
         for other in results:
-            if other.scenario == mine.scenario and other.system not in (ours.SYSTEM, "floor") and other.p50_us:
+            if (
+                other.scenario == mine.scenario
+                and other.system not in (ours.SYSTEM, ours.SIGNED, "floor")
+                and other.p50_us
+            ):
                 lines.append(
                     f"| {mine.scenario} | {other.system} | {ratio(other.p50_us, mine.p50_us)} | "
                     f"{ratio(mine.rps, other.rps)} |"
@@ -273,7 +289,8 @@ Packages: {packages}.
 ## Method
 
 - A private `redis-server` on a free loopback port (no persistence) serves every system in turn.
-- **Sequential**: one caller process, one worker process, requests one after another; p50, p99, requests/s.
+- **Sequential**: one caller process, one worker process, requests one after another; p50, p99, requests/s;
+  ours also with every message signed (`flask-multi-redis signed`).
   Every system (ours, the floor, each peer) runs in each of five rounds in turn with as many calls and the same
   warm-up (one call, then 20), and the median of its rounds' p50 and p99 is reported, so that the machine's
   drift during the run weighs on all alike. The target on the floor also shows the range of the per-round
@@ -295,6 +312,8 @@ Packages: {packages}.
 Ratios to the peers (above 1x: flask-multi-redis is faster):
 
 {peer_ratios(results)}
+
+{signing(results)}
 
 {codec}
 {others}
