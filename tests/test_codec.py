@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from flask_multi_redis import CodecError, DecodeError, EncodeError, FlaskRedisError, decode, encode
 
+from .strategies import JSON
+
 SECRET = "SECRET-PAYLOAD-123"
 
 
@@ -254,18 +256,7 @@ def test_any_bytes_decode_or_raise_decode_error(data: bytes, return_type: type[A
     assert isinstance(value, return_type)
 
 
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(1 << 63), (1 << 63) - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=10,
-)
-
-
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5) | st.lists(JSON_VALUES, max_size=5))
+@given(st.dictionaries(st.text(max_size=8), JSON, max_size=5) | st.lists(JSON, max_size=5))
 def test_containers_round_trip(value: Any) -> None:
     assert decode(encode(value), type(value)) == value

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from flask_multi_redis.broker.envelope import Sender, pack, unpack
 from flask_multi_redis.errors import InvalidMessage, MessageTooLarge
 
+from .strategies import JSON
+
 WEB = Sender(id="web1-4242-9f3a01bc", host="web1", pid=4242, role="web")
 WORKER = Sender(id="worker1-77-0c1d2e3f", host="worker1", pid=77, role="worker")
 
@@ -119,15 +121,6 @@ def test_fields_are_written_in_the_documented_order() -> None:
     ]
 
 
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(1 << 63), (1 << 64) - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=12,
-)
 FIELDS = ("v", "kind", "id", "channel", "reply_to", "deadline", "sender", "headers", "body")
 
 

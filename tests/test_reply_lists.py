@@ -13,7 +13,7 @@ import redis
 
 from flask_multi_redis.broker import names
 from flask_multi_redis.broker.caller import new_id
-from flask_multi_redis.broker.envelope import Sender, pack
+from flask_multi_redis.broker.envelope import Envelope, Sender, pack
 from flask_multi_redis.broker.health import Counters
 from flask_multi_redis.broker.intake import Intake
 from flask_multi_redis.broker.pipeline import PipelinedConnection
@@ -56,6 +56,15 @@ def publish(parts: Parts, channel: str, key: str) -> bool:
         parts.wait.release()
 
 
+def wait_alone(parts: Parts, call_id: str, key: str, seconds: float = 5, started: bool = False) -> Envelope | None:
+    """Wait for the answer to ``call_id`` as the one call that waits on its reply list."""
+    assert parts.wait.take()
+    try:
+        return parts.wait.wait(call_id, "test.channel", key, time.monotonic() + seconds, started=started)
+    finally:
+        parts.wait.release()
+
+
 def answer(call_id: str, value: int) -> bytes:
     return pack("reply", call_id, "test.channel", b'{"value":%d}' % value, sender=SENDER, max_size=1 << 20)
 
@@ -89,11 +98,7 @@ def test_a_late_nobody_marker_and_a_stranger_are_taken_out_quietly(
     ours = answer(call_id, 2)
     threading.Timer(0.1, parts.admin.rpush, (key, answer(new_id(), 3))).start()
     threading.Timer(0.3, parts.admin.rpush, (key, ours)).start()
-    assert parts.wait.take()
-    try:
-        found = parts.wait.wait(call_id, "test.channel", key, time.monotonic() + 5, started=False)
-    finally:
-        parts.wait.release()
+    found = wait_alone(parts, call_id, key)
     assert found is not None
     assert found.id == call_id
     assert parts.admin.lrange(key, 0, -1) == [ours]  # it stays until the caller's UNLINK
@@ -219,11 +224,7 @@ def test_a_malformed_answer_in_the_list_is_dropped_and_counted(parts: Parts) -> 
     key = names.reply_key("t", call_id)
     parts.admin.rpush(key, orjson.dumps({"v": 1, "kind": ["reply"], "id": call_id, "channel": "c", "body": 1}))
     threading.Timer(0.1, parts.admin.rpush, (key, answer(call_id, 4))).start()
-    assert parts.wait.take()
-    try:
-        found = parts.wait.wait(call_id, "test.channel", key, time.monotonic() + 5, started=False)
-    finally:
-        parts.wait.release()
+    found = wait_alone(parts, call_id, key)
     assert found is not None
     assert found.body == {"value": 4}
     assert parts.counters.dropped == 1
