@@ -149,6 +149,10 @@ run, committed as written.
 """
 
 
+class EmptyGather(Exception):
+    """A gather that reached no process, while one serves the channel."""
+
+
 #: The one table of a test session.
 TABLE = FaultTable()
 
@@ -156,11 +160,14 @@ TABLE = FaultTable()
 def calls_of(broker: Broker, timeout: float, gather_every: int = 0) -> Callable[[int], float]:
     """What a :class:`Load`'s callers do: requests of svc's ``math.add`` with ``timeout``, and with
     ``gather_every`` every so many callers a gathered ``test.whoami`` broadcast instead (a gather that reports a
-    missing answer counts as a RequestTimeout)."""
+    missing answer counts as a RequestTimeout, one that reached nobody as an EmptyGather)."""
 
     def call(i: int) -> float:
         if gather_every and i % gather_every == 0:
-            for reply in broker.broadcast(whoami, None, gather=True, timeout=timeout):
+            replies = broker.broadcast(whoami, None, gather=True, timeout=timeout)
+            if not replies:
+                raise EmptyGather("the gather reached nobody")
+            for reply in replies:
                 if reply.error is not None:
                     raise reply.error
         else:

@@ -94,7 +94,8 @@ def test_recycled_gunicorn_workers_answer_every_gather_they_receive(
         browser.join(10)
     row = TABLE.add("gunicorn --max-requests recycling its workers, under gathers", load, started, clean=True)
     assert row.outcomes.get("ok", 0) > 0
-    assert set(row.outcomes) <= {"ok", ShuttingDown.__name__}, row  # no RequestTimeout: nothing left unanswered
+    # no RequestTimeout: nothing left unanswered (with both workers being replaced, a gather may reach nobody)
+    assert set(row.outcomes) <= {"ok", ShuttingDown.__name__, "EmptyGather"}, row
     assert row.late == 0
 
 

@@ -37,6 +37,7 @@ TYPED = {
     "ShuttingDown",
     "Overloaded",
     "RemoteBrokerUnavailable",
+    "EmptyGather",  # while the worker itself is away (a restart, a kill, a pause), not otherwise
 }
 
 

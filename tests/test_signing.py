@@ -51,13 +51,14 @@ def test_the_first_key_signs_and_any_is_accepted() -> None:
 
 def test_protocol_md_s_vector() -> None:
     text = (ROOT / "PROTOCOL.md").read_text()
-    key = re.search(r"with the key `([^`]+)`", text)
+    key = re.search(r"with the key `([^`]+)` \(\d+ characters\) and the prefix `([^`]*)`", text)
     unsigned = re.search(r"^unsigned: (.+)$", text, re.MULTILINE)
     signed = re.search(r"^signed: +(.+)$", text, re.MULTILINE)
     assert key is not None
     assert unsigned is not None
     assert signed is not None
-    assert Signer([key.group(1).encode()]).sign(unsigned.group(1).encode()) == signed.group(1).encode()
+    signer = Signer([key.group(1).encode()], key.group(2))
+    assert signer.sign(unsigned.group(1).encode()) == signed.group(1).encode()
 
 
 @pytest.fixture
@@ -208,5 +209,56 @@ def test_the_signature_is_hmac_sha256(length: int) -> None:
 
     key = bytes(i % 251 for i in range(length))
     message = b'{"v":1,"kind":"reply","id":"abc","channel":"c","body":[1,2,3]}'
-    signed = Signer([key]).sign(message)
-    assert signed[-66:-2] == stdlib_hmac.digest(key, message, "sha256").hex().encode()
+    signed = Signer([key], "env").sign(message)
+    assert signed[-66:-2] == stdlib_hmac.digest(key, b"env\n" + message, "sha256").hex().encode()
+
+
+def test_a_message_signed_for_another_environment_is_refused() -> None:
+    message = b'{"v":1,"kind":"command","id":"abc","channel":"c","body":1}'
+    with pytest.raises(InvalidMessage, match="not signed with this environment's key"):
+        Signer([KEY.encode()], "production").verify(Signer([KEY.encode()], "staging").sign(message))
+
+
+def test_a_signed_message_copied_to_another_channel_runs_nothing(
+    spawn_backend: Spawn, signed_caller: FlaskRedisSingle, signed_env: dict[str, str]
+) -> None:
+    """A keyless spy publishes the exact bytes of signed messages on other channels of the same kind: the serving
+    process drops them, as their channel field is not the channel they came on."""
+    spawn_backend()
+    prefix = signed_env["REDIS_PREFIX"]
+    signer = Signer([KEY.encode()], prefix)  # what the spy captured was signed so
+    request = signer.sign(pack("request", "copied-1", "test.fail", b"{}", deadline=deadline_after(60), max_size=4096))
+    command = signer.sign(
+        pack("command", "copied-2", "test.stats", b"null", deadline=deadline_after(60), max_size=4096)
+    )
+    spy = redis.Redis.from_url(signed_env["REDIS_URL"])
+    (before,) = signed_caller.broker.broadcast(stats, None, gather=True, timeout=5)
+    assert spy.publish(f"{prefix}:fmr:req:math.add", request) == 1  # received: a request, for another channel
+    assert spy.publish(f"{prefix}:test.whoami", command) == 1  # received: a command, for another channel
+    (after,) = signed_caller.broker.broadcast(stats, None, gather=True, timeout=5)
+    assert before.value is not None
+    assert after.value is not None
+    assert after.value.dropped - before.value.dropped == 2
+    assert after.value.added == before.value.added
+    assert not spy.exists(f"{prefix}:fmr:claim:copied-1")  # not even claimed
+
+
+def test_a_plain_broadcast_carries_a_deadline(signed_caller: FlaskRedisSingle, signed_env: dict[str, str]) -> None:
+    """So that a copy published again much later runs nothing."""
+    prefix = signed_env["REDIS_PREFIX"]
+    spy = redis.Redis.from_url(signed_env["REDIS_URL"]).pubsub()  # type: ignore[no-untyped-call]
+    spy.subscribe(f"{prefix}:test.stats")
+    wait_until(lambda: spy.get_message(timeout=0.1) is not None)
+    signed_caller.broker.publish(stats, None)
+    seen: list[bytes] = []
+
+    def a_message() -> bool:
+        message = spy.get_message(timeout=0.1)
+        if message is not None and message["type"] == "message":
+            seen.append(message["data"])
+        return bool(seen)
+
+    wait_until(a_message)
+    spy.close()
+    envelope = orjson.loads(Signer([KEY.encode()], prefix).verify(seen[0]))
+    assert envelope["deadline"] > deadline_after(250)  # max_timeout (300 s) ahead

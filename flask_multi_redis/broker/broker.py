@@ -23,7 +23,7 @@ from flask_multi_redis.errors import (
     remote_error,
 )
 
-from .caller import new_id
+from .caller import RECONNECT_GRACE, new_id
 from .channel import Channel
 from .envelope import Envelope, Sender, is_name
 from .health import BrokerHealth
@@ -213,12 +213,14 @@ class Broker(Router):
 
         :returns: the number of processes that received it; with ``gather=True`` one :class:`Reply` per
             receiving process, as soon as all have answered or at the ``timeout`` (those that did not answer
-            are reported, not waited for).
+            are reported, not waited for). A gather that reaches nobody is sent again for up to half a second
+            (listeners may be resubscribing after a lost connection) before it returns no replies.
         """
         caller = self.runtime().caller
         body = channel.dump_request(message)
-        if not gather:
-            return caller.broadcast(channel, caller.envelope("command", new_id(), channel, body, None, False))
+        if not gather:  # with a deadline all the same: a copy published again later runs nothing
+            data = caller.envelope("command", new_id(), channel, body, self.max_timeout, False)
+            return caller.broadcast(channel, data)
         timeout = self._timeout(timeout)
         deadline = time.monotonic() + timeout
         self.runtime().ensure_started(deadline)
@@ -226,6 +228,10 @@ class Broker(Router):
             remaining = deadline - time.monotonic()
             data = caller.envelope("command", call.id, channel, body, remaining, True)
             receivers = caller.broadcast(channel, data, deadline)
+            grace_until = time.monotonic() + RECONNECT_GRACE
+            while not receivers and time.monotonic() < min(grace_until, deadline):  # resubscribing, maybe
+                time.sleep(0.05)  # nobody received the first: sending it again runs nothing twice
+                receivers = caller.broadcast(channel, data, deadline)
             call.expect(receivers)
             envelopes = caller.wait(call, deadline) if receivers else []
         replies = [self._reply(channel, envelope) for envelope in envelopes[:receivers]]

@@ -132,6 +132,9 @@ class Responder:
         if envelope.kind != expected:
             self._intake.drop(envelope, f"a {envelope.kind} on a {expected} channel")
             return
+        if route is not None and envelope.channel != route.channel.name:  # a message copied to another channel
+            self._intake.drop(envelope, f"it names channel {envelope.channel!r}, not the one it came on")
+            return
         self._accept(envelope, route, needs_claim=expected == "request")
 
     def _accept(self, envelope: Envelope, route: Route | None, needs_claim: bool) -> None:

@@ -84,7 +84,7 @@ class Runtime:
         self.client = derived_client(session, settings.connections - 2, POOL_WAIT, name)  # the two others below
         self._pipelined = PipelinedConnection(self.client)
         self.signed = bool(signing_keys)
-        signer = Signer(signing_keys) if signing_keys else None
+        signer = Signer(signing_keys, self.prefix) if signing_keys else None
         self._signer = signer
         self._intake = Intake(self.counters, settings.max_message_size, signer)
         self._unlinks = DeferredUnlink()

@@ -1,9 +1,9 @@
 """Signed messages: an HMAC-SHA256 of the whole envelope, appended as its last field (PROTOCOL.md, "Signing").
 
 A signed envelope is the unsigned one with ``,"sig":"<64 lowercase hex digits>"`` written before its final
-``}``: the signature covers every byte of the unsigned envelope (kind, id, channel, reply_to, deadline, sender,
-headers and body alike), and a reader that does not sign ignores the field as it ignores every unknown one.
-Keys rotate: the first of the configured keys signs, any of them is accepted.
+``}``: the signature covers the environment's prefix and every byte of the unsigned envelope (kind, id,
+channel, reply_to, deadline, sender, headers and body alike), and a reader that does not sign ignores the field
+as it ignores every unknown one. Keys rotate: the first of the configured keys signs, any of them is accepted.
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ _TAIL = len(_HEAD) + 64 + 2  # the field, its 64 hex digits, the closing quote a
 
 
 class _Mac:
-    """HMAC-SHA256 (RFC 2104) with one key, its padded key hashed once: the same digest as ``hmac.digest(key,
-    message, "sha256")``, at about half the cost per message."""
+    """HMAC-SHA256 (RFC 2104) with one key, of ``context`` followed by each message: the same digest as
+    ``hmac.digest(key, context + message, "sha256")``, at about half the cost per message (the padded key and
+    the context are hashed once)."""
 
     __slots__ = ("_inner", "_outer")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, context: bytes) -> None:
         if len(key) > 64:  # the block size: a longer key is hashed first
             key = hashlib.sha256(key).digest()
         key = key.ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._inner.update(context)
         self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
 
     def hexdigest(self, message: bytes) -> bytes:
@@ -42,14 +44,17 @@ class _Mac:
 
 
 class Signer:
-    """Signs with ``keys[0]`` and accepts a signature made with any of ``keys`` (at least one)."""
+    """Signs with ``keys[0]`` and accepts a signature made with any of ``keys`` (at least one), for the
+    environment ``prefix``: what is signed is the prefix, a newline, then the message, so that a message copied
+    to another environment that shares the key is refused there."""
 
     __slots__ = ("_count", "_macs")
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+    def __init__(self, keys: Sequence[bytes], prefix: str = "") -> None:
         if not keys:
             raise ValueError("a Signer needs at least one key")
-        self._macs = tuple(_Mac(key) for key in keys)
+        context = prefix.encode() + b"\n"
+        self._macs = tuple(_Mac(key, context) for key in keys)
         self._count = len(keys)
 
     def __repr__(self) -> str:
