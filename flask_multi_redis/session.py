@@ -184,9 +184,9 @@ class RedisSession(redis.Redis):
 
     def _publish_counted(self, channel: str, data: bytes) -> int:
         """PUBLISH, counting only the channel's own subscribers: PUBLISH also counts pattern subscribers
-        (``PSUBSCRIBE *``: a monitor), which never answer. PUBSUB NUMSUB in the same pipeline counts them at the
-        same moment."""
-        pipe = self.pipeline(transaction=False)
+        (``PSUBSCRIBE *``: a monitor), which never answer. PUBSUB NUMSUB in the same transaction counts them at
+        the same moment."""
+        pipe = self.pipeline(transaction=True)
         pipe.pubsub_numsub(channel)
         pipe.execute_command("PUBLISH", channel, data)  # type: ignore[no-untyped-call]
         numsub, _ = pipe.execute()  # [(channel, count)]

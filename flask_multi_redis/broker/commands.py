@@ -39,16 +39,22 @@ def publish(channel: str, data: bytes) -> Command:
 
 
 def counted_publish(channel: str, data: bytes) -> list[Command]:
-    """PUBLISH, after PUBSUB NUMSUB of the channel in the same write: PUBLISH also counts the clients whose
-    pattern matches (``PSUBSCRIBE prefix:*``: a dashboard, a log shipper), which never answer; NUMSUB counts
-    the channel's own subscribers, at the same moment (a server runs one client's batch without a break).
-    :func:`receivers` reads the two replies."""
-    return [("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data)]
+    """PUBLISH, with PUBSUB NUMSUB of the channel before it, in one transaction: PUBLISH also counts the clients
+    whose pattern matches (``PSUBSCRIBE prefix:*``: a dashboard, a log shipper), which never answer; NUMSUB
+    counts the channel's own subscribers, and MULTI/EXEC makes it count them at the same moment (without it, a
+    large message lets the server serve other clients while it reads the PUBLISH). :func:`receivers` reads
+    EXEC's reply."""
+    return [("MULTI",), ("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), ("EXEC",)]
 
 
-def receivers(numsub: object, published: object) -> int:
-    """How many of the channel's own subscribers a :func:`counted_publish` reached; an error reply of either
-    command is raised."""
+def receivers(executed: object) -> int:
+    """How many of the channel's own subscribers a :func:`counted_publish` reached, from EXEC's reply; an error
+    reply (of EXEC, or of a command in it) is raised."""
+    if isinstance(executed, Exception):
+        raise executed
+    if not isinstance(executed, list) or len(executed) != 2:
+        raise redis.ResponseError("the transaction that publishes was aborted")
+    numsub, published = executed
     for reply in (numsub, published):
         if isinstance(reply, Exception):
             raise reply
@@ -71,7 +77,7 @@ def publish_and_wait(unlinked: Sequence[str], channel: str, data: bytes, key: st
     request (counted: see :func:`counted_publish`), and wait on the call's reply list (see
     :func:`wait_on_list`)."""
     waiting = ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
-    counted = [("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), waiting]
+    counted = [("MULTI",), ("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), ("EXEC",), waiting]
     return [("UNLINK", *unlinked), *counted] if unlinked else counted
 
 
