@@ -100,6 +100,10 @@ class HandedOver:
     encode: Callable[[Any], bytes] | None  # None for UTF-8, which hiredis writes itself
 
 
+#: The most steps of redis-py's handshake that each wait for the server (see :func:`hand_over`).
+HANDSHAKE_STEPS = 6
+
+
 def hand_over(client: redis.Redis, timeout: float | None = None) -> HandedOver:
     """Open a connection exactly as ``client``'s pool opens them (address, TLS, credentials, protocol, database,
     client name: redis-py does the handshake) and hand it over for direct use. This, and nothing else, reaches
@@ -111,8 +115,8 @@ def hand_over(client: redis.Redis, timeout: float | None = None) -> HandedOver:
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     configured = kwargs.get("socket_timeout")
-    if timeout is not None:
-        bounded = max(0.001, timeout)
+    if timeout is not None:  # each step may take this: connecting, HELLO, CLIENT SETNAME and SETINFO, SELECT
+        bounded = max(0.001, timeout / HANDSHAKE_STEPS)
         connect_timeout = kwargs.get("socket_connect_timeout") or bounded
         kwargs = {
             **kwargs,

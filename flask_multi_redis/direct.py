@@ -113,6 +113,7 @@ class _Connection:
             sock.settimeout(timeout)
             self._applied = timeout
         buffer = self._buffer
+        until = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 count = sock.recv_into(buffer)
@@ -122,6 +123,9 @@ class _Connection:
                 reply = reader.gets()
                 if reply is not _INCOMPLETE:
                     return reply
+                if until is not None:  # a reply in several pieces: all of them within the one timeout
+                    self._applied = max(0.001, until - time.monotonic())
+                    sock.settimeout(self._applied)
         except TimeoutError:
             raise
         except OSError as exc:
@@ -209,7 +213,10 @@ class DirectConnection(_Connection):
             self.close()
             raise
         self._owed = len(commands)
-        return [self._next(wait) for _ in range(answered)]
+        if answered < 2 or wait is None:
+            return [self._next(wait) for _ in range(answered)]
+        until = time.monotonic() + wait  # one timeout for all the replies, not one for each
+        return [self._next(max(0.001, until - time.monotonic())) for _ in range(answered)]
 
     def finish(self, timeout: float | None = None) -> Any:
         """The reply to the next owed command, waiting up to ``timeout`` seconds (the socket timeout by default).
