@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pytest
 
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import (
+    BrokerUnavailable,
     Channel,
     InvalidMessage,
     MessageTooLarge,
@@ -335,6 +337,37 @@ def test_a_stopped_broker_starts_afresh_when_used_again(spawn_backend: Spawn, ca
     assert caller.broker.request(add, AddIn(a=2, b=2), timeout=5).sum == 4
     assert caller.broker.runtime().sender.id != first
     assert caller.broker.health().listener.running
+
+
+def test_a_call_while_the_broker_stops_is_refused_and_does_not_start_it_again(
+    spawn_backend: Spawn, caller: FlaskRedisSingle
+) -> None:
+    spawn_backend()
+    runtime = caller.broker.start(timeout=5)
+    assert runtime.stop(timeout=5)  # as Broker.stop does, before it forgets the runtime
+    with pytest.raises(BrokerUnavailable, match="stopping"):
+        caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
+    assert not runtime.listener.running
+    assert not [t for t in threading.enumerate() if t.name == runtime.listener.name]
+    assert caller.broker.stop(timeout=5)  # forgotten now: the next call starts a new one
+    assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2
+
+
+def test_concurrent_first_calls_start_one_listener(caller: FlaskRedisSingle) -> None:
+    ready = threading.Barrier(16)
+
+    def first_call() -> None:
+        ready.wait()
+        caller.broker.start()
+
+    threads = [threading.Thread(target=first_call) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    name = caller.broker.runtime().listener.name
+    assert len([t for t in threading.enumerate() if t.name == name]) == 1
+    assert caller.broker.wait_ready(5)
 
 
 def test_no_responders_keeps_the_connections(caller: FlaskRedisSingle) -> None:

@@ -151,8 +151,8 @@ class Broker(Router):
         for app in [None, *self.extension.apps]:
             runtime = self._current(app)
             if runtime is not None and runtime.settings != wanted:
-                self._forget(app, runtime)
                 runtime.stop()
+                self._forget(app, runtime)
 
     def runtime(self) -> Runtime:
         """This process's broker runtime for the current app (or the extension's own configuration)."""
@@ -177,8 +177,10 @@ class Broker(Router):
         runtime = self._current(app)
         if runtime is None:
             return True
-        self._forget(app, runtime)
-        return runtime.stop(timeout)
+        try:  # a call made meanwhile is refused (BrokerUnavailable) rather than starting it again
+            return runtime.stop(timeout)
+        finally:
+            self._forget(app, runtime)
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until this process's listener is subscribed and, when it serves, registered."""

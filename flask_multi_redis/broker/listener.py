@@ -114,13 +114,14 @@ class Listener:
 
     def start(self) -> Listener:
         """Start reading, once; later calls do nothing while it runs."""
-        if self._thread is not None and self._thread.is_alive():
-            return self
-        self._stopping.clear()
-        self._draining.clear()
-        self._drained.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return self
+            self._stopping.clear()
+            self._draining.clear()
+            self._drained.clear()
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -127,18 +128,30 @@ class Runtime:
         self._heartbeat = Heartbeat(
             settings.heartbeat_interval, self._beat, self.listener.wait_ready, f"flask-redis-heartbeat-{self.pid}"
         )
+        self._lifecycle = threading.Lock()  # one start, and no start once stopping
+        self._started = False
+        self._stopped = False
 
     def start(self) -> Runtime:
         """Subscribe the inbox and every routed channel; start the listener and the heartbeat. The runtime
         stops when the process exits normally (a gunicorn worker that is recycled or shut down, a script):
-        what reached it by then is answered, or refused as ``ShuttingDown``."""
-        log_through_gunicorn()
-        self.listener.subscribe(self.inbox, self._on_inbox)
-        self.sync()
-        self.listener.start()
-        self._registration.join()
-        self._heartbeat.start()
-        atexit.register(self._stop_at_exit)
+        what reached it by then is answered, or refused as ``ShuttingDown``. Later calls do nothing.
+
+        :raises BrokerUnavailable: it is stopping or has stopped (the broker makes a new one for the next use).
+        """
+        with self._lifecycle:
+            if self._stopped:
+                raise BrokerUnavailable(f"the broker at {self.address} is stopping in this process")
+            if self._started:
+                return self
+            self._started = True
+            log_through_gunicorn()
+            self.listener.subscribe(self.inbox, self._on_inbox)
+            self.sync()
+            self.listener.start()
+            self._registration.join()
+            self._heartbeat.start()
+            atexit.register(self._stop_at_exit)
         return self
 
     def sync(self) -> None:
@@ -162,10 +175,9 @@ class Runtime:
             refused connection, a wrong password or a certificate that does not verify is no passing glitch).
         """
         listener = self.listener
-        if listener.ready:
+        if listener.ready and not self._stopped:
             return
-        if not listener.running:
-            self.start()
+        self.start()
         while not listener.wait_ready(min(0.05, max(0.0, deadline - time.monotonic()))):
             failed = listener.last_error
             if (failed is not None and not listener.connected_once) or time.monotonic() >= deadline:
@@ -214,6 +226,8 @@ class Runtime:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
+        with self._lifecycle:
+            self._stopped = True
         atexit.unregister(self._stop_at_exit)
         self.responder.drain()  # what arrives from now on is refused: ShuttingDown
         self._heartbeat.stop(left())
