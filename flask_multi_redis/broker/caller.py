@@ -238,7 +238,7 @@ class Caller:
         try:
             sent = [*commands.unlink(unlinked), *commands.counted_publish(channel, data)]
             replies = self._pipelined.run(sent, raise_errors=False, deadline=deadline)  # a failed UNLINK: no harm
-            return commands.receivers(replies[-1])
+            return commands.receivers(replies[-4:])
         except redis.RedisError as exc:
             raise self._unlinks.not_published(channel, unlinked, exc) from exc
 

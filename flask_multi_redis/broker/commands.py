@@ -43,15 +43,18 @@ def counted_publish(channel: str, data: bytes) -> list[Command]:
     whose pattern matches (``PSUBSCRIBE prefix:*``: a dashboard, a log shipper), which never answer; NUMSUB
     counts the channel's own subscribers, and MULTI/EXEC makes it count them at the same moment (without it, a
     large message lets the server serve other clients while it reads the PUBLISH). :func:`receivers` reads
-    EXEC's reply."""
+    the replies."""
     return [("MULTI",), ("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), ("EXEC",)]
 
 
-def receivers(executed: object) -> int:
-    """How many of the channel's own subscribers a :func:`counted_publish` reached, from EXEC's reply; an error
-    reply (of EXEC, or of a command in it) is raised."""
+def receivers(replies: Sequence[object]) -> int:
+    """How many of the channel's own subscribers a :func:`counted_publish` reached, from the replies to its
+    commands; an error reply is raised: the one that names the cause (a command Redis refused to queue, such as
+    OOM when memory is full, rather than the EXECABORT that follows it)."""
+    executed = replies[-1]
     if isinstance(executed, Exception):
-        raise executed
+        refused = [reply for reply in replies[:-1] if isinstance(reply, Exception)]
+        raise refused[0] if refused else executed
     if not isinstance(executed, list) or len(executed) != 2:
         raise redis.ResponseError("the transaction that publishes was aborted")
     numsub, published = executed

@@ -124,7 +124,7 @@ class ReplyListWait:
         sent = commands.publish_and_wait(unlinked, channel, data, key, self._wait_for(deadline))
         try:
             replies = self._connection.start(sent, len(sent) - 1, _until(deadline))  # a failed UNLINK: no harm
-            receivers = commands.receivers(replies[-1])
+            receivers = commands.receivers(replies[-4:])
         except redis.RedisError as exc:
             raise self._unlinks.not_published(channel, unlinked, exc) from exc
         if receivers:
