@@ -23,6 +23,8 @@ class Proxy:
         self._forwarding = threading.Event()
         self._forwarding.set()
         self._closed = False
+        self._lose_after: bytes | None = None
+        self.lost_replies = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -40,6 +42,11 @@ class Proxy:
 
     def resume(self) -> None:
         self._forwarding.set()
+
+    def lose_reply_to(self, marker: bytes) -> None:
+        """Once: forward the next command that contains ``marker`` but lose what the server answers it, as when
+        a connection dies just after the command reached Redis."""
+        self._lose_after = marker
 
     def drop(self) -> None:
         """Cut every connection: each side gets a reset (RST), as when a load balancer or NAT drops them."""
@@ -81,6 +88,7 @@ class Proxy:
 
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
         other = {client: server, server: client}
+        losing = False
         try:
             while not self._closed:
                 if not self._forwarding.wait(0.05):
@@ -92,6 +100,13 @@ class Proxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is client and self._lose_after is not None and self._lose_after in data:
+                        self._lose_after = None
+                        losing = True
+                    elif sock is server and losing:
+                        losing = False
+                        self.lost_replies += 1
+                        continue
                     other[sock].sendall(data)
         except (OSError, ValueError):  # a socket closed under us (drop, close)
             return

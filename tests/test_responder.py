@@ -5,11 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import orjson
 import pytest
+import redis
 
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Channel, Overloaded, RemoteError
+from flask_multi_redis.broker.caller import new_id
+from flask_multi_redis.broker.envelope import deadline_after, pack
 
+from .proxy import proxy_to
+from .servers import RedisServer
 from .waiting import wait_until
 
 held = Channel("responder.held", reply=str)
@@ -55,3 +61,27 @@ def test_a_full_handler_pool_answers_overloaded(ext: FlaskRedisSingle) -> None:
         thread.join(10)
     assert results == ["done", "done"]
     assert ext.broker.health().counters.overloaded == 1
+
+
+def test_a_claim_whose_reply_was_lost_is_claimed_again_and_served(redis_server: RedisServer, redis_url: str) -> None:
+    """The claim reaches Redis but its reply is lost (the connection dies just then): the serving process
+    claims once more, reads that it has the request, and serves it; nobody waits out a timeout."""
+    with proxy_to(redis_server.host, redis_server.port) as proxy:
+        served = FlaskRedisSingle({"URL": proxy.url, "PREFIX": "claims", "SOCKET_TIMEOUT": 0.5})
+        try:
+            served.broker.handler(held)(lambda _: "served")
+            served.broker.start(timeout=5)
+            proxy.lose_reply_to(b":fmr:claim:")
+            client = redis.Redis.from_url(redis_url)
+            request_id = new_id()
+            request = pack("request", request_id, held.name, b"null", deadline=deadline_after(5), max_size=4096)
+            assert client.publish(f"claims:fmr:req:{held.name}", request) == 1  # as a foreign client would
+            key = f"claims:fmr:reply:{request_id}"
+            answer = client.blmove(key, key, 5, "RIGHT", "RIGHT")
+            client.close()
+            assert answer is not None
+            assert orjson.loads(answer)["body"] == "served"
+            assert proxy.lost_replies == 1  # the claim's
+            assert served.broker.health().counters.handled == 1
+        finally:
+            served.broker.stop()

@@ -14,6 +14,8 @@ from flask_multi_redis.direct import Command
 __all__ = [
     "answer",
     "claim",
+    "claim_again",
+    "claimed_by",
     "counted_publish",
     "discard",
     "keep",
@@ -87,6 +89,18 @@ def publish_and_wait(unlinked: Sequence[str], channel: str, data: bytes, key: st
 def claim(key: str, owner: str, ttl_ms: int) -> Command:
     """Take a request for ``owner``, unless another process has: ``OK``, or nil."""
     return ("SET", key, owner, "NX", "PX", ttl_ms)
+
+
+def claim_again(key: str, owner: str, ttl_ms: int) -> list[Command]:
+    """:func:`claim` once more when the first claim's reply was lost (it may have been made), and read who has
+    the request: :func:`claimed_by` reads the replies. (``SET NX GET`` would do both, from Redis 7.0 on.)"""
+    return [claim(key, owner, ttl_ms), ("GET", key)]
+
+
+def claimed_by(replies: Sequence[object], owner: str) -> bool:
+    """Whether ``owner`` has the request, from the replies to :func:`claim_again`."""
+    taken, holder = replies
+    return bool(taken) or holder == owner.encode()
 
 
 def take_lists(keys: Sequence[str]) -> list[Command]:

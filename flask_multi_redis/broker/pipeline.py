@@ -9,7 +9,9 @@ has a connection of its own.
 
 Deadlines hold: a round trip's reads wait no longer than the earliest deadline among the callers it serves, a
 caller still queued at its deadline gives up, and a caller with a deadline sends nobody else's commands after
-its own: it wakes the next queued caller instead, which sends them.
+its own: it wakes the next queued caller instead, which sends them. So a caller whose commands shared a round
+trip with one of an earlier deadline may get ``redis.TimeoutError`` before its own deadline (or with none):
+whether its commands ran is then unknown, as with any timeout.
 """
 
 from __future__ import annotations

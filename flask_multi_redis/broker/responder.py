@@ -216,16 +216,23 @@ class Responder:
         )
 
     def _claim(self, envelope: Envelope) -> bool:
-        """Whether this process takes the request. When Redis refuses the claim (``OOM``, say) the caller is told
-        at once (``BrokerUnavailable``), rather than left to wait out its timeout: nobody could claim it."""
-        key = names.claim_key(self.prefix, envelope.id)
+        """Whether this process takes the request. When Redis refuses the claim (an error reply: ``OOM``, say),
+        the caller is told at once (``BrokerUnavailable``) rather than left to wait out its timeout. When the
+        reply is lost (a timeout, a lost connection: the claim may have been made), it claims once more and
+        reads who has the request; if that fails too, it neither runs nor answers it."""
+        key, owner = names.claim_key(self.prefix, envelope.id), self.sender.id
+        ttl_ms = _ttl_ms(envelope, self._max_ttl_ms)
         try:
-            return bool(
-                self._pipelined.execute(*commands.claim(key, self.sender.id, _ttl_ms(envelope, self._max_ttl_ms)))
-            )
+            try:
+                return bool(self._pipelined.execute(*commands.claim(key, owner, ttl_ms)))
+            except (redis.ConnectionError, redis.TimeoutError):
+                return commands.claimed_by(self._pipelined.run(commands.claim_again(key, owner, ttl_ms)), owner)
         except redis.RedisError as exc:
             log.error("could not claim request id=%s channel=%s: %s", envelope.id, envelope.channel, describe(exc))
-            self._answer_error(envelope, RemoteBrokerUnavailable.REMOTE_TYPE, f"could not claim it: {describe(exc)}")
+            if isinstance(exc, redis.ResponseError):
+                self._answer_error(
+                    envelope, RemoteBrokerUnavailable.REMOTE_TYPE, f"could not claim it: {describe(exc)}"
+                )
             return False
 
     def _answer_error(self, envelope: Envelope, error_type: str, message: str) -> None:
