@@ -11,6 +11,7 @@ import pytest
 
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import BrokerUnavailable, RequestTimeout
+from flask_multi_redis.broker.pipeline import SLACK
 
 from .apps.svc import AddIn, add, whoami
 from .faults import TABLE, Load
@@ -105,3 +106,20 @@ def test_the_listener_notices_a_silent_peer_and_comes_back(proxied_caller: Flask
     wait_until(lambda: broker.health().listener.connected, timeout=20)
     assert noticed < 5 + 2 + 1
     assert broker.health().listener.reconnects >= 1
+
+
+def test_stop_ends_by_its_timeout_while_the_network_is_a_black_hole(
+    proxied_caller: FlaskRedisSingle, proxy: Proxy
+) -> None:
+    """A serving process stops with Redis out of reach: leaving the registry, deleting finished reply lists,
+    unsubscribing and closing all end by the stop's timeout and SLACK, not a socket timeout (5 s) each."""
+    broker = proxied_caller.broker
+    broker.handler(whoami)(lambda _: None)
+    broker.start(timeout=5)
+    proxy.black_hole()
+    try:
+        took, stopped = timed(lambda: broker.stop(timeout=1))
+        assert stopped is False  # the listener could not hear Redis confirm its UNSUBSCRIBE
+        assert took < 1 + SLACK + 0.5  # and scheduling
+    finally:
+        proxy.resume()

@@ -7,6 +7,7 @@ Callers read it to address one live responder directly; ``flask redis workers`` 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -125,38 +126,57 @@ class Registration:
         with self._lock:
             self._listed = True
 
-    def renew(self, ttl_ms: int) -> None:
-        """List the process (again) for ``ttl_ms`` milliseconds, unless it has left."""
+    def renew(self, ttl_ms: int, deadline: float | None = None) -> None:
+        """List the process (again) for ``ttl_ms`` milliseconds, unless it has left; by the monotonic
+        ``deadline``."""
         with self._lock:
             if self._listed:
-                register(self._pipelined, self._prefix, self._info(), ttl_ms, self._signer)
+                register(self._pipelined, self._prefix, self._info(), ttl_ms, self._signer, deadline)
 
-    def leave(self, handlers: tuple[str, ...]) -> None:
-        """Leave the registry at once (a killed process expires instead)."""
-        with self._lock:
+    def leave(self, handlers: tuple[str, ...], deadline: float | None = None) -> None:
+        """Leave the registry at once (a killed process expires instead), by the monotonic ``deadline``. A
+        renewal still waiting for Redis then is not waited for: the entry expires (its TTL) if it wins."""
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._lock.acquire(timeout=wait):
+            self._listed = False  # the renewal in progress is the last
+            return
+        try:
             if self._listed:
                 self._listed = False
-                unregister(self._pipelined, self._prefix, self._info().sender.id, handlers)
+                unregister(self._pipelined, self._prefix, self._info().sender.id, handlers, deadline)
+        finally:
+            self._lock.release()
 
 
 def register(
-    pipelined: PipelinedConnection, prefix: str, info: ProcessInfo, ttl_ms: int, signer: Signer | None = None
+    pipelined: PipelinedConnection,
+    prefix: str,
+    info: ProcessInfo,
+    ttl_ms: int,
+    signer: Signer | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Renew the heartbeat of ``info``'s process (its record signed, with a ``signer``), and its place among
-    the responders of its handlers."""
+    the responders of its handlers, by the monotonic ``deadline``."""
     record = orjson.dumps(info.as_json())
     if signer is not None:
         record = signer.sign(record)
     serves = [names.serves_key(prefix, channel) for channel in info.handlers]
     member = info.sender.id
     key = names.process_key(prefix, member)
-    pipelined.run(commands.renew(key, record, ttl_ms, serves, member, now_ms(), MAX_TTL_MS))
+    pipelined.run(commands.renew(key, record, ttl_ms, serves, member, now_ms(), MAX_TTL_MS), deadline=deadline)
 
 
-def unregister(pipelined: PipelinedConnection, prefix: str, sender_id: str, handlers: tuple[str, ...]) -> None:
-    """Remove a process from the registry at once."""
+def unregister(
+    pipelined: PipelinedConnection,
+    prefix: str,
+    sender_id: str,
+    handlers: tuple[str, ...],
+    deadline: float | None = None,
+) -> None:
+    """Remove a process from the registry at once (by the monotonic ``deadline``, if any)."""
     serves = [names.serves_key(prefix, channel) for channel in handlers]
-    pipelined.run(commands.leave(names.process_key(prefix, sender_id), serves, sender_id))
+    pipelined.run(commands.leave(names.process_key(prefix, sender_id), serves, sender_id), deadline=deadline)
 
 
 def responder_ids(

@@ -61,12 +61,12 @@ class DeferredUnlink:
         self._keys.extend(keys)
         return BrokerUnavailable(f"could not publish on {channel!r}: {describe(error)}")
 
-    def flush(self, pipelined: PipelinedConnection) -> None:
-        """Delete the waiting keys now."""
+    def flush(self, pipelined: PipelinedConnection, deadline: float | None = None) -> None:
+        """Delete the waiting keys now (by the monotonic ``deadline``, if any: see :meth:`.PipelinedConnection.run`)."""
         keys = self.take()
         if keys:
             try:
-                pipelined.run(commands.unlink(keys))
+                pipelined.run(commands.unlink(keys), deadline=deadline)
             except BaseException:
                 self._keys.extend(keys)  # next time
                 raise

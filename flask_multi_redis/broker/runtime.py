@@ -211,7 +211,7 @@ class Runtime:
         """
         self.responder.drain()
         with contextlib.suppress(redis.RedisError):
-            self._registration.leave(self._router.channel_names("handler"))
+            self._registration.leave(self._router.channel_names("handler"), time.monotonic() + grace)
         if on_closed is not None:
             on_closed()
         self._handlers.run_queued_here()  # each refuses: not started, its caller goes elsewhere at once
@@ -219,8 +219,8 @@ class Runtime:
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Leave the registry, stop listening, and let running handlers (and a call waiting on its reply list)
-        finish, all within ``timeout``; True when everything ended in time. When Redis does not answer,
-        leaving the registry may take one socket timeout more."""
+        finish, all within ``timeout``; True when everything ended in time. When Redis does not answer, it
+        returns within ``timeout`` and SLACK (half a second) at most."""
         deadline = time.monotonic() + timeout
 
         def left() -> float:
@@ -232,8 +232,9 @@ class Runtime:
         self.responder.drain()  # what arrives from now on is refused: ShuttingDown
         self._heartbeat.stop(left())
         with contextlib.suppress(redis.RedisError):
-            self._unlinks.flush(self._pipelined)
-            self._registration.leave(self._router.channel_names("handler"))
+            self._registration.leave(self._router.channel_names("handler"), deadline)
+        with contextlib.suppress(redis.RedisError):
+            self._unlinks.flush(self._pipelined, deadline)
         stopped = self.listener.stop(left())
         stopped = self._handlers.join(left()) and stopped
         self._pipelined.close(left(), for_good=True)
@@ -269,9 +270,10 @@ class Runtime:
         return live_processes(self.client, self.prefix, limit, self._signer)
 
     def _beat(self) -> None:
-        self._unlinks.flush(self._pipelined)
+        deadline = time.monotonic() + self.settings.heartbeat_interval  # a beat never holds up the next
+        self._unlinks.flush(self._pipelined, deadline)
         self._reply_wait.close_if_idle(self.settings.heartbeat_interval)
-        self._registration.renew(self.settings.heartbeat_ttl_ms)
+        self._registration.renew(self.settings.heartbeat_ttl_ms, deadline)
 
     def _on_inbox(self, channel: bytes, data: bytes) -> None:
         envelope = self._intake.read(channel, data)
