@@ -114,3 +114,17 @@ def test_includers_hear_of_every_change_below_them() -> None:
     assert heard == ["changed"]
     inner.command(pong)(answer)
     assert heard == ["changed", "changed"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 257, "has space", "tab\there", "line\nbreak", "bell\x07", "fmr:inbox", 7, None],
+    ids=["empty", "257 characters", "space", "tab", "newline", "control", "reserved", "int", "None"],
+)
+def test_a_channel_name_an_envelope_would_refuse_is_refused_at_once(name: object) -> None:
+    with pytest.raises(ValueError, match="channel name"):
+        Channel(name)  # type: ignore[arg-type]
+
+
+def test_a_channel_name_may_be_long_and_not_ascii() -> None:
+    assert Channel("é" * 256).name == "é" * 256

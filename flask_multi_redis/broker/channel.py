@@ -12,6 +12,7 @@ from typing_extensions import TypeVar
 from flask_multi_redis.codec import explain
 from flask_multi_redis.errors import InvalidMessage
 
+from .envelope import MAX_CHANNEL, is_name
 from .names import RESERVED
 
 __all__ = ["Channel"]
@@ -64,7 +65,8 @@ class Channel(Generic[Req, Rep]):
     """A typed channel: its ``name`` (the environment prefix is added by the broker), its request type and
     its reply type. Either type may be left out to allow any JSON value. A declaration opens no connection.
 
-    :param name: the channel name, for example ``"math.add"``; ``fmr:`` is reserved for the broker itself.
+    :param name: the channel name, for example ``"math.add"``: 1 to 256 printable characters without spaces, as
+        every envelope's ``channel`` field must be; ``fmr:`` is reserved for the broker itself.
     :param request: the pydantic model (or other type pydantic validates) of what is sent on the channel.
     :param reply: the type of what handlers answer.
     """
@@ -72,9 +74,10 @@ class Channel(Generic[Req, Rep]):
     __slots__ = ("_reply", "_request", "name")
 
     def __init__(self, name: str, request: type[Req] | None = None, reply: type[Rep] | None = None) -> None:
-        if not isinstance(name, str) or not name or name.startswith(RESERVED) or any(c.isspace() for c in name):
+        if not is_name(name, MAX_CHANNEL) or name.startswith(RESERVED) or any(c.isspace() for c in name):
             raise ValueError(
-                f"channel name {name!r}: use a non-empty name without spaces, not starting with {RESERVED}"
+                f"channel name {str(name)[:MAX_CHANNEL]!r}: use 1 to {MAX_CHANNEL} printable characters, no spaces, "
+                f"not starting with {RESERVED}"
             )
         self.name = name
         self._request = _Payload(request)
