@@ -110,6 +110,34 @@ def test_an_interrupted_sender_leaves_the_others_served_and_the_connection_in_st
     assert pipelined.execute("ECHO", "next") == b"next"  # not the BLPOP's late nil
 
 
+def test_a_queued_caller_interrupted_has_its_commands_left_unsent(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    """A gevent Timeout reaches a caller still queued behind a round trip: its commands must not run later."""
+    holder, held = in_threads(1, lambda: pipelined.execute("BLPOP", "gate", 5))
+    wait_until(lambda: len(blocked(redis_server)) == 1)
+
+    def interrupt_once_queued(signum: int, frame: FrameType | None) -> None:
+        if pipelined.queued == 1:
+            raise Interrupted
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+
+    previous = signal.signal(signal.SIGALRM, interrupt_once_queued)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        with pytest.raises(Interrupted):
+            pipelined.execute("INCR", "interrupted")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert pipelined.queued == 0
+    redis_server.admin().rpush("gate", "open")
+    holder[0].join(10)
+    assert held == [[b"gate", b"open"]]
+    assert pipelined.execute("ECHO", "after") == b"after"
+    assert redis_server.admin().get("interrupted") is None
+
+
 def test_closing_it_under_a_round_trip_fails_that_round_trip_as_a_lost_connection(
     pipelined: PipelinedConnection, redis_server: RedisServer
 ) -> None:

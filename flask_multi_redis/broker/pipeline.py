@@ -115,16 +115,20 @@ class PipelinedConnection:
         wake = batch.wake = threading.Event()
         with self._queue_lock:
             self._queued.append(batch)
-        while True:
-            wake.clear()
-            if batch.finished:
-                return batch.outcome()
-            if self._sending.acquire(blocking=False):
-                self._send_as_sender(None, batch.deadline)
-            elif batch.deadline is not None and time.monotonic() >= batch.deadline and self._unqueue(batch):
-                raise redis.TimeoutError("the broker's pipelined connection stayed busy past the deadline")
-            else:
-                wake.wait(0.05)  # set when our batch is done, or when the sender hands over; 0.05: a safety net
+        try:
+            while True:
+                wake.clear()
+                if batch.finished:
+                    return batch.outcome()
+                if self._sending.acquire(blocking=False):
+                    self._send_as_sender(None, batch.deadline)
+                elif batch.deadline is not None and time.monotonic() >= batch.deadline and self._unqueue(batch):
+                    raise redis.TimeoutError("the broker's pipelined connection stayed busy past the deadline")
+                else:
+                    wake.wait(0.05)  # set when our batch is done, or when the sender hands over; 0.05: a safety net
+        except BaseException:  # interrupted (gevent.Timeout, GreenletExit): commands not sent yet are not sent
+            self._unqueue(batch)
+            raise
 
     def _unqueue(self, batch: _Batch) -> bool:
         """Take ``batch`` out of the queue; False when a sender has taken it already."""
