@@ -15,9 +15,10 @@ import pytest
 import redis
 
 from flask_multi_redis import FlaskRedisSingle
-from flask_multi_redis.broker import Channel
+from flask_multi_redis.broker import Channel, commands
 from flask_multi_redis.broker.caller import new_id
 from flask_multi_redis.broker.envelope import deadline_after, pack
+from flask_multi_redis.broker.pipeline import PipelinedConnection
 
 from .apps.svc import AddIn, add, stats
 from .conftest import ROOT
@@ -54,7 +55,19 @@ def users(broker_server: RedisServer, broker_env: dict[str, str]) -> Iterator[di
 def test_readme_writes_out_both_users() -> None:
     assert set(README_USERS) == {"web", "worker"}
     web, worker = set(README_USERS["web"].split()), set(README_USERS["worker"].split())
-    assert worker - web == {"+zadd", "+zremrangebyscore", "+zrem", ">worker-password"}
+    assert worker - web == {"+zadd", "+zremrangebyscore", "+zrem", "+get", ">worker-password"}
+
+
+def test_the_worker_may_claim_again(users: dict[str, str], broker_env: dict[str, str]) -> None:
+    """The claim sent again when its reply was lost (rare, so no path above takes it) needs no more."""
+    pipelined = PipelinedConnection(redis.Redis.from_url(users["worker"]))
+    key = f"{broker_env['REDIS_PREFIX']}:fmr:claim:{new_id()}"
+    try:
+        assert pipelined.execute(*commands.claim(key, "me", 5000)) == b"OK"
+        assert commands.claimed_by(pipelined.run(commands.claim_again(key, "me", 5000)), "me")
+        assert not commands.claimed_by(pipelined.run(commands.claim_again(key, "another", 5000)), "another")
+    finally:
+        pipelined.close(5, for_good=True)
 
 
 def test_every_broker_path_runs_as_those_users(
