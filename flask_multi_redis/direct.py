@@ -90,7 +90,7 @@ class _Connection:
             raise redis.ConnectionError(f"Error {errno} while writing to socket. {message}.") from exc
         return wait
 
-    def _read(self, timeout: float | None) -> Any:
+    def _read(self, timeout: float | None, whole: bool = True) -> Any:
         """What comes next: a reply, an error reply as its exception, or a RESP3 push. A failed read closes the
         connection, but for a timeout: the caller decides (a subscriber waits again, what was read is kept).
 
@@ -102,10 +102,13 @@ class _Connection:
         if reader is None:
             raise redis.ConnectionError(_CLOSED)
         reply = reader.gets()
-        return reply if reply is not _INCOMPLETE else self._fill(timeout)
+        return reply if reply is not _INCOMPLETE else self._fill(timeout, whole)
 
-    def _fill(self, timeout: float | None) -> Any:
-        """Read from the socket until the reader has a whole reply (see :meth:`_read`); that reply."""
+    def _fill(self, timeout: float | None, whole: bool = True) -> Any:
+        """Read from the socket until the reader has a whole reply (see :meth:`_read`); that reply.
+
+        :param whole: ``timeout`` bounds the whole reply (a call's deadline); otherwise each wait for more of
+            it (a subscriber, for which a large message still arriving is traffic, not silence)."""
         reader, sock = self._reader, self._sock
         if reader is None or sock is None:  # closed meanwhile, by the owner's stop
             raise redis.ConnectionError(_CLOSED)
@@ -113,7 +116,7 @@ class _Connection:
             sock.settimeout(timeout)
             self._applied = timeout
         buffer = self._buffer
-        until = None if timeout is None else time.monotonic() + timeout
+        until = None if timeout is None or not whole else time.monotonic() + timeout
         try:
             while True:
                 count = sock.recv_into(buffer)
@@ -123,7 +126,9 @@ class _Connection:
                 reply = reader.gets()
                 if reply is not _INCOMPLETE:
                     return reply
-                if until is not None:  # a reply in several pieces: all of them within the one timeout
+                if not whole:
+                    self.heard = time.monotonic()
+                elif until is not None:  # a reply in several pieces: all of them within the one timeout
                     self._applied = max(0.001, until - time.monotonic())
                     sock.settimeout(self._applied)
         except TimeoutError:
@@ -207,15 +212,16 @@ class DirectConnection(_Connection):
         ones, say)."""
         if self._owed or self._broken or not self._in_step():
             self.close()
+        began = time.monotonic()
         try:
             wait = self._write(commands, timeout)
         except BaseException:  # interrupted half-way: what was written is unknown
             self.close()
             raise
         self._owed = len(commands)
-        if answered < 2 or wait is None:
-            return [self._next(wait) for _ in range(answered)]
-        until = time.monotonic() + wait  # one timeout for all the replies, not one for each
+        if wait is None:
+            return [self._next(None) for _ in range(answered)]
+        until = began + wait  # one timeout for connecting, if need be, and all the replies
         return [self._next(max(0.001, until - time.monotonic())) for _ in range(answered)]
 
     def finish(self, timeout: float | None = None) -> Any:
@@ -259,6 +265,9 @@ class SubscriberConnection(_Connection):
     """A connection in pub/sub mode: the server pushes messages, and the confirmations of SUBSCRIBE, UNSUBSCRIBE
     and PING come among them."""
 
+    #: When part of a message last arrived (monotonic): a large one may take longer than a read's timeout.
+    heard = 0.0
+
     def send(self, commands: Sequence[Command]) -> None:
         """Write ``commands``; what they bring back comes as messages."""
         try:
@@ -272,7 +281,7 @@ class SubscriberConnection(_Connection):
         exception; None when nothing came within ``timeout`` seconds. The connection then stays open, and what
         was read of a message so far is kept for the next call."""
         try:
-            return self._read(timeout)
+            return self._read(timeout, whole=False)
         except TimeoutError:
             return None
 

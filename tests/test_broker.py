@@ -355,25 +355,35 @@ def test_a_call_while_the_broker_stops_is_refused_and_does_not_start_it_again(
     with pytest.raises(BrokerUnavailable, match="stopping"):
         caller.broker.request(add, AddIn(a=1, b=1), timeout=5)
     assert not runtime.listener.running
-    assert not [t for t in threading.enumerate() if t.name == runtime.listener.name]
     assert caller.broker.stop(timeout=5)  # forgotten now: the next call starts a new one
     assert caller.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2
 
 
 def test_concurrent_first_calls_start_one_listener(caller: FlaskRedisSingle) -> None:
     ready = threading.Barrier(16)
+    failures: list[BaseException] = []
+    name = caller.broker.runtime().listener.name  # made, not started
+
+    def listeners() -> int:
+        return len([t for t in threading.enumerate() if t.name == name])
+
+    wait_until(lambda: listeners() == 0, timeout=10)  # an earlier test's, still stopping
 
     def first_call() -> None:
         ready.wait()
-        caller.broker.start()
+        try:
+            caller.broker.start()
+        except BaseException as exc:
+            failures.append(exc)
 
     threads = [threading.Thread(target=first_call) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(10)
-    name = caller.broker.runtime().listener.name
-    assert len([t for t in threading.enumerate() if t.name == name]) == 1
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert listeners() == 1
     assert caller.broker.wait_ready(5)
 
 

@@ -14,6 +14,7 @@ import redis
 from flask_multi_redis.broker import Listener
 
 from .conftest import ServerFactory
+from .proxy import proxy_to
 from .servers import RedisServer
 from .waiting import wait_until
 
@@ -172,3 +173,27 @@ def test_stop_ends_the_thread_and_closes_the_connection(server: RedisServer, lis
     assert not listener.running
     wait_until(lambda: pubsub_clients(server) == 0)
     assert server.admin().publish("events", b"nobody") == 0
+
+
+def test_a_large_message_arriving_slowly_is_traffic_not_silence(server: RedisServer) -> None:
+    """A message that takes longer to arrive than a read's timeout and than the silence before a PING is
+    delivered whole: the listener neither pings into the middle of it nor takes the peer for dead."""
+    with proxy_to(server.host, server.port) as proxy:
+        client = redis.Redis.from_url(proxy.url, socket_timeout=2)
+        listener = Listener(client, silence=0.3, ping_timeout=0.3, backoff_cap=0.5)
+        inbox = Inbox()
+        listener.subscribe("slow", inbox)
+        listener.start()
+        try:
+            assert listener.wait_ready(5)
+            payload = b"x" * 20_000
+            message = b"*3\r\n$7\r\nmessage\r\n$4\r\nslow\r\n$%d\r\n%s\r\n" % (len(payload), payload)
+            pieces = [message[i : i + 1000] for i in range(0, len(message), 1000)]
+            gaps = threading.Event()
+            for piece in pieces:  # about 1.2 s in all, a piece every 60 ms
+                proxy.inject(piece)
+                gaps.wait(0.06)
+            wait_until(lambda: inbox.payloads() == [payload], timeout=5)
+            assert listener.health().reconnects == 0
+        finally:
+            assert listener.stop(timeout=5)

@@ -10,9 +10,10 @@ import pytest
 import redis
 
 from flask_multi_redis import FlaskRedisSingle
-from flask_multi_redis.broker import Channel, Overloaded, RemoteError
+from flask_multi_redis.broker import Channel, Overloaded, RemoteError, commands
 from flask_multi_redis.broker.caller import new_id
 from flask_multi_redis.broker.envelope import deadline_after, pack
+from flask_multi_redis.broker.pipeline import PipelinedConnection
 
 from .proxy import proxy_to
 from .servers import RedisServer
@@ -85,3 +86,23 @@ def test_a_claim_whose_reply_was_lost_is_claimed_again_and_served(redis_server: 
             assert served.broker.health().counters.handled == 1
         finally:
             served.broker.stop()
+
+
+@pytest.mark.parametrize(("holder", "ours"), [("me", True), ("another", False)])
+def test_a_claim_sent_again_and_refused_is_decided_by_who_holds_it(
+    redis_server: RedisServer, redis_url: str, holder: str, ours: bool
+) -> None:
+    """Out of memory, Redis refuses the second SET (OOM) whoever holds the claim: the GET says whose it is, so
+    a process never answers BrokerUnavailable for a request another process may be running."""
+    admin = redis_server.admin()
+    key = f"claims:fmr:claim:{new_id()}"
+    admin.set(key, holder, px=5000)
+    pipelined = PipelinedConnection(redis.Redis.from_url(redis_url))
+    try:
+        admin.config_set("maxmemory", 1)
+        replies = pipelined.run(commands.claim_again(key, "me", 5000), raise_errors=False)
+        assert isinstance(replies[0], redis.exceptions.OutOfMemoryError)
+        assert commands.claimed_by(replies, "me") is ours
+    finally:
+        admin.config_set("maxmemory", 0)
+        pipelined.close(5, for_good=True)

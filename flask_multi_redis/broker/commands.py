@@ -98,9 +98,11 @@ def claim_again(key: str, owner: str, ttl_ms: int) -> list[Command]:
 
 
 def claimed_by(replies: Sequence[object], owner: str) -> bool:
-    """Whether ``owner`` has the request, from the replies to :func:`claim_again`."""
-    taken, holder = replies
-    return bool(taken) or holder == owner.encode()
+    """Whether ``owner`` has the request, from the replies to :func:`claim_again` (read with errors among
+    them): the GET decides, as the SET may be refused (``OOM``) while another process holds the claim; a GET
+    refused too says no."""
+    holder = replies[1]
+    return not isinstance(holder, Exception) and holder == owner.encode()
 
 
 def take_lists(keys: Sequence[str]) -> list[Command]:

@@ -250,6 +250,8 @@ class Listener:
             message = connection.next_message(tick)
             if message is None:
                 now = time.monotonic()
+                if connection.heard > last_traffic:  # part of a message came: the peer is not silent
+                    last_traffic, ping_sent = connection.heard, None
                 if ping_sent is None and now - last_traffic > self.silence:
                     connection.send([commands.ping()])
                     ping_sent = now

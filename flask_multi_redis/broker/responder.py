@@ -219,14 +219,17 @@ class Responder:
         """Whether this process takes the request. When Redis refuses the claim (an error reply: ``OOM``, say),
         the caller is told at once (``BrokerUnavailable``) rather than left to wait out its timeout. When the
         reply is lost (a timeout, a lost connection: the claim may have been made), it claims once more and
-        reads who has the request; if that fails too, it neither runs nor answers it."""
+        reads who has the request; if that fails too, or cannot say who has it, it neither runs nor answers it
+        (another process may be running it). Both tries end by the request's deadline."""
         key, owner = names.claim_key(self.prefix, envelope.id), self.sender.id
         ttl_ms = _ttl_ms(envelope, self._max_ttl_ms)
+        deadline = None if envelope.deadline is None else time.monotonic() + (envelope.deadline - now_ms()) / 1000
         try:
             try:
-                return bool(self._pipelined.execute(*commands.claim(key, owner, ttl_ms)))
+                return bool(self._pipelined.execute(*commands.claim(key, owner, ttl_ms), deadline=deadline))
             except (redis.ConnectionError, redis.TimeoutError):
-                return commands.claimed_by(self._pipelined.run(commands.claim_again(key, owner, ttl_ms)), owner)
+                again = commands.claim_again(key, owner, ttl_ms)
+                return commands.claimed_by(self._pipelined.run(again, raise_errors=False, deadline=deadline), owner)
         except redis.RedisError as exc:
             log.error("could not claim request id=%s channel=%s: %s", envelope.id, envelope.channel, describe(exc))
             if isinstance(exc, redis.ResponseError):

@@ -144,7 +144,6 @@ class Runtime:
                 raise BrokerUnavailable(f"the broker at {self.address} is stopping in this process")
             if self._started:
                 return self
-            self._started = True
             log_through_gunicorn()
             self.listener.subscribe(self.inbox, self._on_inbox)
             self.sync()
@@ -152,6 +151,7 @@ class Runtime:
             self._registration.join()
             self._heartbeat.start()
             atexit.register(self._stop_at_exit)
+            self._started = True  # last: a start that raised half-way is tried again by the next call
         return self
 
     def sync(self) -> None:
@@ -233,8 +233,9 @@ class Runtime:
         self._heartbeat.stop(left())
         with contextlib.suppress(redis.RedisError):
             self._registration.leave(self._router.channel_names("handler"), deadline)
-        with contextlib.suppress(redis.RedisError):
-            self._unlinks.flush(self._pipelined, deadline)
+        if left() > 0:  # reply lists left behind expire by themselves: no new round trip past the deadline
+            with contextlib.suppress(redis.RedisError):
+                self._unlinks.flush(self._pipelined, deadline)
         stopped = self.listener.stop(left())
         stopped = self._handlers.join(left()) and stopped
         self._pipelined.close(left(), for_good=True)

@@ -128,10 +128,10 @@ class Worker:
             runtime = broker.start()
             while not runtime.wait_ready(0.25):  # a SIGTERM while Redis is unreachable still ends the worker
                 if self._stop.is_set():
-                    runtime.stop(timeout=5)
+                    broker.stop(timeout=5)
                     return 0
                 if time.monotonic() - started > STARTUP_TIMEOUT:
-                    runtime.stop(timeout=5)
+                    broker.stop(timeout=5)
                     address = self.extension.addresses()[runtime.session.name]
                     failed = runtime.listener.last_error
                     reason = f": {failure_reason(failed)}" if failed is not None else ""
@@ -150,7 +150,7 @@ class Worker:
                 self.grace,
                 lambda: log.info("worker %s stopping: up to %.1f s for handlers in flight", runtime.sender, self.grace),
             )
-            runtime.stop(timeout=5)
+            broker.stop(timeout=5)
         if not drained:
             log.error("worker %s: handlers still running after %.1f s; exiting", runtime.sender, self.grace)
             return 1
