@@ -10,7 +10,7 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup
 
-from .connection import failure_reason
+from .connection import failure_reason, topology_nodes
 from .connection import ping as ping_server
 from .errors import BrokerUnavailable
 
@@ -41,6 +41,8 @@ def redis_group(ext: RedisExtension) -> click.Group:
                 click.echo(f"{name:<{width}}  {address}  unreachable: {failure_reason(exc)}", err=True)
                 continue
             click.echo(f"{name:<{width}}  {address}  redis {server.version}  {server.round_trip_ms:.2f} ms")
+            for node in topology_nodes(ext.getRedis(name)):
+                click.echo(f"{'':<{width}}    {node.role:<8}  {node.address}  {node.state}")
         signed = [name for name in addresses if ext.signing_keys(name)]
         if not signed:
             click.echo(f"broker messages are not signed: set {ext.config_element}.SIGNING_KEY (see the README)")

@@ -17,13 +17,16 @@ from redis.backoff import NoBackoff
 from redis.connection import AbstractConnection
 from redis.exceptions import InvalidResponse
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from .config import DatabaseSpec
+from .config import DatabaseSpec, Sentinels
 from .session import RedisSession
 
 __all__ = [
     "CONNECTION_LOST",
+    "FollowedPrimary",
     "HandedOver",
+    "NodeInfo",
     "ServerInfo",
     "build_sessions",
     "derived_client",
@@ -33,6 +36,7 @@ __all__ = [
     "hand_over",
     "ping",
     "session_class",
+    "topology_nodes",
 ]
 
 _classes: dict[type[redis.Redis], type[RedisSession]] = {RedisSession: RedisSession, redis.Redis: RedisSession}
@@ -52,13 +56,25 @@ def session_class(client_class: type[redis.Redis]) -> type[RedisSession]:
         return cls
 
 
-def build_sessions(specs: Iterable[DatabaseSpec]) -> dict[str, RedisSession]:
-    """One RedisSession per spec, by name. Creating clients opens no connection (no network I/O here)."""
+def build_sessions(specs: Iterable[DatabaseSpec], replicas: bool = False) -> dict[str, RedisSession]:
+    """One RedisSession per spec, by name. Creating clients opens no connection (no network I/O here).
+
+    :param replicas: sessions on a replica, for reads (of a database behind sentinels: on a replica they list,
+        the primary when none is up).
+    """
     pools: dict[tuple[object, ...], redis.ConnectionPool] = {}
+    sentinels: dict[tuple[object, ...], Sentinel] = {}
     sessions: dict[str, RedisSession] = {}
     for spec in specs:
         cls = session_class(spec.client_class)
         pool = pools.get(spec.pool_key)
+        if pool is None and isinstance(spec.topology, Sentinels):
+            shape = spec.topology
+            found = (shape.nodes, repr(sorted(shape.kwargs.items())))
+            manager = sentinels.get(found) or Sentinel(list(shape.nodes), sentinel_kwargs=dict(shape.kwargs))  # type: ignore[no-untyped-call]
+            sentinels[found] = manager
+            pool = SentinelConnectionPool(shape.master, manager, is_master=not replicas, **spec.kwargs)  # type: ignore[no-untyped-call]
+            pools[spec.pool_key] = pool
         if pool is None:
             session = cls(name=spec.name, prefix=spec.prefix, **spec.kwargs)
             pools[spec.pool_key] = session.connection_pool
@@ -98,6 +114,27 @@ class HandedOver:
     parse_error: Callable[[str], redis.RedisError]  # redis-py's table of error replies, through its parser
     where: str  # host:port or the socket's path, as redis-py's error messages name the server
     encode: Callable[[Any], bytes] | None  # None for UTF-8, which hiredis writes itself
+    primary: FollowedPrimary | None = None  # the Sentinel-managed primary it was opened on
+
+
+@dataclass(frozen=True)
+class FollowedPrimary:
+    """The primary a Sentinel-managed connection was opened on, and where its sentinels say the primary is."""
+
+    pool: Any  # redis-py's SentinelConnectionPoolProxy: it asks the sentinels, and keeps their last answer
+    address: tuple[str, int]
+
+    def moved(self, ask: bool = False) -> bool:
+        """Whether the primary is elsewhere now, as the pool last learnt it (any of its connections asks when it
+        connects) or, with ``ask``, as the sentinels answer now. Sentinels that do not answer say nothing: the
+        connection stays."""
+        if ask:
+            try:
+                self.pool.get_master_address()
+            except (redis.ConnectionError, redis.TimeoutError):
+                return False
+        current = self.pool.master_address
+        return current is not None and (str(current[0]), int(current[1])) != self.address
 
 
 #: The most steps of redis-py's handshake that each wait for the server (see :func:`hand_over`).
@@ -133,12 +170,17 @@ def hand_over(client: redis.Redis, timeout: float | None = None) -> HandedOver:
         connection.socket_timeout = configured
     encoder = connection.encoder
     utf8 = encoder.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    followed = kwargs.get("connection_pool")  # a Sentinel-managed connection's: where the primary is
+    primary = None
+    if followed is not None and followed.is_master:
+        primary = FollowedPrimary(followed, (str(connection.host), int(connection.port)))
     return HandedOver(
         connection=connection,
         sock=sock,
         parse_error=connection._parser.parse_error,
         where=connection._host_error(),
         encode=None if utf8 else encoder.encode,
+        primary=primary,
     )
 
 
@@ -168,6 +210,41 @@ def ping(session: redis.Redis, wait: float = 1.0) -> ServerInfo:
     finally:
         client.connection_pool.disconnect()
     return ServerInfo(fields.get("version", "?"), fields.get("role", "?"), fields.get("mode", "?"), rtt_ms)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of a topology, as :func:`topology_nodes` found it."""
+
+    role: str  # primary, replica, sentinel
+    address: str  # host:port
+    state: str  # ok, or why not (down, unreachable: the reason)
+
+
+def topology_nodes(session: redis.Redis) -> list[NodeInfo]:
+    """Every node behind a session on a Sentinel-managed primary, as its sentinels see them: the primary, the
+    replicas and each sentinel (asked one by one, each within its own socket timeout); none for one server."""
+    pool = session.connection_pool
+    if not isinstance(pool, SentinelConnectionPool):
+        return []
+    manager, service = pool.sentinel_manager, pool.service_name
+    found: list[NodeInfo] = []
+    data_nodes: dict[str, NodeInfo] = {}
+    for sentinel in manager.sentinels:
+        kwargs = sentinel.connection_pool.connection_kwargs
+        where = f"{kwargs['host']}:{kwargs['port']}"
+        try:
+            primary = sentinel.sentinel_master(service)
+            replicas = sentinel.sentinel_slaves(service)
+        except redis.RedisError as exc:
+            found.append(NodeInfo("sentinel", where, f"unreachable: {failure_reason(exc)}"))
+            continue
+        found.append(NodeInfo("sentinel", where, "ok"))
+        for role, state in [("primary", primary), *(("replica", replica) for replica in replicas)]:
+            address = f"{state['ip']}:{state['port']}"
+            down = state.get("is_sdown") or state.get("is_odown")
+            data_nodes.setdefault(address, NodeInfo(role, address, "down" if down else "ok"))
+    return [*sorted(data_nodes.values(), key=lambda node: node.role), *found]
 
 
 def _server_fields(client: redis.Redis) -> dict[str, str]:

@@ -20,9 +20,9 @@ from typing import Any
 
 import hiredis
 import redis
-from redis.exceptions import InvalidResponse
+from redis.exceptions import InvalidResponse, ReadOnlyError
 
-from .connection import HandedOver, hand_over
+from .connection import FollowedPrimary, HandedOver, hand_over
 
 __all__ = ["Command", "DirectConnection", "SubscriberConnection"]
 
@@ -53,6 +53,7 @@ class _Connection:
         self._reader: Any = None
         self._poller: Any = None  # watches the socket, for _in_step
         self._pending: Callable[[], int] | None = None  # an SSL socket's decrypted bytes not yet handed out
+        self.primary: FollowedPrimary | None = None  # the Sentinel-managed primary it is on
         self._buffer = bytearray(_BUFFER)
 
     @property
@@ -61,7 +62,7 @@ class _Connection:
 
     def close(self) -> None:
         handed, self._handed, self._sock = self._handed, None, None
-        self._reader = self._poller = self._pending = None
+        self._reader = self._poller = self._pending = self.primary = None
         if handed is not None:
             handed.connection.disconnect()  # type: ignore[no-untyped-call]
 
@@ -153,6 +154,8 @@ class _Connection:
         sock = self._sock
         if sock is None:
             return True
+        if self.primary is not None and self.primary.moved():  # failed over: a connection to the new one
+            return False
         if self._reader.has_data():
             return False
         pending = self._pending
@@ -170,6 +173,7 @@ class _Connection:
         self._handed, self._sock = handed, handed.sock
         self._timeout = self._applied = handed.sock.gettimeout()
         self._encode = handed.encode
+        self.primary = handed.primary
         self._pending = getattr(handed.sock, "pending", None)
         if _poll is not None:  # select.select cannot watch descriptors of 1024 and above
             self._poller = _poll()
@@ -256,6 +260,16 @@ class DirectConnection(_Connection):
             self.close()
             raise
         self._owed -= 1
+        if isinstance(reply, redis.RedisError):
+            return self._error(reply)
+        return reply
+
+    def _error(self, reply: redis.RedisError) -> redis.RedisError:
+        """An error reply as redis-py's connection would take it: one that ends the connection ends it; a
+        primary followed through sentinels that answers ``READONLY`` was demoted, which is a lost connection."""
+        if isinstance(reply, ReadOnlyError) and self.primary is not None:
+            self._broken = True
+            return redis.ConnectionError("The previous master is now a slave")  # redis-py's words
         if isinstance(reply, _ConnectionError):
             self._broken = True
         return reply

@@ -9,7 +9,7 @@ from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app, has_app_context
 
-from .config import AnyConfig, DatabaseSpec, Label, load_config, resolve
+from .config import AnyConfig, DatabaseSpec, Label, Sentinels, load_config, resolve
 from .connection import build_sessions
 from .errors import FlaskRedisError, NotInitializedError, UnknownDatabaseError
 from .session import RedisSession
@@ -26,6 +26,11 @@ class _AppState:
 
     specs: list[DatabaseSpec]
     sessions: dict[str, RedisSession]
+    replicas: dict[str, RedisSession]  # of the databases behind sentinels
+
+    def replica(self, wanted: str | int | None) -> RedisSession:
+        primary = self.lookup(wanted)
+        return self.replicas.get(primary.name, primary)
 
     def lookup(self, wanted: str | int | None) -> RedisSession:
         if wanted is None:
@@ -147,7 +152,9 @@ class RedisExtension:
                 app.config, config_element=self.config_element, multi=self.multi, flask_config=True
             )
         specs = resolve(config, label, prefix=self.prefix, client_kwargs=self.client_kwargs)
-        return _AppState(specs=specs, sessions=build_sessions(specs))
+        behind_sentinels = [spec for spec in specs if isinstance(spec.topology, Sentinels)]
+        replicas = build_sessions(behind_sentinels, replicas=True)
+        return _AppState(specs=specs, sessions=build_sessions(specs), replicas=replicas)
 
     def _state(self, app: Flask | None = None) -> _AppState:
         """The state of ``app``, or of the current context when None."""
@@ -170,14 +177,19 @@ class RedisExtension:
         return state
 
     def getRedis(  # noqa: N802 - the seeds' name
-        self, name_or_index: str | int | None = None, *, app: Flask | None = None
+        self, name_or_index: str | int | None = None, *, app: Flask | None = None, replica: bool = False
     ) -> RedisSession:
         """The session of a database, by NAME or by database index; with one database the argument may be left out.
 
+        Behind sentinels (``SENTINELS``) the session follows the primary through failovers.
+
         :param app: the app whose configuration to use; by default, the current context's.
+        :param replica: a session for reads on a replica: behind sentinels, on one of the replicas they list
+            (in turn, and the primary when none is up); on one server, that server's own session.
         :raises UnknownDatabaseError: no such database (the message lists the known ones).
         """
-        return self._state(app).lookup(name_or_index)
+        state = self._state(app)
+        return state.replica(name_or_index) if replica else state.lookup(name_or_index)
 
     def sessions(self, app: Flask | None = None) -> dict[str, RedisSession]:
         """The session of every configured database, by name, in configuration order (of ``app``, or of the

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from flask import Flask
 
-from flask_multi_redis import FlaskRedisMulti
+from flask_multi_redis import FlaskRedisMulti, FlaskRedisSingle
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ROOT = README.parent
@@ -33,8 +33,15 @@ def test_python_example_runs(index: int, redis_url: str, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
 
 
-def test_yaml_example_configures_the_extension() -> None:
-    (text,) = blocks("yaml")
+def test_yaml_examples_configure_the_extension() -> None:
+    text, sentinels = blocks("yaml")
+    app = Flask("behind-sentinels")
+    app.config.update(yaml.safe_load(sentinels))
+    single = FlaskRedisSingle(app)
+    with app.app_context():
+        assert single.addresses()["default"] == (
+            "redis+sentinel://:***@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster/0"
+        )
     app = Flask("readme")
     app.config.update(yaml.safe_load(text))
     ext = FlaskRedisMulti(app)

@@ -52,6 +52,9 @@ class Listener:
         without a FIN or RST, a black hole) and is rebuilt. So a dead peer is noticed within ``silence`` +
         ``ping_timeout`` (5 + 2 s by default) and a tick (a quarter of a second).
     :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
+    :param primary_check: behind sentinels, how often (seconds) to ask them whether the primary is still the
+        server the connection is on: a primary demoted while its connections stay open sends a subscriber
+        nothing and no error, so it must move by itself.
     :param address: how the server is named in log lines (password hidden).
     :param on_ready: called on the listener's thread each time it is connected with every subscription
         confirmed, after a reconnect too: messages published while it was away are lost (a Redis fact), so
@@ -67,6 +70,7 @@ class Listener:
         silence: float = 5.0,
         ping_timeout: float = 2.0,
         backoff_cap: float = 5.0,
+        primary_check: float = 1.0,
         on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
@@ -75,6 +79,7 @@ class Listener:
         self.silence = silence
         self.ping_timeout = ping_timeout
         self.backoff_cap = backoff_cap
+        self.primary_check = primary_check
         self.on_ready = on_ready
         self._callbacks: dict[bytes, Callback] = {}
         self._lock = threading.Lock()
@@ -227,6 +232,7 @@ class Listener:
         confirmed: set[bytes] = set()
         last_traffic = time.monotonic()
         ping_sent: float | None = None
+        checked = time.monotonic()
         tick = min(0.25, self.silence)
         unsubscribing = False
         while not self._stopping.is_set():
@@ -247,6 +253,10 @@ class Listener:
             if not subscribed and not unsubscribing:
                 self._changed.wait(0.25)
                 continue
+            if connection.primary is not None and time.monotonic() - checked > self.primary_check:
+                checked = time.monotonic()  # also under load: a demoted primary may still pass messages on
+                if connection.primary.moved(ask=True):
+                    raise redis.ConnectionError("the primary has moved: the sentinels name another server")
             message = connection.next_message(tick)
             if message is None:
                 now = time.monotonic()

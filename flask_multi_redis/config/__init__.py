@@ -13,14 +13,18 @@ top-level values it names and inherits the rest; keyword arguments given to the 
 from .loading import load_config
 from .models import AnyConfig, IRedisDatabaseConfig, IRedisMultiConfig, IRedisSimpleConfig, Label, safe_url
 from .resolving import DatabaseSpec, resolve
+from .topology import ClusterNodes, Sentinels, Topology
 
 __all__ = [
     "AnyConfig",
+    "ClusterNodes",
     "DatabaseSpec",
     "IRedisDatabaseConfig",
     "IRedisMultiConfig",
     "IRedisSimpleConfig",
     "Label",
+    "Sentinels",
+    "Topology",
     "load_config",
     "resolve",
     "safe_url",

@@ -17,6 +17,7 @@ __all__ = [
     "IRedisMultiConfig",
     "IRedisSimpleConfig",
     "Label",
+    "check_node",
     "import_string",
     "safe_url",
 ]
@@ -64,8 +65,13 @@ MODELLED_KWARGS = {
     **{name.lower(): name for name in CLIENT_FIELDS},
 }
 
+#: Keys that say where the servers are when the sentinels or a cluster say where the data nodes are.
+TOPOLOGY_FIELDS = ("SENTINELS", "SENTINEL_MASTER", "CLUSTER", "CLUSTER_NODES")
+
 #: Keys that say where the server is: a per-database override naming one of them names a server of its own.
-LOCATION_FIELDS = ("SCHEMA", "HOST", "PORT", "UNIX_SOCKET_PATH", *SSL_FIELDS)
+LOCATION_FIELDS = ("SCHEMA", "HOST", "PORT", "UNIX_SOCKET_PATH", *SSL_FIELDS, *TOPOLOGY_FIELDS)
+
+_NODE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/]+):[0-9]{1,5}$")
 
 Label = Callable[[tuple[str, ...]], str]
 
@@ -101,6 +107,21 @@ class _ServerFields(BaseModel):
     CLIENT_NAME: str | None = _expected("a name shown by CLIENT LIST")
     DECODE_RESPONSES: bool | None = _expected("true or false")
     CLASS: type[redis.Redis] | None = _expected("a redis.Redis subclass, or its dotted path")
+    SENTINELS: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="a list of the sentinels' host:port (in flat keys, comma-separated)",
+    )
+    SENTINEL_MASTER: str | None = _expected("the service name the sentinels monitor the primary by")
+    SENTINEL_USERNAME: str | None = _expected("the sentinels' own ACL user name")
+    SENTINEL_PASSWORD: SecretStr | None = _expected("the sentinels' own password")
+    CLUSTER: bool | None = _expected("true for a Redis Cluster (URL, HOST and PORT name a startup node)")
+    CLUSTER_NODES: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="a list of the cluster's startup nodes as host:port (in flat keys, comma-separated)",
+    )
+    SHARDED_PUBSUB: bool | None = _expected("true or false: sharded pub/sub on a cluster (the default there)")
     SIGNING_KEY: SecretStr | None = _expected("a secret of at least 16 characters that signs broker messages")
     SIGNING_KEYS: list[SecretStr] | None = Field(
         default=None,
@@ -146,11 +167,18 @@ class _ServerFields(BaseModel):
             out["OPTIONS"] = options
         return out
 
-    @field_validator("SIGNING_KEYS", mode="before")
+    @field_validator("SIGNING_KEYS", "SENTINELS", "CLUSTER_NODES", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("SENTINELS", "CLUSTER_NODES")
+    @classmethod
+    def _host_ports(cls, value: list[str] | None) -> list[str] | None:
+        for node in value or ():
+            check_node(node)
         return value
 
     @field_validator("SIGNING_KEY", "SIGNING_KEYS")
@@ -218,6 +246,17 @@ class IRedisMultiConfig(_ServerFields):
 
 
 AnyConfig = IRedisSimpleConfig | IRedisMultiConfig
+
+
+def check_node(node: str) -> tuple[str, int]:
+    """``host:port`` (an IPv6 address in brackets) as a (host, port) pair.
+
+    :raises ValueError: it is not of that form.
+    """
+    port = node.rpartition(":")[2]
+    if not _NODE.match(node) or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{node[:100]!r} is not host:port (an IPv6 address in brackets, a port 1-65535)")
+    return node.rpartition(":")[0].strip("[]"), int(port)
 
 
 def import_string(path: str) -> Any:

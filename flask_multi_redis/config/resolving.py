@@ -30,6 +30,7 @@ from .models import (
     Label,
     _ServerFields,
 )
+from .topology import ClusterNodes, Sentinels, Topology, display_nodes, split_url, topology
 
 __all__ = ["DatabaseSpec", "resolve"]
 
@@ -48,11 +49,16 @@ class DatabaseSpec:
     address: str
     kwargs: dict[str, Any] = field(repr=False)
     signing_keys: tuple[bytes, ...] = field(default=(), repr=False)  # the first signs, any is accepted
+    topology: Topology | None = None  # None: one server, at the address in kwargs
 
     @property
     def pool_key(self) -> tuple[Any, ...]:
         """Databases with equal keys share one connection pool (same server, database and settings)."""
-        return (self.client_class, tuple(sorted((k, repr(v)) for k, v in self.kwargs.items())))
+        kwargs = tuple(sorted((k, repr(v)) for k, v in self.kwargs.items()))
+        if isinstance(self.topology, Sentinels):  # the sentinels' own settings are part of the key
+            sentinel_kwargs = tuple(sorted((k, repr(v)) for k, v in self.topology.kwargs.items()))
+            return (self.client_class, kwargs, self.topology.nodes, self.topology.master, sentinel_kwargs)
+        return (self.client_class, kwargs, self.topology)
 
 
 def resolve(
@@ -92,7 +98,13 @@ def _given(model: _ServerFields, label: Label, path: tuple[str, ...]) -> dict[st
         given["OPTIONS"] = dict(model.OPTIONS)
     if model.URL is None:
         return given
-    from_url = _parse_url(model.URL, label((*path, "URL")))
+    url_key = label((*path, "URL"))
+    split = split_url(model.URL, url_key)
+    if split is None:
+        from_url = _parse_url(model.URL, url_key)
+    else:  # the URL names the sentinels or the cluster's nodes, not one server
+        from_url = {key: value for key, value in _parse_url(split[0], url_key).items() if key not in ("HOST", "PORT")}
+        from_url.update(split[1])
     for key, value in from_url.items():
         if key in given and _plain(given[key]) != _plain(value):
             raise ConfigurationError(
@@ -215,6 +227,15 @@ def _spec(
     kwargs.update(client_kwargs)
     prefix = given.get("PREFIX", default_prefix) or ""
     client_class = given.get("CLASS", redis.Redis)
+    shape = topology(given, label, path, scheme)
+    if isinstance(shape, ClusterNodes):
+        raise ConfigurationError(
+            label((*path, "CLUSTER_NODES" if "CLUSTER_NODES" in given else "CLUSTER")),
+            "names a Redis Cluster, which this version cannot serve yet (its sessions and broker are in progress)",
+            "one server, or a primary behind SENTINELS",
+        )
+    if shape is not None:
+        address = _topology_address(shape, kwargs, address)
     return DatabaseSpec(
         name=name,
         index=index,
@@ -223,7 +244,20 @@ def _spec(
         address=address,
         kwargs=kwargs,
         signing_keys=_signing_keys(given, label, path),
+        topology=shape,
     )
+
+
+def _topology_address(shape: Topology, kwargs: dict[str, Any], address: str) -> str:
+    """Take the one server's address out of ``kwargs`` (the sentinels or the cluster say where the nodes are)
+    and write the address to show, in the URL form of the topology."""
+    scheme, _, rest = address.partition("://")
+    userinfo = rest.rpartition("@")[0] + "@" if "@" in rest else ""
+    if isinstance(shape, Sentinels):
+        kwargs.pop("host"), kwargs.pop("port")
+        return f"{scheme}+sentinel://{userinfo}{display_nodes(shape.nodes)}/{shape.master}/{kwargs['db']}"
+    kwargs.pop("db"), kwargs.pop("host"), kwargs.pop("port")
+    return f"{scheme}+cluster://{userinfo}{display_nodes(shape.nodes)}"
 
 
 def _signing_keys(given: dict[str, Any], label: Label, path: tuple[str, ...]) -> tuple[bytes, ...]:

@@ -1,0 +1,139 @@
+"""Real Redis topologies for the tests, on free loopback ports: a primary with a replica watched by three
+sentinels (``redis-server conf --sentinel``), which a test may kill, fail over or switch over by hand."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from port_for import get_port
+
+from .waiting import wait_until
+
+MASTER = "mymaster"
+DOWN_AFTER_MS = 1000  # how long a primary may be silent before a sentinel calls it down
+FAILOVER_TIMEOUT_MS = 3000
+
+
+@dataclass
+class Node:
+    """One redis-server (data node or sentinel) in a folder of its own."""
+
+    port: int
+    folder: Path
+    conf: str
+    process: subprocess.Popen[bytes] | None = None
+    sentinel: bool = False
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        conf = self.folder / "redis.conf"
+        conf.write_text(self.conf)  # a sentinel rewrites its own file
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError("redis-server is not on PATH; install it (apt-get install redis-server)")
+        argv = [executable, str(conf), *(["--sentinel"] if self.sentinel else [])]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._answers, timeout=15)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis("127.0.0.1", self.port, socket_timeout=2, socket_connect_timeout=2)
+
+    def _answers(self) -> bool:
+        try:
+            with self.client() as client:
+                return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+
+@dataclass
+class SentinelSet:
+    """A primary and a replica, and three sentinels with a quorum of two."""
+
+    primary: Node
+    replica: Node
+    sentinels: list[Node] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, folder: Path) -> SentinelSet:
+        primary = _data_node(folder / "primary", None)
+        primary.start()
+        replica = _data_node(folder / "replica", primary.port)
+        replica.start()
+        topology = cls(primary, replica)
+        for index in range(3):
+            port = _port()
+            conf = (
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                f"sentinel monitor {MASTER} 127.0.0.1 {primary.port} 2\n"
+                f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
+            )
+            node = Node(port, folder / f"sentinel{index}", conf, sentinel=True)
+            node.start()
+            topology.sentinels.append(node)
+        wait_until(topology.settled, timeout=30, interval=0.1)
+        return topology
+
+    @property
+    def url(self) -> str:
+        """The ``redis+sentinel://`` URL of the set."""
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.sentinels)
+        return f"redis+sentinel://{hosts}/{MASTER}"
+
+    def primary_port(self) -> int | None:
+        """Where the sentinels say the primary is (the first that answers)."""
+        for node in self.sentinels:
+            try:
+                with node.client() as client:
+                    _, port = client.sentinel_get_master_addr_by_name(MASTER)
+                    return int(port)
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+        return None
+
+    def settled(self) -> bool:
+        """Every sentinel knows the primary, its replica in sync, and the two other sentinels."""
+        for node in self.sentinels:
+            try:
+                with node.client() as client:
+                    state = client.sentinel_master(MASTER)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                return False
+            if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1 or not state["is_master"]:
+                return False
+            if state["is_sdown"] or state["is_odown"]:
+                return False
+        with self.node(self.primary_port()).client() as client:
+            info = client.info("replication")
+        return bool(info["role"] == "master" and int(info.get("connected_slaves", 0)) >= 1)
+
+    def node(self, port: int | None) -> Node:
+        return self.primary if port == self.primary.port else self.replica
+
+    def stop(self) -> None:
+        for node in (*self.sentinels, self.primary, self.replica):
+            node.kill()
+
+
+def _port() -> int:
+    port = get_port(None)
+    assert port is not None
+    return port
+
+
+def _data_node(folder: Path, primary_port: int | None) -> Node:
+    port = _port()
+    conf = f'port {port}\nbind 127.0.0.1\ndir {folder}\nsave ""\nappendonly no\n'
+    if primary_port is not None:
+        conf += f"replicaof 127.0.0.1 {primary_port}\n"
+    return Node(port, folder, conf)
