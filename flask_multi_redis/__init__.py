@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "ClusterSession": "cluster",
     "CodecError": "errors",
     "ConfigurationError": "errors",
     "DecodeError": "errors",
@@ -32,6 +33,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ClusterSession",
     "CodecError",
     "ConfigurationError",
     "DecodeError",
@@ -63,6 +65,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from .cluster import ClusterSession
     from .codec import decode, encode
     from .config import IRedisDatabaseConfig, IRedisMultiConfig, IRedisSimpleConfig
     from .errors import (

@@ -14,12 +14,14 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode
 from redis.connection import AbstractConnection
-from redis.exceptions import InvalidResponse
+from redis.exceptions import InvalidResponse, RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from .config import DatabaseSpec, Sentinels
+from .cluster import ClusterSession
+from .config import ClusterNodes, DatabaseSpec, Sentinels
 from .session import RedisSession
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "HandedOver",
     "NodeInfo",
     "ServerInfo",
+    "build_cluster",
     "build_sessions",
     "derived_client",
     "describe",
@@ -82,6 +85,20 @@ def build_sessions(specs: Iterable[DatabaseSpec], replicas: bool = False) -> dic
             session = cls(name=spec.name, prefix=spec.prefix, connection_pool=pool)
         sessions[spec.name] = session
     return sessions
+
+
+def build_cluster(spec: DatabaseSpec) -> ClusterSession:
+    """The ClusterSession of a database on a Redis Cluster. This connects: redis-py reads the cluster's slots
+    from a startup node when the client is made."""
+    shape = spec.topology
+    assert isinstance(shape, ClusterNodes)
+    nodes = [ClusterNode(host, port) for host, port in shape.nodes]  # type: ignore[no-untyped-call]
+    try:
+        return ClusterSession(
+            startup_nodes=nodes, name=spec.name, prefix=spec.prefix, sharded=shape.sharded, **spec.kwargs
+        )
+    except RedisClusterException as exc:  # not a RedisError: no startup node answered, or they disagree
+        raise redis.ConnectionError(f"{spec.address}: {exc}") from exc
 
 
 #: The socket timeout of a derived client when the session sets none, in seconds.
@@ -194,13 +211,15 @@ class ServerInfo:
     round_trip_ms: float
 
 
-def ping(session: redis.Redis, wait: float = 1.0) -> ServerInfo:
+def ping(session: redis.Redis | ClusterSession, wait: float = 1.0) -> ServerInfo:
     """Reach ``session``'s server once, on a connection of its own and without retries (a report, not a use):
     its version, role and mode and the round-trip time of a ``PING``. They come from ``HELLO``, which needs no
     ``INFO`` permission; from ``INFO`` where there is no ``HELLO`` (before Redis 6); "?" where neither answers.
 
     :raises redis.RedisError: the server could not be reached, or refused the PING.
     """
+    if isinstance(session, ClusterSession):  # one of its primaries speaks for it; topology_nodes lists them all
+        session = session.get_redis_connection(session.get_primaries()[0])  # type: ignore[no-untyped-call]
     client = derived_client(session, connections=1, wait=wait)
     try:
         fields = _server_fields(client)
@@ -221,9 +240,12 @@ class NodeInfo:
     state: str  # ok, or why not (down, unreachable: the reason)
 
 
-def topology_nodes(session: redis.Redis) -> list[NodeInfo]:
-    """Every node behind a session on a Sentinel-managed primary, as its sentinels see them: the primary, the
-    replicas and each sentinel (asked one by one, each within its own socket timeout); none for one server."""
+def topology_nodes(session: redis.Redis | ClusterSession) -> list[NodeInfo]:
+    """Every node behind a session: on a cluster, each primary and replica, pinged; behind sentinels, the
+    primary and replicas as the sentinels see them and each sentinel (asked one by one, each within its own
+    socket timeout); none for one server."""
+    if isinstance(session, ClusterSession):
+        return _cluster_nodes(session)
     pool = session.connection_pool
     if not isinstance(pool, SentinelConnectionPool):
         return []
@@ -245,6 +267,19 @@ def topology_nodes(session: redis.Redis) -> list[NodeInfo]:
             down = state.get("is_sdown") or state.get("is_odown")
             data_nodes.setdefault(address, NodeInfo(role, address, "down" if down else "ok"))
     return [*sorted(data_nodes.values(), key=lambda node: node.role), *found]
+
+
+def _cluster_nodes(session: ClusterSession) -> list[NodeInfo]:
+    found = []
+    nodes = session.get_nodes()  # type: ignore[no-untyped-call]
+    for node in sorted(nodes, key=lambda node: (node.server_type != "primary", node.name)):
+        try:
+            ping(session.get_redis_connection(node))
+            state = "ok"
+        except redis.RedisError as exc:
+            state = f"unreachable: {failure_reason(exc)}"
+        found.append(NodeInfo("primary" if node.server_type == "primary" else "replica", node.name, state))
+    return found
 
 
 def _server_fields(client: redis.Redis) -> dict[str, str]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app, has_app_context
 
-from .config import AnyConfig, DatabaseSpec, Label, Sentinels, load_config, resolve
-from .connection import build_sessions
+from .cluster import ClusterSession
+from .config import AnyConfig, ClusterNodes, DatabaseSpec, Label, Sentinels, load_config, resolve
+from .connection import build_cluster, build_sessions
 from .errors import FlaskRedisError, NotInitializedError, UnknownDatabaseError
 from .session import RedisSession
 
@@ -25,30 +27,51 @@ class _AppState:
     """What the extension keeps per Flask app (or for its own config when used without an app)."""
 
     specs: list[DatabaseSpec]
-    sessions: dict[str, RedisSession]
+    sessions: dict[str, RedisSession]  # of every database that is not a cluster
     replicas: dict[str, RedisSession]  # of the databases behind sentinels
+    clusters: dict[str, ClusterSession] = field(default_factory=dict)  # made on first use: it reads the slots
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def replica(self, wanted: str | int | None) -> RedisSession:
-        primary = self.lookup(wanted)
-        return self.replicas.get(primary.name, primary)
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.specs]
 
-    def lookup(self, wanted: str | int | None) -> RedisSession:
+    def session(self, name: str) -> RedisSession | ClusterSession:
+        found = self.sessions.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            cluster = self.clusters.get(name)
+            if cluster is None:
+                cluster = build_cluster(next(spec for spec in self.specs if spec.name == name))
+                self.clusters[name] = cluster
+            return cluster
+
+    def replica(self, wanted: str | int | None) -> RedisSession | ClusterSession:
+        name = self.name_of(wanted)
+        return self.replicas.get(name) or self.session(name)
+
+    def lookup(self, wanted: str | int | None) -> RedisSession | ClusterSession:
+        return self.session(self.name_of(wanted))
+
+    def name_of(self, wanted: str | int | None) -> str:
+        names = self.names
         if wanted is None:
-            if len(self.sessions) == 1:
-                return next(iter(self.sessions.values()))
-            raise UnknownDatabaseError(wanted, self.sessions, "is ambiguous: name one of several databases")
+            if len(names) == 1:
+                return names[0]
+            raise UnknownDatabaseError(wanted, names, "is ambiguous: name one of several databases")
         if isinstance(wanted, str):
-            if wanted in self.sessions:
-                return self.sessions[wanted]
-            raise UnknownDatabaseError(wanted, self.sessions)
+            if wanted in names:
+                return wanted
+            raise UnknownDatabaseError(wanted, names)
         if isinstance(wanted, int) and not isinstance(wanted, bool):
             matches = [spec.name for spec in self.specs if spec.index == wanted]
             if len(matches) == 1:
-                return self.sessions[matches[0]]
+                return matches[0]
             if matches:
-                raise UnknownDatabaseError(wanted, self.sessions, f"is ambiguous: {', '.join(matches)} use it")
-            raise UnknownDatabaseError(wanted, self.sessions, "is no configured database index")
-        raise UnknownDatabaseError(wanted, self.sessions, "is neither a database name nor an index")
+                raise UnknownDatabaseError(wanted, names, f"is ambiguous: {', '.join(matches)} use it")
+            raise UnknownDatabaseError(wanted, names, "is no configured database index")
+        raise UnknownDatabaseError(wanted, names, "is neither a database name nor an index")
 
 
 class RedisExtension:
@@ -154,7 +177,8 @@ class RedisExtension:
         specs = resolve(config, label, prefix=self.prefix, client_kwargs=self.client_kwargs)
         behind_sentinels = [spec for spec in specs if isinstance(spec.topology, Sentinels)]
         replicas = build_sessions(behind_sentinels, replicas=True)
-        return _AppState(specs=specs, sessions=build_sessions(specs), replicas=replicas)
+        servers = [spec for spec in specs if not isinstance(spec.topology, ClusterNodes)]
+        return _AppState(specs=specs, sessions=build_sessions(servers), replicas=replicas)
 
     def _state(self, app: Flask | None = None) -> _AppState:
         """The state of ``app``, or of the current context when None."""
@@ -189,17 +213,38 @@ class RedisExtension:
         :raises UnknownDatabaseError: no such database (the message lists the known ones).
         """
         state = self._state(app)
-        return state.replica(name_or_index) if replica else state.lookup(name_or_index)
+        session = state.replica(name_or_index) if replica else state.lookup(name_or_index)
+        return cast(RedisSession, session)  # a ClusterSession for a cluster: see getCluster
 
-    def sessions(self, app: Flask | None = None) -> dict[str, RedisSession]:
+    def getCluster(  # noqa: N802 - as getRedis
+        self, name_or_index: str | int | None = None, *, app: Flask | None = None
+    ) -> ClusterSession:
+        """The :class:`~flask_multi_redis.ClusterSession` of a database on a Redis Cluster (``CLUSTER``), typed
+        as such: ``getRedis`` returns the same object, typed as a RedisSession. The first use connects, to read
+        the cluster's slots.
+
+        :raises UnknownDatabaseError: no such database, or it is not on a cluster.
+        """
+        state = self._state(app)
+        session = state.lookup(name_or_index)
+        if not isinstance(session, ClusterSession):
+            raise UnknownDatabaseError(name_or_index, state.names, "is not on a Redis Cluster")
+        return session
+
+    def sessions(self, app: Flask | None = None) -> dict[str, RedisSession | ClusterSession]:
         """The session of every configured database, by name, in configuration order (of ``app``, or of the
         current context)."""
-        return dict(self._state(app).sessions)
+        state = self._state(app)
+        return {name: state.session(name) for name in state.names}
 
     @property
     def databases(self) -> list[str]:
         """The configured database names, in configuration order."""
-        return list(self._state().sessions)
+        return self._state().names
+
+    def databases_of(self, app: Flask | None = None) -> list[str]:
+        """The database names of ``app`` (or of the current context), in configuration order."""
+        return self._state(app).names
 
     def signing_keys(self, name_or_index: str | int | None = None, *, app: Flask | None = None) -> tuple[bytes, ...]:
         """The keys that sign the broker's messages over that database (SIGNING_KEY, SIGNING_KEYS): the first

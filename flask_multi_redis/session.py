@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar, cast, overload
 
 import redis
@@ -13,7 +14,7 @@ from redis.client import PubSub
 from .codec import as_bytes, decode, encode
 from .errors import DecodeError, EncodeError, NoResponders, ReplyTimeout
 
-__all__ = ["RedisSession", "answer_channel", "prefixed"]
+__all__ = ["RedisSession", "answer_channel", "confirm", "next_reply", "prefixed", "request_payload"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -83,16 +84,7 @@ class RedisSession(redis.Redis):
         names = {self.channel(name) for name in channels}
         pubsub.subscribe(*names)
         timeout = self.connection_pool.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
-        deadline = time.monotonic() + timeout
-        pending = len(names)
-        while pending:
-            remaining = deadline - time.monotonic()
-            message = pubsub.get_message(timeout=remaining) if remaining > 0 else None
-            if message is None and remaining <= 0:
-                pubsub.close()
-                raise redis.TimeoutError(f"the server did not confirm SUBSCRIBE within {timeout} s")
-            if message is not None and message["type"] == "subscribe":
-                pending -= 1
+        confirm(pubsub, len(names), timeout, pubsub.get_message, "subscribe")
         return pubsub
 
     @overload
@@ -131,22 +123,7 @@ class RedisSession(redis.Redis):
         :raises ReplyTimeout: nothing arrived in time (a ``TimeoutError``).
         :raises DecodeError: the message does not decode as ``return_type``.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = max(0.0, deadline - time.monotonic())
-            message = pubsub.get_message(timeout=remaining)  # polls at least once, even with timeout=0
-            if message is None or not _is_own_data(pubsub, message):
-                if time.monotonic() < deadline:
-                    continue
-                if allow_error:
-                    return None
-                raise ReplyTimeout(f"no reply within {timeout} s")
-            try:
-                return decode(message["data"], return_type, encoding)
-            except DecodeError:
-                if allow_error:
-                    return None
-                raise
+        return next_reply(pubsub, pubsub.get_message, return_type, timeout, encoding, allow_error)
 
     def publish_and_wait_reply(
         self,
@@ -166,12 +143,7 @@ class RedisSession(redis.Redis):
         :raises NoResponders: nobody listens on ``channel`` (at once, not after the timeout).
         :raises ReplyTimeout: no reply within ``timeout`` seconds.
         """
-        if isinstance(data, BaseModel):
-            payload = data.model_dump(mode="json")
-        elif isinstance(data, dict):
-            payload = dict(data)
-        else:
-            raise EncodeError(f"publish_and_wait_reply sends a dict or a pydantic model, not {type(data).__name__}")
+        payload = request_payload(data)
         name = answer_channel(secrets.token_urlsafe(16))
         pubsub = self.subscribe(name)
         try:
@@ -193,11 +165,65 @@ class RedisSession(redis.Redis):
         return int(numsub[0][1]) if numsub else 0
 
 
+#: Reads the next message of a PubSub within ``timeout`` seconds (``get_message``, ``get_sharded_message``).
+Read = Callable[..., dict[str, Any] | None]
+
+
+def confirm(pubsub: PubSub, pending: int, timeout: float, read: Read, kind: str) -> None:
+    """Wait until the server has confirmed ``pending`` subscriptions (messages of type ``kind``) on ``pubsub``.
+
+    :raises redis.TimeoutError: not within ``timeout`` seconds (``pubsub`` is closed).
+    """
+    deadline = time.monotonic() + timeout
+    while pending:
+        remaining = deadline - time.monotonic()
+        message = read(timeout=remaining) if remaining > 0 else None
+        if message is None and remaining <= 0:
+            pubsub.close()
+            raise redis.TimeoutError(f"the server did not confirm {kind.upper()} within {timeout} s")
+        if message is not None and message["type"] == kind:
+            pending -= 1
+
+
+def next_reply(
+    pubsub: PubSub, read: Read, return_type: type[Any], timeout: float, encoding: str, allow_error: bool
+) -> Any:
+    """What :meth:`RedisSession.wait_for_reply` returns, reading with ``read``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = max(0.0, deadline - time.monotonic())
+        message = read(timeout=remaining)  # polls at least once, even with timeout=0
+        if message is None or not _is_own_data(pubsub, message):
+            if time.monotonic() < deadline:
+                continue
+            if allow_error:
+                return None
+            raise ReplyTimeout(f"no reply within {timeout} s")
+        try:
+            return decode(message["data"], return_type, encoding)
+        except DecodeError:
+            if allow_error:
+                return None
+            raise
+
+
+def request_payload(data: dict[str, Any] | BaseModel) -> dict[str, Any]:
+    """The JSON object a ``publish_and_wait_reply`` sends, before its reply field is added."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, dict):
+        return dict(data)
+    raise EncodeError(f"publish_and_wait_reply sends a dict or a pydantic model, not {type(data).__name__}")
+
+
 def _is_own_data(pubsub: PubSub, message: dict[str, Any]) -> bool:
-    """A data message on a channel (or pattern) that ``pubsub`` is subscribed to and not leaving."""
+    """A data message on a channel (or pattern, or shard channel) that ``pubsub`` is subscribed to and not
+    leaving."""
     kind = message["type"]
     if kind == "message":
         live, leaving, name = pubsub.channels, pubsub.pending_unsubscribe_channels, message["channel"]
+    elif kind == "smessage":
+        live, leaving, name = pubsub.shard_channels, pubsub.pending_unsubscribe_shard_channels, message["channel"]
     elif kind == "pmessage":
         live, leaving, name = pubsub.patterns, pubsub.pending_unsubscribe_patterns, message["pattern"]
     else:

@@ -19,6 +19,7 @@ from .faults import TABLE
 from .processes import serve_web, start_worker  # noqa: F401 - fixtures for every test module
 from .servers import ACLUser, RedisServer, TLSFiles
 from .sessions import make_session
+from .topologies import Cluster
 
 ServerFactory = Callable[..., RedisServer]
 
@@ -37,6 +38,15 @@ def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A Redis Cluster (three primaries, a replica each) shared by the session, for tests that do not fail it
+    over."""
+    cluster = Cluster.start(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

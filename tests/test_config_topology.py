@@ -1,5 +1,5 @@
-"""Configuration of a primary behind sentinels (and of a cluster, which is refused for now): every source, the
-URL form, the address shown, and mistakes named by key. No server is needed: nothing connects here."""
+"""Configuration of a primary behind sentinels and of a cluster: every source, the URL forms, the address shown,
+and mistakes named by key. No server is needed: nothing connects here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask import Flask
 from redis.sentinel import SentinelConnectionPool
 
 from flask_multi_redis import ConfigurationError, FlaskRedisMulti, FlaskRedisSingle, IRedisSimpleConfig
-from flask_multi_redis.config import Sentinels
+from flask_multi_redis.config import ClusterNodes, Sentinels, load_config, resolve
 
 MakeApp = Callable[..., Flask]
 
@@ -119,8 +119,6 @@ def test_tls_reaches_the_sentinels_too(tmp_path: Any) -> None:
         ({"CLUSTER_NODES": ["h:7000"], "PORT": 7001}, "REDIS.CLUSTER_NODES", "together with HOST/PORT"),
         ({"SHARDED_PUBSUB": True}, "REDIS.SHARDED_PUBSUB", "a cluster only"),
         ({"CLUSTER": True, "CLASS": "redis.Redis"}, "REDIS.CLASS", "redis.RedisCluster"),
-        ({"CLUSTER_NODES": ["h:7000"]}, "REDIS.CLUSTER_NODES", "cannot serve yet"),
-        ({"URL": "redis+cluster://h:7000,h:7001"}, "REDIS.CLUSTER_NODES", "cannot serve yet"),
     ],
 )
 def test_topology_mistakes_name_the_key(config: dict[str, Any], key: str, fragment: str) -> None:
@@ -128,6 +126,25 @@ def test_topology_mistakes_name_the_key(config: dict[str, Any], key: str, fragme
         FlaskRedisSingle(config)
     assert caught.value.key == key
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"URL": "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001", "PREFIX": "p"},
+        {"CLUSTER": True, "HOST": "10.0.0.1", "PORT": 7000, "PASSWORD": "pw", "PREFIX": "p"},
+        {"CLUSTER_NODES": "10.0.0.1:7000, 10.0.0.2:7001", "PASSWORD": "pw", "PREFIX": "p", "SHARDED_PUBSUB": False},
+    ],
+)
+def test_a_cluster_from_a_url_a_startup_node_and_a_node_list(source: dict[str, Any]) -> None:
+    config, label = load_config(source, config_element="REDIS", multi=False)
+    (spec,) = resolve(config, label)  # resolved only: making the session would connect
+    assert isinstance(spec.topology, ClusterNodes)
+    assert spec.topology.nodes[0] == ("10.0.0.1", 7000)
+    assert spec.topology.sharded is ("SHARDED_PUBSUB" not in source)
+    assert spec.address.startswith("redis+cluster://:***@10.0.0.1:7000")
+    assert spec.kwargs["password"] == "pw"
+    assert not {"host", "port", "db"} & set(spec.kwargs)
 
 
 def test_a_database_naming_its_own_sentinels_inherits_no_location() -> None:

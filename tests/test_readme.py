@@ -22,9 +22,15 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
+#: The cluster the README's cluster example names, replaced by one of the tests' own.
+README_CLUSTER = "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+
+
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
-def test_python_example_runs(index: int, redis_url: str, tmp_path: Path) -> None:
+def test_python_example_runs(index: int, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     code = blocks("python")[index].replace("redis://localhost:6379", redis_url)
+    if README_CLUSTER in code:
+        code = code.replace(README_CLUSTER, request.getfixturevalue("redis_cluster").url)
     script = tmp_path / f"readme_{index}.py"
     script.write_text(code)
     done = subprocess.run(

@@ -137,3 +137,83 @@ def _data_node(folder: Path, primary_port: int | None) -> Node:
     if primary_port is not None:
         conf += f"replicaof 127.0.0.1 {primary_port}\n"
     return Node(port, folder, conf)
+
+
+CLUSTER_NODE_TIMEOUT_MS = 1000  # how long a primary may be silent before the cluster fails it over
+
+
+@dataclass
+class Cluster:
+    """A Redis Cluster of three primaries with one replica each (``redis-cli --cluster create``)."""
+
+    nodes: list[Node]
+
+    @classmethod
+    def start(cls, folder: Path) -> Cluster:
+        nodes = []
+        for index in range(6):
+            port = _port()
+            node_folder = folder / f"node{index}"
+            conf = (
+                f'port {port}\nbind 127.0.0.1\ndir {node_folder}\nsave ""\nappendonly no\n'
+                f"cluster-enabled yes\ncluster-config-file nodes.conf\n"
+                f"cluster-node-timeout {CLUSTER_NODE_TIMEOUT_MS}\ncluster-require-full-coverage no\n"
+            )
+            node = Node(port, node_folder, conf)
+            node.start()
+            nodes.append(node)
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not on PATH; install it (apt-get install redis-tools)")
+        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        cluster = cls(nodes)
+        wait_until(cluster.settled, timeout=30, interval=0.1)
+        return cluster
+
+    @property
+    def url(self) -> str:
+        """The ``redis+cluster://`` URL of the cluster, naming every node."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def settled(self) -> bool:
+        """Every node sees the cluster as ok, with three primaries that each have a replica."""
+        for node in self.nodes:
+            try:
+                with node.client() as client:
+                    info = client.execute_command("CLUSTER", "INFO")
+            except (redis.ConnectionError, redis.TimeoutError):
+                return False
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            if "cluster_state:ok" not in text or "cluster_known_nodes:6" not in text:
+                return False
+        with self.nodes[0].client() as client:
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+        return len(self.primaries()) == 3 and len(ranges) == 3 and all(len(entry) >= 4 for entry in ranges)
+
+    def primaries(self) -> list[Node]:
+        found = []
+        for node in self.nodes:
+            with node.client() as client:
+                if client.info("replication")["role"] == "master":
+                    found.append(node)
+        return found
+
+    def owner(self, key: str) -> Node:
+        """The primary that owns ``key``'s slot."""
+        with self.nodes[0].client() as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    port = int(primary[1])
+                    return next(node for node in self.nodes if node.port == port)
+        raise LookupError(f"no node owns the slot of {key!r}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()

@@ -16,12 +16,14 @@ from flask_multi_redis.connection import failure_reason
 from flask_multi_redis.errors import (
     BrokerError,
     BrokerUnavailable,
+    ConfigurationError,
     InvalidMessage,
     NoResponders,
     RequestTimeout,
     ShuttingDown,
     remote_error,
 )
+from flask_multi_redis.session import RedisSession
 
 from .caller import RECONNECT_GRACE, new_id
 from .channel import Channel
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from flask_multi_redis.extension import RedisExtension
-    from flask_multi_redis.session import RedisSession
 
 __all__ = ["Broker", "Reply"]
 
@@ -344,9 +345,13 @@ class Broker(Router):
                 del self._runtimes[app]
 
     def _session(self, app: Flask | None) -> RedisSession:
-        if self.database is not None:
-            return self.extension.getRedis(self.database, app=app)
-        return next(iter(self.extension.sessions(app).values()))
+        wanted = self.database if self.database is not None else self.extension.databases_of(app)[0]
+        session: object = self.extension.getRedis(wanted, app=app)  # a ClusterSession on a cluster
+        if not isinstance(session, RedisSession):
+            raise ConfigurationError(
+                f"database {wanted!r}", "is on a Redis Cluster, where the broker does not run yet", "SENTINELS"
+            )
+        return session
 
     def _autostart(self, app: Flask) -> None:
         decision = when_to_start()

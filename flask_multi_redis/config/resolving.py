@@ -30,7 +30,7 @@ from .models import (
     Label,
     _ServerFields,
 )
-from .topology import ClusterNodes, Sentinels, Topology, display_nodes, split_url, topology
+from .topology import Sentinels, Topology, display_nodes, split_url, topology
 
 __all__ = ["DatabaseSpec", "resolve"]
 
@@ -228,12 +228,6 @@ def _spec(
     prefix = given.get("PREFIX", default_prefix) or ""
     client_class = given.get("CLASS", redis.Redis)
     shape = topology(given, label, path, scheme)
-    if isinstance(shape, ClusterNodes):
-        raise ConfigurationError(
-            label((*path, "CLUSTER_NODES" if "CLUSTER_NODES" in given else "CLUSTER")),
-            "names a Redis Cluster, which this version cannot serve yet (its sessions and broker are in progress)",
-            "one server, or a primary behind SENTINELS",
-        )
     if shape is not None:
         address = _topology_address(shape, kwargs, address)
     return DatabaseSpec(

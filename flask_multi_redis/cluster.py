@@ -1,0 +1,105 @@
+"""ClusterSession: a ``redis.RedisCluster`` that knows its name and channel prefix, with the same typed publish,
+subscribe and reply waiting as :class:`~flask_multi_redis.RedisSession`, over sharded pub/sub by default."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, cast
+
+import redis
+from pydantic import BaseModel
+from redis.cluster import ClusterPubSub
+
+from .codec import encode
+from .errors import NoResponders
+from .session import SUBSCRIBE_CONFIRM_TIMEOUT, answer_channel, confirm, next_reply, prefixed, request_payload
+
+__all__ = ["ClusterSession"]
+
+
+class ClusterSession(redis.RedisCluster):
+    """A ``redis.RedisCluster`` client for one configured cluster: every Redis command works as usual.
+
+    With ``sharded`` (``SHARDED_PUBSUB``, the default) ``publish`` is ``SPUBLISH`` and ``subscribe`` is
+    ``SSUBSCRIBE``: a message travels only within the shard that owns its channel's slot, and the count
+    ``publish`` returns is that of the channel's subscribers, exactly. Without it, messages go to every node of
+    the cluster, and ``publish`` counts the subscribers of the node it was sent to only (a Redis fact).
+    """
+
+    database = 0  #: a cluster has only database 0
+
+    def __init__(self, *args: Any, name: str = "default", prefix: str = "", sharded: bool = True, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.name = name
+        self.prefix = prefix
+        self.sharded = sharded
+
+    def __repr__(self) -> str:
+        nodes = ",".join(node.name for node in self.get_primaries())  # type: ignore[no-untyped-call]
+        return f"<{type(self).__name__} {self.name!r} prefix={self.prefix!r} primaries={nodes}>"
+
+    def channel(self, name: str) -> str:
+        """The wire name of channel ``name``, prefix applied."""
+        return prefixed(self.prefix, name)
+
+    def publish(self, channel: Any, data: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        """Publish ``data`` (str, bytes, int, float, dict, list or a pydantic model) on the prefixed channel.
+
+        :returns: the number of clients that received it (see the class's note on counts).
+        """
+        name = self.channel(channel.decode() if isinstance(channel, bytes) else str(channel))
+        if self.sharded:
+            return int(self.spublish(name, encode(data)))
+        return int(super().publish(name, encode(data), **kwargs))
+
+    def subscribe(self, *channels: str) -> ClusterPubSub:
+        """A new ClusterPubSub subscribed to the prefixed ``channels`` (``SSUBSCRIBE`` when sharded, on the node
+        of each channel's slot), returned once the server has confirmed them."""
+        pubsub = cast(ClusterPubSub, self.pubsub())  # type: ignore[no-untyped-call]
+        if not channels:
+            return pubsub
+        names = {self.channel(name) for name in channels}
+        timeout = self.nodes_manager.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
+        if self.sharded:
+            pubsub.ssubscribe(*names)
+            confirm(pubsub, len(names), timeout, pubsub.get_sharded_message, "ssubscribe")
+        else:
+            pubsub.subscribe(*names)
+            confirm(pubsub, len(names), timeout, pubsub.get_message, "subscribe")
+        return pubsub
+
+    def wait_for_reply(
+        self,
+        pubsub: ClusterPubSub,
+        return_type: type[Any] = str,
+        timeout: float = 30,
+        encoding: str = "utf-8",
+        allow_error: bool = False,
+    ) -> Any:
+        """As :meth:`RedisSession.wait_for_reply <flask_multi_redis.RedisSession.wait_for_reply>`, on a
+        ClusterPubSub from :meth:`subscribe`."""
+        read = pubsub.get_sharded_message if self.sharded else pubsub.get_message
+        return next_reply(pubsub, read, return_type, timeout, encoding, allow_error)
+
+    def publish_and_wait_reply(
+        self,
+        channel: str,
+        data: dict[str, Any] | BaseModel,
+        return_type: type[Any] = str,
+        timeout: float = 30,
+        encoding: str = "utf-8",
+        reply_field: str = "reply_to",
+    ) -> Any:
+        """As :meth:`RedisSession.publish_and_wait_reply <flask_multi_redis.RedisSession.publish_and_wait_reply>`.
+        Sharded, ``NoResponders`` is exact (``SPUBLISH`` counts the channel's own subscribers); not sharded, it
+        is raised when nobody listens on the node the request was sent to."""
+        payload = request_payload(data)
+        name = answer_channel(secrets.token_urlsafe(16))
+        pubsub = self.subscribe(name)
+        try:
+            payload[reply_field] = self.channel(name)
+            if not self.publish(channel, payload):
+                raise NoResponders(f"nobody listens on channel {self.channel(channel)!r}")
+            return self.wait_for_reply(pubsub, return_type, timeout, encoding)
+        finally:
+            pubsub.close()
