@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import redis
 from redis.backoff import NoBackoff
@@ -22,11 +23,11 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .cluster import ClusterSession
 from .config import ClusterNodes, DatabaseSpec, Sentinels
+from .follow import FollowedPrimary, followed, shard_pool
 from .session import RedisSession
 
 __all__ = [
     "CONNECTION_LOST",
-    "FollowedPrimary",
     "HandedOver",
     "NodeInfo",
     "ServerInfo",
@@ -39,6 +40,7 @@ __all__ = [
     "hand_over",
     "ping",
     "session_class",
+    "shard_session",
     "topology_nodes",
 ]
 
@@ -101,6 +103,24 @@ def build_cluster(spec: DatabaseSpec) -> ClusterSession:
         raise redis.ConnectionError(f"{spec.address}: {exc}") from exc
 
 
+_shard_sessions: WeakKeyDictionary[ClusterSession, RedisSession] = WeakKeyDictionary()
+_shard_lock = threading.Lock()
+
+
+def shard_session(cluster: ClusterSession) -> RedisSession:
+    """The session the broker uses on a cluster: on the primary that owns the slot of the hash tag
+    ``{PREFIX}`` (every key and channel of the broker's carries it), following it through failovers and
+    migrations; its prefix is that tag. One per cluster session."""
+    with _shard_lock:
+        found = _shard_sessions.get(cluster)
+        if found is None:
+            tag = "{" + (cluster.prefix or "fmr") + "}"
+            pool = shard_pool(cluster, tag)
+            found = RedisSession(connection_pool=pool, name=cluster.name, prefix=tag)
+            _shard_sessions[cluster] = found
+        return found
+
+
 #: The socket timeout of a derived client when the session sets none, in seconds.
 DERIVED_SOCKET_TIMEOUT = 5.0
 
@@ -132,26 +152,6 @@ class HandedOver:
     where: str  # host:port or the socket's path, as redis-py's error messages name the server
     encode: Callable[[Any], bytes] | None  # None for UTF-8, which hiredis writes itself
     primary: FollowedPrimary | None = None  # the Sentinel-managed primary it was opened on
-
-
-@dataclass(frozen=True)
-class FollowedPrimary:
-    """The primary a Sentinel-managed connection was opened on, and where its sentinels say the primary is."""
-
-    pool: Any  # redis-py's SentinelConnectionPoolProxy: it asks the sentinels, and keeps their last answer
-    address: tuple[str, int]
-
-    def moved(self, ask: bool = False) -> bool:
-        """Whether the primary is elsewhere now, as the pool last learnt it (any of its connections asks when it
-        connects) or, with ``ask``, as the sentinels answer now. Sentinels that do not answer say nothing: the
-        connection stays."""
-        if ask:
-            try:
-                self.pool.get_master_address()
-            except (redis.ConnectionError, redis.TimeoutError):
-                return False
-        current = self.pool.master_address
-        return current is not None and (str(current[0]), int(current[1])) != self.address
 
 
 #: The most steps of redis-py's handshake that each wait for the server (see :func:`hand_over`).
@@ -187,17 +187,13 @@ def hand_over(client: redis.Redis, timeout: float | None = None) -> HandedOver:
         connection.socket_timeout = configured
     encoder = connection.encoder
     utf8 = encoder.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
-    followed = kwargs.get("connection_pool")  # a Sentinel-managed connection's: where the primary is
-    primary = None
-    if followed is not None and followed.is_master:
-        primary = FollowedPrimary(followed, (str(connection.host), int(connection.port)))
     return HandedOver(
         connection=connection,
         sock=sock,
         parse_error=connection._parser.parse_error,
         where=connection._host_error(),
         encode=None if utf8 else encoder.encode,
-        primary=primary,
+        primary=followed(connection, kwargs),
     )
 
 

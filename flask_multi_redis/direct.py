@@ -20,9 +20,10 @@ from typing import Any
 
 import hiredis
 import redis
-from redis.exceptions import InvalidResponse, ReadOnlyError
+from redis.exceptions import AskError, InvalidResponse, ReadOnlyError
 
-from .connection import FollowedPrimary, HandedOver, hand_over
+from .connection import HandedOver, hand_over
+from .follow import FollowedPrimary
 
 __all__ = ["Command", "DirectConnection", "SubscriberConnection"]
 
@@ -267,9 +268,12 @@ class DirectConnection(_Connection):
     def _error(self, reply: redis.RedisError) -> redis.RedisError:
         """An error reply as redis-py's connection would take it: one that ends the connection ends it; a
         primary followed through sentinels that answers ``READONLY`` was demoted, which is a lost connection."""
-        if isinstance(reply, ReadOnlyError) and self.primary is not None:
-            self._broken = True
-            return redis.ConnectionError("The previous master is now a slave")  # redis-py's words
+        if self.primary is not None and isinstance(reply, (ReadOnlyError, AskError)):
+            self._broken = True  # a demoted primary (READONLY), or a cluster slot served elsewhere (MOVED, ASK)
+            self.primary.moved(ask=True)  # learn where it is now, for the next connection
+            if isinstance(reply, ReadOnlyError):
+                return redis.ConnectionError("The previous master is now a slave")  # redis-py's words
+            return redis.ConnectionError(f"the slot moved: {reply}")
         if isinstance(reply, _ConnectionError):
             self._broken = True
         return reply

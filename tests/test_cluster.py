@@ -91,9 +91,9 @@ def test_publish_and_wait_reply_and_no_responders(session: ClusterSession) -> No
             session.publish_and_wait_reply("nobody-here", {"text": "?"}, timeout=5)
 
 
-def test_the_broker_says_it_does_not_run_on_a_cluster_yet(cluster: Cluster) -> None:
-    ext = FlaskRedisSingle({"URL": cluster.url})
-    with pytest.raises(ConfigurationError, match="Redis Cluster"):
+def test_the_broker_needs_sharded_pub_sub_on_a_cluster(cluster: Cluster) -> None:
+    ext = FlaskRedisSingle({"URL": cluster.url, "SHARDED_PUBSUB": False})
+    with pytest.raises(ConfigurationError, match="SHARDED_PUBSUB"):
         ext.broker.start()
     ext.getCluster().close()
 

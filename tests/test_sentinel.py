@@ -197,3 +197,20 @@ def test_a_primary_demoted_with_its_connections_open_is_left_within_seconds(
 def _listener_channels(ext: FlaskRedisSingle) -> list[str]:
     prefix = ext.getRedis().prefix
     return [f"{prefix}:fmr:inbox:{ext.broker.runtime().sender.id}", f"{prefix}:fmr:req:{add.name}"]
+
+
+def test_sentinels_with_a_password_of_their_own(tmp_path: Path) -> None:
+    topology = SentinelSet.start(tmp_path, password="sentinel-secret")
+    try:
+        config = {"URL": topology.url, "SENTINEL_PASSWORD": "sentinel-secret", "PREFIX": "guarded"}
+        ext = FlaskRedisSingle(config)
+        ext.getRedis().set("k", "v")
+        assert ext.getRedis().get("k") == b"v"
+        ext.broker.handler(add)(lambda message: {"sum": message.a + message.b, "pid": os.getpid()})
+        assert ext.broker.request(add, AddIn(a=2, b=3), timeout=5).sum == 5
+        ext.broker.stop()
+        wrong = FlaskRedisSingle({"URL": topology.url, "SENTINEL_PASSWORD": "wrong-password-1"})
+        with pytest.raises(redis.ConnectionError, match="No master found"):
+            wrong.getRedis().ping()
+    finally:
+        topology.stop()

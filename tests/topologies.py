@@ -27,6 +27,7 @@ class Node:
     conf: str
     process: subprocess.Popen[bytes] | None = None
     sentinel: bool = False
+    password: str | None = None
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,7 @@ class Node:
             self.process.wait(10)
 
     def client(self) -> redis.Redis:
-        return redis.Redis("127.0.0.1", self.port, socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis("127.0.0.1", self.port, password=self.password, socket_timeout=2, socket_connect_timeout=2)
 
     def _answers(self) -> bool:
         try:
@@ -63,13 +64,15 @@ class SentinelSet:
     replica: Node
     sentinels: list[Node] = field(default_factory=list)
 
+    password: str | None = None  # the sentinels' own (requirepass)
+
     @classmethod
-    def start(cls, folder: Path) -> SentinelSet:
+    def start(cls, folder: Path, password: str | None = None) -> SentinelSet:
         primary = _data_node(folder / "primary", None)
         primary.start()
         replica = _data_node(folder / "replica", primary.port)
         replica.start()
-        topology = cls(primary, replica)
+        topology = cls(primary, replica, password=password)
         for index in range(3):
             port = _port()
             conf = (
@@ -78,7 +81,9 @@ class SentinelSet:
                 f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
             )
-            node = Node(port, folder / f"sentinel{index}", conf, sentinel=True)
+            if password is not None:
+                conf += f"requirepass {password}\n"
+            node = Node(port, folder / f"sentinel{index}", conf, sentinel=True, password=password)
             node.start()
             topology.sentinels.append(node)
         wait_until(topology.settled, timeout=30, interval=0.1)
@@ -213,6 +218,15 @@ class Cluster:
                     port = int(primary[1])
                     return next(node for node in self.nodes if node.port == port)
         raise LookupError(f"no node owns the slot of {key!r}")
+
+    def replica_of(self, primary: Node) -> Node:
+        """The node that replicates ``primary``."""
+        for node in self.nodes:
+            with node.client() as client:
+                info = client.info("replication")
+            if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+                return node
+        raise LookupError(f"no replica of 127.0.0.1:{primary.port}")
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -12,7 +12,8 @@ from weakref import WeakKeyDictionary, WeakSet
 
 import redis
 
-from flask_multi_redis.connection import failure_reason
+from flask_multi_redis.cluster import ClusterSession
+from flask_multi_redis.connection import failure_reason, shard_session
 from flask_multi_redis.errors import (
     BrokerError,
     BrokerUnavailable,
@@ -25,6 +26,7 @@ from flask_multi_redis.errors import (
 )
 from flask_multi_redis.session import RedisSession
 
+from . import commands
 from .caller import RECONNECT_GRACE, new_id
 from .channel import Channel
 from .envelope import Envelope, Sender, is_name
@@ -327,10 +329,10 @@ class Broker(Router):
         with _runtime_lock:
             runtime = self._current(app)
             if runtime is None:
-                session = self._session(app)
+                session, verbs = self._session(app)
                 address = self.extension.addresses(app)[session.name]
                 keys = self.extension.signing_keys(session.name, app=app)
-                runtime = Runtime(self.settings(), self, session, app, address, keys)
+                runtime = Runtime(self.settings(), self, session, app, address, keys, verbs)
                 if app is None:
                     self._own_runtime = runtime
                 else:
@@ -344,14 +346,21 @@ class Broker(Router):
             elif app is not None and self._runtimes.get(app) is runtime:
                 del self._runtimes[app]
 
-    def _session(self, app: Flask | None) -> RedisSession:
+    def _session(self, app: Flask | None) -> tuple[RedisSession, commands.Verbs]:
+        """The session the runtime talks through, and its pub/sub: on a cluster, a session on the shard of the
+        broker's hash tag, over sharded pub/sub."""
         wanted = self.database if self.database is not None else self.extension.databases_of(app)[0]
         session: object = self.extension.getRedis(wanted, app=app)  # a ClusterSession on a cluster
-        if not isinstance(session, RedisSession):
-            raise ConfigurationError(
-                f"database {wanted!r}", "is on a Redis Cluster, where the broker does not run yet", "SENTINELS"
-            )
-        return session
+        if isinstance(session, ClusterSession):
+            if not session.sharded:
+                raise ConfigurationError(
+                    f"database {wanted!r}",
+                    "is on a Redis Cluster without sharded pub/sub, where a publish counts one node's subscribers",
+                    "SHARDED_PUBSUB true (the default)",
+                )
+            return shard_session(session), commands.SHARDED
+        assert isinstance(session, RedisSession)
+        return session, commands.CLASSIC
 
     def _autostart(self, app: Flask) -> None:
         decision = when_to_start()

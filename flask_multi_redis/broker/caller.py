@@ -90,8 +90,10 @@ class Caller:
         unlinks: DeferredUnlink,
         reply_wait: ReplyListWait,
         intake: Intake,
+        verbs: commands.Verbs = commands.CLASSIC,
     ) -> None:
         self.prefix = prefix
+        self.verbs = verbs
         self.sender = sender
         self.inbox = inbox
         self.max_message_size = max_message_size
@@ -236,7 +238,7 @@ class Caller:
         subscribers received it (not counting pattern subscribers: see :func:`.commands.counted_publish`)."""
         unlinked = self._unlinks.take()
         try:
-            sent = [*commands.unlink(unlinked), *commands.counted_publish(channel, data)]
+            sent = [*commands.unlink(unlinked), *commands.counted_publish(channel, data, self.verbs)]
             replies = self._pipelined.run(sent, raise_errors=False, deadline=deadline)  # a failed UNLINK: no harm
             return commands.receivers(replies[-4:])
         except redis.RedisError as exc:

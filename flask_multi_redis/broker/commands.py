@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import redis
 
 from flask_multi_redis.direct import Command
 
 __all__ = [
+    "CLASSIC",
+    "SHARDED",
+    "Verbs",
     "answer",
     "claim",
     "claim_again",
@@ -36,17 +40,35 @@ __all__ = [
 ]
 
 
-def publish(channel: str, data: bytes) -> Command:
-    return ("PUBLISH", channel, data)
+@dataclass(frozen=True)
+class Verbs:
+    """The pub/sub commands the broker sends and the kinds of message they bring back: classic pub/sub, or
+    sharded pub/sub (``SPUBLISH``, ``SSUBSCRIBE``: on a Redis Cluster a message stays within its shard)."""
+
+    publish: str
+    numsub: str
+    subscribe: str
+    unsubscribe: str
+    message: bytes
+    subscribed: bytes
+    unsubscribed: bytes
 
 
-def counted_publish(channel: str, data: bytes) -> list[Command]:
+CLASSIC = Verbs("PUBLISH", "NUMSUB", "SUBSCRIBE", "UNSUBSCRIBE", b"message", b"subscribe", b"unsubscribe")
+SHARDED = Verbs("SPUBLISH", "SHARDNUMSUB", "SSUBSCRIBE", "SUNSUBSCRIBE", b"smessage", b"ssubscribe", b"sunsubscribe")
+
+
+def publish(channel: str, data: bytes, verbs: Verbs = CLASSIC) -> Command:
+    return (verbs.publish, channel, data)
+
+
+def counted_publish(channel: str, data: bytes, verbs: Verbs = CLASSIC) -> list[Command]:
     """PUBLISH, with PUBSUB NUMSUB of the channel before it, in one transaction: PUBLISH also counts the clients
     whose pattern matches (``PSUBSCRIBE prefix:*``: a dashboard, a log shipper), which never answer; NUMSUB
     counts the channel's own subscribers, and MULTI/EXEC makes it count them at the same moment (without it, a
     large message lets the server serve other clients while it reads the PUBLISH). :func:`receivers` reads
     the replies."""
-    return [("MULTI",), ("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), ("EXEC",)]
+    return [("MULTI",), ("PUBSUB", verbs.numsub, channel), (verbs.publish, channel, data), ("EXEC",)]
 
 
 def receivers(replies: Sequence[object]) -> int:
@@ -77,12 +99,14 @@ def wait_on_list(key: str, seconds: float) -> Command:
     return ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
 
 
-def publish_and_wait(unlinked: Sequence[str], channel: str, data: bytes, key: str, seconds: float) -> list[Command]:
+def publish_and_wait(
+    unlinked: Sequence[str], channel: str, data: bytes, key: str, seconds: float, verbs: Verbs = CLASSIC
+) -> list[Command]:
     """The one write of a call that waits on its own reply list: delete finished reply lists, publish the
     request (counted: see :func:`counted_publish`), and wait on the call's reply list (see
     :func:`wait_on_list`)."""
     waiting = ("BLMOVE", key, key, "RIGHT", "RIGHT", round(seconds, 3))
-    counted = [("MULTI",), ("PUBSUB", "NUMSUB", channel), ("PUBLISH", channel, data), ("EXEC",), waiting]
+    counted = [("MULTI",), ("PUBSUB", verbs.numsub, channel), (verbs.publish, channel, data), ("EXEC",), waiting]
     return [("UNLINK", *unlinked), *counted] if unlinked else counted
 
 
@@ -130,9 +154,9 @@ def keep(key: str, value: bytes, ttl_ms: int) -> list[Command]:
     return [("RPUSH", key, value), ("PEXPIRE", key, ttl_ms)]
 
 
-def answer(key: str, data: bytes, ttl_ms: int, reply_to: str | None) -> list[Command]:
+def answer(key: str, data: bytes, ttl_ms: int, reply_to: str | None, verbs: Verbs = CLASSIC) -> list[Command]:
     """Keep an answer in its reply list, then publish it to the caller's inbox when it has one."""
-    return [*keep(key, data, ttl_ms), publish(reply_to, data)] if reply_to else keep(key, data, ttl_ms)
+    return [*keep(key, data, ttl_ms), publish(reply_to, data, verbs)] if reply_to else keep(key, data, ttl_ms)
 
 
 def renew(
@@ -174,12 +198,13 @@ def records(process_keys: Iterable[str]) -> Command:
     return ("MGET", *process_keys)
 
 
-def subscribe(channels: Iterable[bytes]) -> Command:
-    return ("SUBSCRIBE", *channels)
+def subscribe(channels: Iterable[bytes], verbs: Verbs = CLASSIC) -> Command:
+    return (verbs.subscribe, *channels)
 
 
-def unsubscribe(channels: Iterable[bytes]) -> Command:
-    return ("UNSUBSCRIBE", *channels)
+def unsubscribe(channels: Iterable[bytes], verbs: Verbs = CLASSIC) -> Command:
+    """Leave ``channels``; every channel when there are none."""
+    return (verbs.unsubscribe, *channels)
 
 
 def ping() -> Command:

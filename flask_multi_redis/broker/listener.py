@@ -51,7 +51,8 @@ class Listener:
     :param ping_timeout: seconds to wait for its answer; without one the connection is dead (a peer gone
         without a FIN or RST, a black hole) and is rebuilt. So a dead peer is noticed within ``silence`` +
         ``ping_timeout`` (5 + 2 s by default) and a tick (a quarter of a second).
-    :param backoff_cap: the longest wait, in seconds, between two reconnection attempts.
+    :param backoff_cap: the longest wait, in seconds, between two reconnection attempts: short, so that a
+        listener is back within about a second of a failover (a try costs Redis one connection).
     :param primary_check: behind sentinels, how often (seconds) to ask them whether the primary is still the
         server the connection is on: a primary demoted while its connections stay open sends a subscriber
         nothing and no error, so it must move by itself.
@@ -69,8 +70,9 @@ class Listener:
         address: str = "Redis",
         silence: float = 5.0,
         ping_timeout: float = 2.0,
-        backoff_cap: float = 5.0,
+        backoff_cap: float = 1.0,
         primary_check: float = 1.0,
+        verbs: commands.Verbs = commands.CLASSIC,
         on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
@@ -80,6 +82,7 @@ class Listener:
         self.ping_timeout = ping_timeout
         self.backoff_cap = backoff_cap
         self.primary_check = primary_check
+        self.verbs = verbs
         self.on_ready = on_ready
         self._callbacks: dict[bytes, Callback] = {}
         self._lock = threading.Lock()
@@ -235,27 +238,31 @@ class Listener:
         checked = time.monotonic()
         tick = min(0.25, self.silence)
         unsubscribing = False
+        leaving: set[bytes] = set()  # channels we asked to leave, until the server confirms
+        verbs = self.verbs
         while not self._stopping.is_set():
             if self._draining.is_set() and not unsubscribing:
-                connection.send([commands.unsubscribe(())])  # from every channel; nothing is sent to us after it
+                connection.send([commands.unsubscribe((), verbs)])  # from every channel; nothing comes after it
                 unsubscribing = True
             elif (self._changed.is_set() or not subscribed) and not unsubscribing:
                 self._changed.clear()
                 with self._lock:
                     wanted = set(self._callbacks)
                 if wanted - subscribed:
-                    connection.send([commands.subscribe(wanted - subscribed)])
+                    connection.send([commands.subscribe(wanted - subscribed, verbs)])
                 if subscribed - wanted:
-                    connection.send([commands.unsubscribe(subscribed - wanted)])
+                    connection.send([commands.unsubscribe(subscribed - wanted, verbs)])
+                    leaving |= subscribed - wanted
                     confirmed &= wanted
                 subscribed = wanted
                 self._check_ready(subscribed, confirmed)
             if not subscribed and not unsubscribing:
                 self._changed.wait(0.25)
                 continue
-            if connection.primary is not None and time.monotonic() - checked > self.primary_check:
+            primary = connection.primary
+            if primary is not None and primary.watch and time.monotonic() - checked > self.primary_check:
                 checked = time.monotonic()  # also under load: a demoted primary may still pass messages on
-                if connection.primary.moved(ask=True):
+                if primary.moved(ask=True):
                     raise redis.ConnectionError("the primary has moved: the sentinels name another server")
             message = connection.next_message(tick)
             if message is None:
@@ -274,14 +281,18 @@ class Listener:
             if not isinstance(message, list) or len(message) < 3:
                 continue  # the answer to a PING
             kind = message[0]
-            if kind == b"message":
+            if kind == verbs.message:
                 self._dispatch(message[1], message[2])
-            elif kind == b"subscribe":
+            elif kind == verbs.subscribed:
                 confirmed.add(message[1])
                 self._check_ready(subscribed, confirmed)
-            elif kind == b"unsubscribe" and unsubscribing and message[2] == 0:
+            elif kind == verbs.unsubscribed and unsubscribing and message[2] == 0:
                 self._drained.set()  # every message sent to us before this one has been delivered
                 return
+            elif kind == verbs.unsubscribed and not unsubscribing:
+                if message[1] not in leaving:  # the server dropped it: a shard channel whose slot moved away
+                    raise redis.ConnectionError(f"the server unsubscribed {message[1]!r}: its slot moved")
+                leaving.discard(message[1])
 
     def _check_ready(self, subscribed: set[bytes], confirmed: set[bytes]) -> None:
         """Report ready once the server has confirmed every channel we want (and no change is pending)."""

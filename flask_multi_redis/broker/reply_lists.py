@@ -89,8 +89,10 @@ class ReplyListWait:
         unlinks: DeferredUnlink,
         intake: Intake,
         wait_slice: float,
+        verbs: commands.Verbs = commands.CLASSIC,
     ) -> None:
         self._connection = DirectConnection(client)
+        self._verbs = verbs
         self._pipelined = pipelined
         self._unlinks = unlinks
         self._intake = intake
@@ -121,7 +123,7 @@ class ReplyListWait:
         unlinked = self._unlinks.take()
         if marked:
             unlinked.append(key)
-        sent = commands.publish_and_wait(unlinked, channel, data, key, self._wait_for(deadline))
+        sent = commands.publish_and_wait(unlinked, channel, data, key, self._wait_for(deadline), self._verbs)
         try:
             replies = self._connection.start(sent, len(sent) - 1, _until(deadline))  # a failed UNLINK: no harm
             receivers = commands.receivers(replies[-4:])

@@ -81,6 +81,7 @@ class Responder:
         handlers: HandlerPool,
         counters: Counters,
         intake: Intake,
+        verbs: commands.Verbs = commands.CLASSIC,
     ) -> None:
         self.prefix = prefix
         self.sender = sender
@@ -93,6 +94,7 @@ class Responder:
         self._pipelined = pipelined
         self._counters = counters
         self._intake = intake
+        self._verbs = verbs
         self._environment = names.environment(prefix)  # what every name of this environment starts with
         self._by_subscription: dict[bytes, Route] = {}  # the route of each command or request channel
         self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
@@ -261,9 +263,8 @@ class Responder:
                 max_size=len(body) + 4096,
                 signer=signer,
             )
-        sent = commands.answer(
-            names.reply_key(self.prefix, envelope.id), data, _ttl_ms(envelope, self._max_ttl_ms), envelope.reply_to
-        )
+        key, ttl_ms = names.reply_key(self.prefix, envelope.id), _ttl_ms(envelope, self._max_ttl_ms)
+        sent = commands.answer(key, data, ttl_ms, envelope.reply_to, self._verbs)
         what = f"the {kind} for id={envelope.id} channel={envelope.channel}"
         for attempt in (1, 2):  # a round trip that failed is sent again: callers count one answer per sender
             try:

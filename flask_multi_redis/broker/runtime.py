@@ -20,7 +20,7 @@ import redis
 from flask_multi_redis.connection import derived_client, failure_reason
 from flask_multi_redis.errors import BrokerUnavailable
 
-from . import names
+from . import commands, names
 from .caller import Caller
 from .directory import ResponderDirectory
 from .health import BrokerHealth, Counters
@@ -69,6 +69,7 @@ class Runtime:
         app: Flask | None,
         address: str = "Redis",
         signing_keys: tuple[bytes, ...] = (),
+        verbs: commands.Verbs = commands.CLASSIC,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -91,7 +92,7 @@ class Runtime:
         self._unlinks = DeferredUnlink()
         socket_timeout = self.client.connection_pool.connection_kwargs["socket_timeout"]
         wait_slice = min(WAIT_SLICE, socket_timeout / 2)  # a blocked read must not time out first
-        self._reply_wait = ReplyListWait(self.client, self._pipelined, self._unlinks, self._intake, wait_slice)
+        self._reply_wait = ReplyListWait(self.client, self._pipelined, self._unlinks, self._intake, wait_slice, verbs)
         self.caller = Caller(
             prefix=self.prefix,
             sender=self.sender,
@@ -102,6 +103,7 @@ class Runtime:
             unlinks=self._unlinks,
             reply_wait=self._reply_wait,
             intake=self._intake,
+            verbs=verbs,
         )
         self._handlers = HandlerPool(settings.concurrency, settings.max_pending)
         self.responder = Responder(
@@ -116,12 +118,14 @@ class Runtime:
             handlers=self._handlers,
             counters=self.counters,
             intake=self._intake,
+            verbs=verbs,
         )
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
         self.listener = Listener(
             self.client,
             name=f"flask-redis-listener-{self.pid}",
             address=address,
+            verbs=verbs,
             on_ready=self.caller.read_kept_replies,
         )
         self._registration = Registration(self._pipelined, self.prefix, self.info, signer)

@@ -1,0 +1,178 @@
+"""The broker on a Redis Cluster: every key and channel of an environment carries the hash tag {PREFIX}, so one
+shard serves it over sharded pub/sub; against a real cluster of three primaries with a replica each."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from flask_multi_redis import FlaskRedisSingle
+from flask_multi_redis.broker import NoResponders
+
+from .apps.svc import AddIn, add, whoami
+from .conftest import ROOT
+from .faults import TABLE, Load, calls_of
+from .test_acl import README_USERS
+from .topologies import CLUSTER_NODE_TIMEOUT_MS, Cluster
+from .waiting import wait_until
+
+#: How README's ACL lines change on a cluster (README, "Running it in production").
+CLUSTER_ACL_CHANGES = {
+    "+subscribe +unsubscribe +publish +pubsub|numsub": "+ssubscribe +sunsubscribe +spublish +pubsub|shardnumsub"
+}
+CLUSTER_ACL_EXTRA = ["+cluster|slots", "+command"]
+
+#: Calls must be served again within this many seconds of a primary's death (the node timeout, the election).
+RESUME_WITHIN = CLUSTER_NODE_TIMEOUT_MS / 1000 * 2 + 4
+
+
+def _backend(cluster: Cluster, prefix: str, url: str | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "REDIS_URL": url or cluster.url, "REDIS_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.apps.serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.split() == ["ready", str(process.pid)], f"serve.py did not start: {line!r}"
+    return process
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(10)
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"c{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def ext(redis_cluster: Cluster, prefix: str) -> Iterator[FlaskRedisSingle]:
+    ext = FlaskRedisSingle({"URL": redis_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
+    yield ext
+    ext.broker.stop()
+    ext.getCluster().close()
+
+
+def test_requests_gathers_and_no_responders_on_a_cluster(
+    redis_cluster: Cluster, ext: FlaskRedisSingle, prefix: str
+) -> None:
+    with pytest.raises(NoResponders):  # SPUBLISH counts the shard's subscribers: at once, not after the timeout
+        ext.broker.request(add, AddIn(a=1, b=1), timeout=5)
+    backend = _backend(redis_cluster, prefix)
+    try:
+        assert [ext.broker.request(add, AddIn(a=i, b=1), timeout=5).sum for i in range(20)] == list(range(1, 21))
+        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        assert reply.value.pid == backend.pid
+        assert [process.sender.pid for process in ext.broker.processes()].count(backend.pid) == 1
+    finally:
+        _stop(backend)
+    shard = redis_cluster.owner("{" + prefix + "}")
+    with shard.client() as client:  # every key of the environment is on that one shard
+        assert all(key.startswith(b"{" + prefix.encode() + b"}:fmr:") for key in client.keys("*" + prefix + "*"))
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster.start(tmp_path)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.faults
+def test_the_broker_resumes_when_its_shards_primary_is_killed(own_cluster: Cluster, prefix: str) -> None:
+    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
+    backend = _backend(own_cluster, prefix)
+    try:
+        ext.broker.start(timeout=5)
+        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
+        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
+        primary = own_cluster.owner("{" + prefix + "}")
+        primary.kill()
+        killed = time.monotonic()
+        wait_until(lambda: load.ok_since(killed + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 15)
+        row = TABLE.add(
+            "the cluster primary of the broker's shard killed (SIGKILL), its replica promoted", load, killed
+        )
+        assert row.late == 0, row
+        assert row.recovery is not None, row
+        assert row.recovery < RESUME_WITHIN, row
+        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        assert reply.value.pid == backend.pid
+    finally:
+        ext.broker.stop()
+        _stop(backend)
+
+
+@pytest.mark.faults
+def test_the_broker_follows_a_failover_that_keeps_the_old_primary(own_cluster: Cluster, prefix: str) -> None:
+    """CLUSTER FAILOVER on the shard's replica: the old primary stays up, turned replica, with its connections
+    open. Its subscribers are unsubscribed by Redis, writes to it answer MOVED: every process moves."""
+    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
+    backend = _backend(own_cluster, prefix)
+    try:
+        ext.broker.start(timeout=5)
+        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
+        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
+        old = own_cluster.owner("{" + prefix + "}")
+        replica = own_cluster.replica_of(old)
+        with replica.client() as client:
+            client.execute_command("CLUSTER", "FAILOVER")
+        moved = time.monotonic()
+        wait_until(lambda: own_cluster.owner("{" + prefix + "}") is replica, timeout=10)
+        wait_until(lambda: load.ok_since(moved + 1) >= 50, timeout=15)
+        row = TABLE.add("CLUSTER FAILOVER of the broker's shard (the old primary stays, a replica)", load, moved)
+        assert row.late == 0, row
+        assert row.recovery is not None, row
+        assert row.recovery < 3, row
+        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        assert reply.value.pid == backend.pid
+    finally:
+        ext.broker.stop()
+        _stop(backend)
+
+
+def cluster_rules(name: str, prefix: str) -> list[str]:
+    """README's ACL user ``name`` for a cluster, as the README says to change it."""
+    line = README_USERS[name].replace("PREFIX", "{" + prefix + "}")
+    for classic, sharded in CLUSTER_ACL_CHANGES.items():
+        line = line.replace(classic, sharded)
+    return [*line.split(), *CLUSTER_ACL_EXTRA]
+
+
+def test_the_readme_users_serve_on_a_cluster(redis_cluster: Cluster, prefix: str) -> None:
+    for node in redis_cluster.nodes:  # ACLs are per node: a cluster does not share them
+        with node.client() as client:
+            for name in ("web", "worker"):
+                client.execute_command("ACL", "SETUSER", name, "reset", *cluster_rules(name, prefix))
+    hosts = redis_cluster.url.removeprefix("redis+cluster://")
+    worker_url = f"redis+cluster://worker:worker-password@{hosts}"
+    backend = _backend(redis_cluster, prefix, worker_url)
+    ext = FlaskRedisSingle({"URL": f"redis+cluster://web:web-password@{hosts}", "PREFIX": prefix})
+    try:
+        assert ext.broker.request(add, AddIn(a=20, b=22), timeout=5).sum == 42
+        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        assert [process.sender.pid for process in ext.broker.processes()].count(backend.pid) == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            ext.getCluster().flushall()
+    finally:
+        ext.broker.stop()
+        _stop(backend)
+        for node in redis_cluster.nodes:
+            with node.client() as client:
+                client.execute_command("ACL", "DELUSER", "web", "worker")
