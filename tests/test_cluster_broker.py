@@ -20,6 +20,7 @@ from flask_multi_redis.broker import NoResponders
 from .apps.svc import AddIn, add, whoami
 from .conftest import ROOT
 from .faults import TABLE, Load, calls_of
+from .processes import APP, WORKER, run_cli
 from .test_acl import README_USERS
 from .topologies import CLUSTER_NODE_TIMEOUT_MS, Cluster
 from .waiting import wait_until
@@ -176,3 +177,17 @@ def test_the_readme_users_serve_on_a_cluster(redis_cluster: Cluster, prefix: str
         for node in redis_cluster.nodes:
             with node.client() as client:
                 client.execute_command("ACL", "DELUSER", "web", "worker")
+
+
+def test_the_worker_checks_and_lists_on_a_cluster(redis_cluster: Cluster, prefix: str) -> None:
+    backend = _backend(redis_cluster, prefix)
+    env = {**os.environ, "REDIS_URL": redis_cluster.url, "REDIS_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
+    try:
+        done = run_cli(env, WORKER, APP, "--router", "tests.apps.svc:backend", "--check")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"ok: app 'svc', Redis at {redis_cluster.url}")
+        listed = run_cli(env, sys.executable, "-m", "flask", "--app", APP, "redis", "workers")
+        assert listed.returncode == 0, listed.stderr
+        assert str(backend.pid) in listed.stdout
+    finally:
+        _stop(backend)

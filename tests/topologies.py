@@ -30,15 +30,26 @@ class Node:
     password: str | None = None
 
     def start(self) -> None:
+        """Start it; on another free port when the chosen one was taken meanwhile (the server exits)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        conf = self.folder / "redis.conf"
-        conf.write_text(self.conf)  # a sentinel rewrites its own file
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not on PATH; install it (apt-get install redis-server)")
-        argv = [executable, str(conf), *(["--sentinel"] if self.sentinel else [])]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, timeout=15)
+        for _ in range(3):
+            conf = self.folder / "redis.conf"
+            conf.write_text(self.conf)  # a sentinel rewrites its own file
+            argv = [executable, str(conf), *(["--sentinel"] if self.sentinel else [])]
+            self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_until(lambda: self._answers() or self._exited(), timeout=15)
+            if not self._exited():
+                return
+            port = _port()
+            self.conf = self.conf.replace(f"port {self.port}\n", f"port {port}\n")
+            self.port = port
+        raise RuntimeError(f"redis-server did not start in {self.folder}")
+
+    def _exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
