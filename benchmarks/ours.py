@@ -39,9 +39,10 @@ def caller(url: str, *args: object, **env: str) -> Result:
 
 
 def connections_by_pid(client: FlaskRedisSingle) -> Counter[int]:
-    """Redis connections per process, from the names the broker gives its connections."""
+    """Redis connections per process on the broker's server (a cluster: its shard's primary), from the names the
+    broker gives its connections."""
     found: Counter[int] = Counter()
-    for entry in client.getRedis().client_list():
+    for entry in client.broker.runtime().session.client_list():
         match = re.match(r"flask-redis:.+-(\d+)-[0-9a-f]+$", entry.get("name", ""))
         if match:
             found[int(match.group(1))] += 1
@@ -57,11 +58,29 @@ WORKER = [str(BIN / "flask-redis-worker"), APP, "--router", "benchmarks.bench_ap
 
 
 def run(
-    url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gather: int, *, signed: bool = False
+    url: str,
+    n_seq: int,
+    n_conc: int,
+    concurrencies: tuple[int, ...],
+    n_gather: int,
+    *,
+    signed: bool = False,
+    system: str = SYSTEM,
+    codecs: bool = True,
 ) -> list[Result]:
     """Scenarios (a) sequential (unless ``n_seq`` is 0) and (b) concurrent; with ``n_gather`` also (c) broadcast
-    with gather, (d) codec and (e) memory and connections. ``signed``: every message signed (system
-    ``flask-multi-redis signed``)."""
+    with gather, (d) codec (unless not ``codecs``) and (e) memory and connections. ``signed``: every message
+    signed (system ``flask-multi-redis signed``); ``system``: the name the results carry (a topology's)."""
+    results = _run(url, n_seq, n_conc, concurrencies, n_gather, signed, codecs)
+    for result in results:
+        if system != SYSTEM and result.system == SYSTEM:
+            result.system = system
+    return results
+
+
+def _run(
+    url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...], n_gather: int, signed: bool, codecs: bool
+) -> list[Result]:
     signing = {"BENCH_SIGNING_KEY": SIGNING_KEY} if signed else {}
     env = child_env(url, **signing)
     probe = FlaskRedisSingle({"URL": url, "PREFIX": "bench"})
@@ -69,7 +88,8 @@ def run(
     with running(WORKER, env, "flask-redis-worker") as worker:
         wait("the worker registering", lambda: probe.broker.responders(add))
         if n_seq:
-            pids = {CPU_PIDS: f"server={worker.pid},redis={redis_pid(url)}"}
+            one_server = url.startswith(("redis://", "rediss://"))
+            pids = {CPU_PIDS: f"server={worker.pid},redis={redis_pid(url)}"} if one_server else {}
             results.append(caller(url, "sequential", n_seq, **pids, **signing))
             if signed:
                 results[-1].system = SIGNED
@@ -111,8 +131,9 @@ def run(
         )
         results.append(caller(url, "gather", 4, n_gather))
     probe.broker.stop()
-    results.append(codec("small", AddIn(a=1, b=2)))
-    results.append(codec("10kb", _ten_kib_payload()))
+    if codecs:
+        results.append(codec("small", AddIn(a=1, b=2)))
+        results.append(codec("10kb", _ten_kib_payload()))
     return results
 
 

@@ -25,7 +25,8 @@ SYSTEM = "flask-multi-redis"
 
 
 def connections_of(client: FlaskRedisSingle, name: str) -> int:
-    return sum(1 for entry in client.getRedis().client_list() if entry.get("name") == name)
+    """Connections named ``name`` on the broker's server (a cluster: its shard's primary)."""
+    return sum(1 for entry in client.broker.runtime().session.client_list() if entry.get("name") == name)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import floor, ours
+from . import floor, ours, topologies
 from .common import ROOT, Result, bench_redis
 
 TARGETS_NOTE = ROOT / "benchmarks" / "NOTES.md"
@@ -74,6 +74,8 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
             from . import peers
 
             results += peers.run(url, 0, n_conc // 3, concurrencies)
+    if "topologies" in systems:
+        results += topologies.run(quick)
     return results
 
 
@@ -321,6 +323,18 @@ Ratios to the peers (above 1x: flask-multi-redis is faster):
 {cpu}
 {picture}
 
+## Behind Sentinel and on a Redis Cluster
+
+Ours again, in the same run, behind Redis Sentinel (a primary, a replica, three sentinels with
+`down-after-milliseconds 1000`) and on a Redis Cluster (three primaries with a replica each,
+`cluster-node-timeout 1000`), all local: sequential p50, 64 greenlets in flight, and a gather to 4 gunicorn
+gevent workers; then eight callers (requests with a 2 s timeout) while the broker's primary is killed
+(SIGKILL). *First success* is the time from the kill to the end of the first successful call begun after it;
+*hung* counts calls that ended past their deadline and 1 s. What each process holds there:
+[docs/deployment.md](docs/deployment.md).
+
+{topologies.table(results)}
+
 ## Targets
 
 | target | verdict | figures |
@@ -335,7 +349,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds; BENCHMARKS.md is kept")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
-    parser.add_argument("--systems", default="ours,floor,peers", help="comma-separated: ours, floor, peers")
+    parser.add_argument(
+        "--systems",
+        default="ours,floor,peers,topologies",
+        help="comma-separated: ours, floor, peers, topologies (Sentinel and Cluster)",
+    )
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from --out's results.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -351,6 +369,7 @@ def main() -> None:
     (args.out / "results.md").write_text(table(results) + "\n")
     plotted = plot(results, args.out / "benchmarks.png")
     print(table(results))
+    print(topologies.table(results))
     print(cpu_table(results))
     for name, holds, figures in targets(results):
         print(f"{'HOLDS' if holds else 'n/a' if holds is None else 'FAILS'}: {name} ({figures})")

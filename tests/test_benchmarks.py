@@ -40,3 +40,23 @@ def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
     assert (tmp_path / "results.md").read_text().startswith("| scenario | system |")
     assert "broadcast gather p50 to 4 workers under 3 ms" in done.stdout  # the targets are checked and printed
     assert "wrote BENCHMARKS.md" not in done.stdout  # a quick run leaves the report alone
+
+
+def test_a_quick_run_behind_sentinel_and_on_a_cluster(tmp_path: Path) -> None:
+    """The topologies' scenarios run too, and their failover leaves no hung call."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "topologies", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    for system in ("flask-multi-redis Sentinel", "flask-multi-redis Cluster"):
+        found = {result["scenario"]: result for result in results if result["system"] == system}
+        assert {"sequential", "concurrent-64", "broadcast-4", "failover"} <= set(found)
+        assert found["failover"]["extra"]["hung"] == 0
+        assert found["failover"]["extra"]["recovery_s"] is not None
+    assert "| system | sequential p50 | 64 in flight |" in done.stdout

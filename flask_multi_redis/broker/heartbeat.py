@@ -7,6 +7,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from flask_multi_redis.connection import failure_reason
+
 __all__ = ["Heartbeat"]
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Heartbeat:
 
     def _run(self) -> None:
         self._first(self.interval)
+        failing = False
         while not self._stopping.is_set():
             try:
                 self._now.clear()
@@ -60,6 +63,13 @@ class Heartbeat:
                 self._beat()
                 if changes == self._changes:
                     self._current.set()
-            except Exception:
-                log.exception("%s: the heartbeat failed; next try in %.1f s", self._name, self.interval)
+                if failing:
+                    log.warning("%s: the heartbeat works again", self._name)
+                failing = False
+            except Exception as exc:  # one line for each outage; every failure's traceback at DEBUG
+                if not failing:
+                    reason = failure_reason(exc)
+                    log.warning("%s: the heartbeat failed: %s; trying every %.1f s", self._name, reason, self.interval)
+                log.debug("%s: the heartbeat failed", self._name, exc_info=exc)
+                failing = True
             self._now.wait(self.interval)
