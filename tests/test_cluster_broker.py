@@ -191,3 +191,31 @@ def test_the_worker_checks_and_lists_on_a_cluster(redis_cluster: Cluster, prefix
         assert str(backend.pid) in listed.stdout
     finally:
         _stop(backend)
+
+
+@pytest.mark.faults
+def test_the_broker_follows_its_slot_to_another_shard(own_cluster: Cluster, prefix: str) -> None:
+    """The slot of {PREFIX} migrated, keys and all, under load: ASK and MOVED answers close connections, the
+    old owner unsubscribes the listeners, and every process goes on at the new owner."""
+    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
+    backend = _backend(own_cluster, prefix)
+    tag = "{" + prefix + "}"
+    try:
+        ext.broker.start(timeout=5)
+        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
+        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
+        target = next(node for node in own_cluster.primaries() if node is not own_cluster.owner(tag))
+        own_cluster.migrate_slot(tag, target)
+        moved = time.monotonic()
+        assert own_cluster.owner(tag) is target
+        wait_until(lambda: load.ok_since(moved + 1) >= 50, timeout=15)
+        row = TABLE.add("the slot of the broker's hash tag migrated to another shard, under load", load, moved)
+        assert row.late == 0, row
+        assert row.recovery is not None, row
+        assert row.recovery < RESUME_WITHIN, row
+        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        assert reply.value.pid == backend.pid
+    finally:
+        ext.broker.stop()
+        _stop(backend)

@@ -230,6 +230,21 @@ class Cluster:
                     return next(node for node in self.nodes if node.port == port)
         raise LookupError(f"no node owns the slot of {key!r}")
 
+    def migrate_slot(self, key: str, target: Node) -> None:
+        """Move the slot of ``key``, with its keys, to the primary ``target``, as ``redis-cli --cluster
+        reshard`` moves slots (IMPORTING, MIGRATING, MIGRATE the keys, then the slot's new owner to everyone)."""
+        source = self.owner(key)
+        with source.client() as src, target.client() as dst:
+            slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+            source_id, target_id = src.execute_command("CLUSTER", "MYID"), dst.execute_command("CLUSTER", "MYID")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys)
+        for node in self.primaries():
+            with node.client() as client:
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
     def replica_of(self, primary: Node) -> Node:
         """The node that replicates ``primary``."""
         for node in self.nodes:
