@@ -219,3 +219,38 @@ def test_the_broker_follows_its_slot_to_another_shard(own_cluster: Cluster, pref
     finally:
         ext.broker.stop()
         _stop(backend)
+
+
+@pytest.mark.faults
+def test_a_killed_primary_that_restarts_rejoins_as_a_replica(own_cluster: Cluster, prefix: str) -> None:
+    """The shard's primary killed, its replica promoted, then the old node started again: it rejoins as the
+    new primary's replica, and the broker, on the new primary, is not disturbed by it."""
+    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
+    backend = _backend(own_cluster, prefix)
+    tag = "{" + prefix + "}"
+    try:
+        ext.broker.start(timeout=5)
+        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
+        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
+        old = own_cluster.owner(tag)
+        old.kill()
+        wait_until(lambda: own_cluster.owner(tag) is not old, timeout=RESUME_WITHIN + 5, interval=0.1)
+        old.start()  # its nodes.conf is kept: it comes back as a replica of the promoted one
+        restarted = time.monotonic()
+
+        def rejoined() -> bool:
+            try:
+                return own_cluster.replica_of(own_cluster.owner(tag)) is old
+            except LookupError:
+                return False
+
+        wait_until(rejoined, timeout=15, interval=0.1)
+        wait_until(lambda: load.ok_since(restarted) >= 50, timeout=15)
+        row = TABLE.add("the cluster primary of the broker's shard killed, then started again", load, None)
+        assert row.late == 0, row
+        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        assert reply.value.pid == backend.pid
+    finally:
+        ext.broker.stop()
+        _stop(backend)

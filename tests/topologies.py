@@ -212,22 +212,33 @@ class Cluster:
             ranges = client.execute_command("CLUSTER", "SLOTS")
         return len(self.primaries()) == 3 and len(ranges) == 3 and all(len(entry) >= 4 for entry in ranges)
 
-    def primaries(self) -> list[Node]:
-        found = []
+    def roles(self) -> dict[int, dict[str, object]]:
+        """Port -> INFO replication of every node that answers."""
+        found = {}
         for node in self.nodes:
-            with node.client() as client:
-                if client.info("replication")["role"] == "master":
-                    found.append(node)
+            try:
+                with node.client() as client:
+                    found[node.port] = client.info("replication")
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
         return found
 
+    def primaries(self) -> list[Node]:
+        roles = self.roles()
+        return [node for node in self.nodes if roles.get(node.port, {}).get("role") == "master"]
+
     def owner(self, key: str) -> Node:
-        """The primary that owns ``key``'s slot."""
-        with self.nodes[0].client() as client:
-            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
-            for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+        """The primary that owns ``key``'s slot, as the first node that answers says."""
+        for asked in self.nodes:
+            try:
+                with asked.client() as client:
+                    slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+                    ranges = client.execute_command("CLUSTER", "SLOTS")
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+            for start, end, primary, *_ in ranges:
                 if start <= slot <= end:
-                    port = int(primary[1])
-                    return next(node for node in self.nodes if node.port == port)
+                    return next(node for node in self.nodes if node.port == int(primary[1]))
         raise LookupError(f"no node owns the slot of {key!r}")
 
     def migrate_slot(self, key: str, target: Node) -> None:
@@ -247,10 +258,10 @@ class Cluster:
 
     def replica_of(self, primary: Node) -> Node:
         """The node that replicates ``primary``."""
+        roles = self.roles()
         for node in self.nodes:
-            with node.client() as client:
-                info = client.info("replication")
-            if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+            info = roles.get(node.port, {})
+            if info.get("role") == "slave" and int(str(info["master_port"])) == primary.port:
                 return node
         raise LookupError(f"no replica of 127.0.0.1:{primary.port}")
 
