@@ -174,7 +174,8 @@ def peer_ratios(results: list[Result]) -> str:
         for other in results:
             if (
                 other.scenario == mine.scenario
-                and other.system not in (ours.SYSTEM, ours.SIGNED, "floor")
+                and not other.system.startswith(ours.SYSTEM)  # ours signed, behind Sentinel, on a cluster
+                and other.system != "floor"
                 and other.p50_us
             ):
                 lines.append(
