@@ -21,6 +21,7 @@ from .apps.svc import AddIn, add, whoami
 from .conftest import ROOT
 from .faults import TABLE, Load, calls_of
 from .processes import APP, WORKER, run_cli
+from .servers import TLSFiles
 from .topologies import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, SentinelSet
 from .waiting import wait_until
 
@@ -212,5 +213,23 @@ def test_sentinels_with_a_password_of_their_own(tmp_path: Path) -> None:
         wrong = FlaskRedisSingle({"URL": topology.url, "SENTINEL_PASSWORD": "wrong-password-1"})
         with pytest.raises(redis.ConnectionError, match="No master found"):
             wrong.getRedis().ping()
+    finally:
+        topology.stop()
+
+
+def test_tls_to_the_data_nodes_and_to_the_sentinels(tmp_path: Path, tls_files: TLSFiles) -> None:
+    """rediss+sentinel://: the sentinels are asked over TLS, with the same CA, and so is the primary."""
+    topology = SentinelSet.start(tmp_path, tls=tls_files)
+    try:
+        url = topology.url.replace("redis+sentinel://", "rediss+sentinel://")
+        ext = FlaskRedisSingle({"URL": url, "SSL_CA_CERTS": str(tls_files.ca), "PREFIX": "tls"})
+        ext.getRedis().set("k", "v")
+        assert ext.getRedis(replica=True).info("replication")["role"] == "slave"
+        ext.broker.handler(add)(lambda message: {"sum": message.a + message.b, "pid": os.getpid()})
+        assert ext.broker.request(add, AddIn(a=2, b=3), timeout=5).sum == 5
+        ext.broker.stop()
+        plain = FlaskRedisSingle({"URL": topology.url})  # no TLS: the sentinels cannot be asked
+        with pytest.raises(redis.ConnectionError, match="No master found"):
+            plain.getRedis().ping()
     finally:
         topology.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 from port_for import get_port
 
+from .servers import TLSFiles
 from .waiting import wait_until
 
 MASTER = "mymaster"
@@ -28,6 +29,7 @@ class Node:
     process: subprocess.Popen[bytes] | None = None
     sentinel: bool = False
     password: str | None = None
+    tls: TLSFiles | None = None  # then the port speaks TLS only
 
     def start(self) -> None:
         """Start it; on another free port when the chosen one was taken meanwhile (the server exits)."""
@@ -57,7 +59,15 @@ class Node:
             self.process.wait(10)
 
     def client(self) -> redis.Redis:
-        return redis.Redis("127.0.0.1", self.port, password=self.password, socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis(
+            "127.0.0.1",
+            self.port,
+            password=self.password,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            ssl=self.tls is not None,
+            ssl_ca_certs=str(self.tls.ca) if self.tls else None,
+        )
 
     def _answers(self) -> bool:
         try:
@@ -78,10 +88,11 @@ class SentinelSet:
     password: str | None = None  # the sentinels' own (requirepass)
 
     @classmethod
-    def start(cls, folder: Path, password: str | None = None) -> SentinelSet:
-        primary = _data_node(folder / "primary", None)
+    def start(cls, folder: Path, password: str | None = None, tls: TLSFiles | None = None) -> SentinelSet:
+        """Start the set; with ``tls`` every node, sentinels included, speaks TLS only (replication too)."""
+        primary = _data_node(folder / "primary", None, tls)
         primary.start()
-        replica = _data_node(folder / "replica", primary.port)
+        replica = _data_node(folder / "replica", primary.port, tls)
         replica.start()
         topology = cls(primary, replica, password=password)
         for index in range(3):
@@ -94,7 +105,9 @@ class SentinelSet:
             )
             if password is not None:
                 conf += f"requirepass {password}\n"
-            node = Node(port, folder / f"sentinel{index}", conf, sentinel=True, password=password)
+            node = Node(
+                port, folder / f"sentinel{index}", _tls(conf, port, tls), sentinel=True, password=password, tls=tls
+            )
             node.start()
             topology.sentinels.append(node)
         wait_until(topology.settled, timeout=30, interval=0.1)
@@ -147,12 +160,22 @@ def _port() -> int:
     return port
 
 
-def _data_node(folder: Path, primary_port: int | None) -> Node:
+def _data_node(folder: Path, primary_port: int | None, tls: TLSFiles | None = None) -> Node:
     port = _port()
     conf = f'port {port}\nbind 127.0.0.1\ndir {folder}\nsave ""\nappendonly no\n'
     if primary_port is not None:
         conf += f"replicaof 127.0.0.1 {primary_port}\n"
-    return Node(port, folder, conf)
+    return Node(port, folder, _tls(conf, port, tls), tls=tls)
+
+
+def _tls(conf: str, port: int, tls: TLSFiles | None) -> str:
+    """``conf`` with its port speaking TLS only, to clients, replicas and sentinels alike."""
+    if tls is None:
+        return conf
+    return conf.replace(f"port {port}\n", f"port 0\ntls-port {port}\n") + (
+        f"tls-cert-file {tls.cert}\ntls-key-file {tls.key}\ntls-ca-cert-file {tls.ca}\n"
+        "tls-auth-clients no\ntls-replication yes\n"
+    )
 
 
 CLUSTER_NODE_TIMEOUT_MS = 1000  # how long a primary may be silent before the cluster fails it over
