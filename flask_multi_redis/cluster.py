@@ -12,7 +12,15 @@ from redis.cluster import ClusterPubSub
 
 from .codec import encode
 from .errors import NoResponders
-from .session import SUBSCRIBE_CONFIRM_TIMEOUT, answer_channel, confirm, next_reply, prefixed, request_payload
+from .session import (
+    SUBSCRIBE_CONFIRM_TIMEOUT,
+    RedisSession,
+    answer_channel,
+    confirm,
+    next_reply,
+    prefixed,
+    request_payload,
+)
 
 __all__ = ["ClusterSession"]
 
@@ -33,6 +41,7 @@ class ClusterSession(redis.RedisCluster):
         self.name = name
         self.prefix = prefix
         self.sharded = sharded
+        self.shard_session: RedisSession | None = None  # the broker's, on its hash tag's shard (connection.py)
 
     def __repr__(self) -> str:
         nodes = ",".join(node.name for node in self.get_primaries())  # type: ignore[no-untyped-call]

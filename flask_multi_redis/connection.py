@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import redis
 from redis.backoff import NoBackoff
@@ -19,11 +18,11 @@ from redis.cluster import ClusterNode
 from redis.connection import AbstractConnection
 from redis.exceptions import InvalidResponse, RedisClusterException
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import SentinelConnectionPool
 
 from .cluster import ClusterSession
 from .config import ClusterNodes, DatabaseSpec, Sentinels
-from .follow import FollowedPrimary, followed, shard_pool
+from .follow import FollowedPrimary, SerializedSentinel, followed, shard_pool
 from .session import RedisSession
 
 __all__ = [
@@ -68,7 +67,7 @@ def build_sessions(specs: Iterable[DatabaseSpec], replicas: bool = False) -> dic
         the primary when none is up).
     """
     pools: dict[tuple[object, ...], redis.ConnectionPool] = {}
-    sentinels: dict[tuple[object, ...], Sentinel] = {}
+    sentinels: dict[tuple[object, ...], SerializedSentinel] = {}
     sessions: dict[str, RedisSession] = {}
     for spec in specs:
         cls = session_class(spec.client_class)
@@ -76,7 +75,7 @@ def build_sessions(specs: Iterable[DatabaseSpec], replicas: bool = False) -> dic
         if pool is None and isinstance(spec.topology, Sentinels):
             shape = spec.topology
             found = (shape.nodes, repr(sorted(shape.kwargs.items())))
-            manager = sentinels.get(found) or Sentinel(list(shape.nodes), sentinel_kwargs=dict(shape.kwargs))  # type: ignore[no-untyped-call]
+            manager = sentinels.get(found) or SerializedSentinel(list(shape.nodes), sentinel_kwargs=dict(shape.kwargs))
             sentinels[found] = manager
             pool = SentinelConnectionPool(shape.master, manager, is_master=not replicas, **spec.kwargs)  # type: ignore[no-untyped-call]
             pools[spec.pool_key] = pool
@@ -103,7 +102,6 @@ def build_cluster(spec: DatabaseSpec) -> ClusterSession:
         raise redis.ConnectionError(f"{spec.address}: {exc}") from exc
 
 
-_shard_sessions: WeakKeyDictionary[ClusterSession, RedisSession] = WeakKeyDictionary()
 _shard_lock = threading.Lock()
 
 
@@ -112,13 +110,11 @@ def shard_session(cluster: ClusterSession) -> RedisSession:
     ``{PREFIX}`` (every key and channel of the broker's carries it), following it through failovers and
     migrations; its prefix is that tag. One per cluster session."""
     with _shard_lock:
-        found = _shard_sessions.get(cluster)
-        if found is None:
+        if cluster.shard_session is None:
             tag = "{" + (cluster.prefix or "fmr") + "}"
             pool = shard_pool(cluster, tag)
-            found = RedisSession(connection_pool=pool, name=cluster.name, prefix=tag)
-            _shard_sessions[cluster] = found
-        return found
+            cluster.shard_session = RedisSession(connection_pool=pool, name=cluster.name, prefix=tag)
+        return cluster.shard_session
 
 
 #: The socket timeout of a derived client when the session sets none, in seconds.

@@ -255,6 +255,8 @@ class DirectConnection(_Connection):
             while isinstance(reply, _Push):  # notifications no command asked for
                 reply = self._read(timeout)
         except TimeoutError:
+            if self.primary is not None:  # a primary gone silent: learn where it is now, in the background
+                self.primary.refresh()
             self.close()
             raise redis.TimeoutError("Timeout reading from socket") from None
         except BaseException:
@@ -270,7 +272,7 @@ class DirectConnection(_Connection):
         primary followed through sentinels that answers ``READONLY`` was demoted, which is a lost connection."""
         if self.primary is not None and isinstance(reply, (ReadOnlyError, AskError)):
             self._broken = True  # a demoted primary (READONLY), or a cluster slot served elsewhere (MOVED, ASK)
-            self.primary.moved(ask=True)  # learn where it is now, for the next connection
+            self.primary.refresh()  # learn where it is now, in the background, for the next connection
             if isinstance(reply, ReadOnlyError):
                 return redis.ConnectionError("The previous master is now a slave")  # redis-py's words
             return redis.ConnectionError(f"the slot moved: {reply}")

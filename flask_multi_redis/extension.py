@@ -209,7 +209,10 @@ class RedisExtension:
 
         :param app: the app whose configuration to use; by default, the current context's.
         :param replica: a session for reads on a replica: behind sentinels, on one of the replicas they list
-            (in turn, and the primary when none is up); on one server, that server's own session.
+            (in turn, and the primary when none is up); on one server or a cluster, the database's own session.
+        :returns: a RedisSession; on a Redis Cluster a :class:`~flask_multi_redis.ClusterSession` (a
+            ``redis.RedisCluster``, not a ``redis.Redis``), which the annotation does not say: typed code on a
+            cluster calls :meth:`getCluster`.
         :raises UnknownDatabaseError: no such database (the message lists the known ones).
         """
         state = self._state(app)

@@ -254,3 +254,29 @@ def test_a_killed_primary_that_restarts_rejoins_as_a_replica(own_cluster: Cluste
     finally:
         ext.broker.stop()
         _stop(backend)
+
+
+@pytest.mark.faults
+def test_the_broker_leaves_a_primary_gone_silent(own_cluster: Cluster, prefix: str) -> None:
+    """The shard's primary stopped (SIGSTOP: no FIN, no RST, its connections hang): reads and connects time out
+    instead of being refused, and the broker must still read the new slot map and move to the promoted replica."""
+    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
+    backend = _backend(own_cluster, prefix)
+    silent = own_cluster.owner("{" + prefix + "}")
+    try:
+        ext.broker.start(timeout=5)
+        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
+        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
+        silent.pause()
+        paused = time.monotonic()
+        wait_until(lambda: load.ok_since(paused + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 15)
+        row = TABLE.add("the cluster primary of the broker's shard gone silent (SIGSTOP)", load, paused)
+        assert row.late == 0, row
+        assert row.recovery is not None, row
+        # slower than a kill: every read on the silent node waits out a socket timeout (the worker's: 5 s), the
+        # listener's silence check too, before the slot map read anew names the promoted replica
+        assert row.recovery < RESUME_WITHIN + 10, row
+    finally:
+        silent.resume()
+        ext.broker.stop()
+        _stop(backend)

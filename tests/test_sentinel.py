@@ -233,3 +233,24 @@ def test_tls_to_the_data_nodes_and_to_the_sentinels(tmp_path: Path, tls_files: T
             plain.getRedis().ping()
     finally:
         topology.stop()
+
+
+@pytest.mark.faults
+def test_the_broker_leaves_a_primary_gone_silent(
+    sentinel_set: SentinelSet, backend: subprocess.Popen[str], ext: FlaskRedisSingle
+) -> None:
+    """The primary stopped (SIGSTOP: its connections hang, no FIN, no RST): the sentinels fail over, and every
+    process leaves it, by timeouts and by asking the sentinels, with no call past its deadline."""
+    ext.broker.start(timeout=5)
+    load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
+    wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
+    sentinel_set.primary.pause()
+    paused = time.monotonic()
+    try:
+        wait_until(lambda: load.ok_since(paused + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 20)
+        row = TABLE.add("the Sentinel-managed primary gone silent (SIGSTOP), a replica promoted", load, paused)
+        assert row.late == 0, row
+        assert row.recovery is not None, row
+        assert row.recovery < RESUME_WITHIN + 10, row  # reads on the silent primary wait out socket timeouts
+    finally:
+        sentinel_set.primary.resume()

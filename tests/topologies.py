@@ -4,6 +4,7 @@ sentinels (``redis-server conf --sentinel``), which a test may kill, fail over o
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,15 @@ class Node:
 
     def _exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
+
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP): its connections stay open and say nothing, as a host gone silent."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -9,8 +9,10 @@ that raise are logged and counted, never fatal.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -202,7 +204,7 @@ class Listener:
             if self._served:
                 delay = 0.05  # it had connected since the last failure: this is a new outage
                 self._served = False
-            self._stopping.wait(delay)
+            self._stopping.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, so processes do not retry in step
             delay = min(self.backoff_cap, delay * 2)
             self._reconnects += 1
         log.info("listener %s stopped", self.name)
@@ -238,7 +240,7 @@ class Listener:
         checked = time.monotonic()
         tick = min(0.25, self.silence)
         unsubscribing = False
-        leaving: set[bytes] = set()  # channels we asked to leave, until the server confirms
+        leaving: Counter[bytes] = Counter()  # channels we asked to leave, until the server confirms
         verbs = self.verbs
         while not self._stopping.is_set():
             if self._draining.is_set() and not unsubscribing:
@@ -252,7 +254,7 @@ class Listener:
                     connection.send([commands.subscribe(wanted - subscribed, verbs)])
                 if subscribed - wanted:
                     connection.send([commands.unsubscribe(subscribed - wanted, verbs)])
-                    leaving |= subscribed - wanted
+                    leaving.update(subscribed - wanted)
                     confirmed &= wanted
                 subscribed = wanted
                 self._check_ready(subscribed, confirmed)
@@ -260,10 +262,12 @@ class Listener:
                 self._changed.wait(0.25)
                 continue
             primary = connection.primary
-            if primary is not None and primary.watch and time.monotonic() - checked > self.primary_check:
+            if primary is not None and time.monotonic() - checked > self.primary_check:
                 checked = time.monotonic()  # also under load: a demoted primary may still pass messages on
-                if primary.moved(ask=True):
-                    raise redis.ConnectionError("the primary has moved: the sentinels name another server")
+                if primary.moved():  # as this process last learnt it, by any of its connections
+                    raise redis.ConnectionError("the primary has moved: the sentinels or the slot map say so")
+                if primary.watch:
+                    primary.refresh()  # asks the sentinels in the background: the next check knows
             message = connection.next_message(tick)
             if message is None:
                 now = time.monotonic()
@@ -277,6 +281,8 @@ class Listener:
                 continue
             last_traffic, ping_sent = time.monotonic(), None
             if isinstance(message, redis.RedisError):
+                if primary is not None:
+                    primary.refresh()  # MOVED, say: learn where the slot is before the next connect
                 raise message  # e.g. no permission to subscribe: reconnect with backoff, and say why
             if not isinstance(message, list) or len(message) < 3:
                 continue  # the answer to a PING
@@ -290,9 +296,11 @@ class Listener:
                 self._drained.set()  # every message sent to us before this one has been delivered
                 return
             elif kind == verbs.unsubscribed and not unsubscribing:
-                if message[1] not in leaving:  # the server dropped it: a shard channel whose slot moved away
+                if not leaving[message[1]]:  # the server dropped it: a shard channel whose slot moved away
+                    if primary is not None:
+                        primary.refresh()
                     raise redis.ConnectionError(f"the server unsubscribed {message[1]!r}: its slot moved")
-                leaving.discard(message[1])
+                leaving[message[1]] -= 1
 
     def _check_ready(self, subscribed: set[bytes], confirmed: set[bytes]) -> None:
         """Report ready once the server has confirmed every channel we want (and no change is pending)."""

@@ -105,12 +105,13 @@ class Worker:
         """Load the app and routers and reach Redis once; a one-line summary, or :class:`WorkerError`."""
         broker = self._prepare()
         with self.app.app_context():
-            session = broker.runtime().session
-            address = self.extension.addresses()[session.name]
-            try:
-                ping(session)
+            name = self.extension.databases[0] if broker.database is None else str(broker.database)
+            address = self.extension.addresses().get(name, name)
+            try:  # a cluster's session connects when it is made, to read the slot map
+                ping(broker.runtime().session)
             except redis.RedisError as exc:
                 raise WorkerError(f"Redis at {address} is unreachable: {failure_reason(exc)}") from exc
+            address = self.extension.addresses()[broker.runtime().session.name]
         handlers = broker.channel_names("handler")
         return f"app {self.app.name!r}, Redis at {address}, handlers: {', '.join(handlers) or 'none'}"
 
