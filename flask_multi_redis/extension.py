@@ -236,7 +236,7 @@ class RedisExtension:
 
     def sessions(self, app: Flask | None = None) -> dict[str, RedisSession | ClusterSession]:
         """The session of every configured database, by name, in configuration order (of ``app``, or of the
-        current context)."""
+        current context). A cluster's session is made on first use, here too: that connects, to read its slots."""
         state = self._state(app)
         return {name: state.session(name) for name in state.names}
 
