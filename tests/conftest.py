@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from flask import Flask
 from flask_multi_redis import FlaskRedisSingle, RedisSession
 
 from .faults import TABLE
-from .processes import serve_web, start_worker  # noqa: F401 - fixtures for every test module
+from .processes import serve_web, start_serve, start_worker  # noqa: F401 - fixtures for every test module
 from .servers import ACLUser, RedisServer, TLSFiles
 from .sessions import make_session
 from .topologies import Cluster
@@ -129,13 +128,8 @@ def spawn_backend(broker_env: dict[str, str]) -> Iterator[Callable[[], subproces
     started: list[subprocess.Popen[str]] = []
 
     def spawn() -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.apps.serve"], env=broker_env, cwd=ROOT, stdout=subprocess.PIPE, text=True
-        )
+        process = start_serve(broker_env)
         started.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.split() == ["ready", str(process.pid)], f"serve.py did not start: {line!r}"
         return process
 
     yield spawn

@@ -74,6 +74,24 @@ def start_worker(broker_env: dict[str, str]) -> Iterator[Callable[..., WorkerPro
         worker.finish()
 
 
+def start_serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    """A tests/apps/serve.py process (it serves svc.backend), once it says it is ready."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.apps.serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.split() == ["ready", str(process.pid)], f"serve.py did not start: {line!r}"
+    return process
+
+
+def stop_serve(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(10)
+    assert process.stdout is not None
+    process.stdout.close()
+
+
 def run_cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from flask_multi_redis.broker import NoResponders
 from .apps.svc import AddIn, add, whoami
 from .conftest import ROOT
 from .faults import TABLE, Load, calls_of
-from .processes import APP, WORKER, run_cli
+from .processes import APP, WORKER, run_cli, start_serve, stop_serve
 from .test_acl import README_USERS
 from .topologies import CLUSTER_NODE_TIMEOUT_MS, Cluster
 from .waiting import wait_until
@@ -36,21 +37,7 @@ RESUME_WITHIN = CLUSTER_NODE_TIMEOUT_MS / 1000 * 2 + 4
 
 
 def _backend(cluster: Cluster, prefix: str, url: str | None = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "REDIS_URL": url or cluster.url, "REDIS_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.apps.serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.split() == ["ready", str(process.pid)], f"serve.py did not start: {line!r}"
-    return process
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    process.wait(10)
-    assert process.stdout is not None
-    process.stdout.close()
+    return start_serve({**os.environ, "REDIS_URL": url or cluster.url, "REDIS_PREFIX": prefix, "PYTHONPATH": str(ROOT)})
 
 
 @pytest.fixture
@@ -79,7 +66,7 @@ def test_requests_gathers_and_no_responders_on_a_cluster(
         assert reply.value.pid == backend.pid
         assert [process.sender.pid for process in ext.broker.processes()].count(backend.pid) == 1
     finally:
-        _stop(backend)
+        stop_serve(backend)
     shard = redis_cluster.owner("{" + prefix + "}")
     with shard.client() as client:  # every key of the environment is on that one shard
         assert all(key.startswith(b"{" + prefix.encode() + b"}:fmr:") for key in client.keys("*" + prefix + "*"))
@@ -92,59 +79,35 @@ def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
     cluster.stop()
 
 
-@pytest.mark.faults
-def test_the_broker_resumes_when_its_shards_primary_is_killed(own_cluster: Cluster, prefix: str) -> None:
+@dataclass
+class Loaded:
+    """A cluster of the test's own, a worker serving on it, and eight callers sending requests and gathers."""
+
+    cluster: Cluster
+    tag: str  # the broker's hash tag, {PREFIX}
+    ext: FlaskRedisSingle
+    backend: subprocess.Popen[str]
+    load: Load
+
+    def assert_gather_reaches_the_worker(self) -> None:
+        (reply,) = self.ext.broker.broadcast(whoami, None, gather=True, timeout=5)
+        assert reply.value is not None
+        assert reply.value.pid == self.backend.pid
+
+
+@pytest.fixture
+def loaded(own_cluster: Cluster, prefix: str) -> Iterator[Loaded]:
     ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
     backend = _backend(own_cluster, prefix)
     try:
         ext.broker.start(timeout=5)
         load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
         wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
-        primary = own_cluster.owner("{" + prefix + "}")
-        primary.kill()
-        killed = time.monotonic()
-        wait_until(lambda: load.ok_since(killed + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 15)
-        row = TABLE.add(
-            "the cluster primary of the broker's shard killed (SIGKILL), its replica promoted", load, killed
-        )
-        assert row.late == 0, row
-        assert row.recovery is not None, row
-        assert row.recovery < RESUME_WITHIN, row
-        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
-        assert reply.value is not None
-        assert reply.value.pid == backend.pid
+        yield Loaded(own_cluster, "{" + prefix + "}", ext, backend, load)
+        load.stop()
     finally:
         ext.broker.stop()
-        _stop(backend)
-
-
-@pytest.mark.faults
-def test_the_broker_follows_a_failover_that_keeps_the_old_primary(own_cluster: Cluster, prefix: str) -> None:
-    """CLUSTER FAILOVER on the shard's replica: the old primary stays up, turned replica, with its connections
-    open. Its subscribers are unsubscribed by Redis, writes to it answer MOVED: every process moves."""
-    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
-    backend = _backend(own_cluster, prefix)
-    try:
-        ext.broker.start(timeout=5)
-        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
-        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
-        old = own_cluster.owner("{" + prefix + "}")
-        replica = own_cluster.replica_of(old)
-        with replica.client() as client:
-            client.execute_command("CLUSTER", "FAILOVER")
-        moved = time.monotonic()
-        wait_until(lambda: own_cluster.owner("{" + prefix + "}") is replica, timeout=10)
-        wait_until(lambda: load.ok_since(moved + 1) >= 50, timeout=15)
-        row = TABLE.add("CLUSTER FAILOVER of the broker's shard (the old primary stays, a replica)", load, moved)
-        assert row.late == 0, row
-        assert row.recovery is not None, row
-        assert row.recovery < 3, row
-        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
-        assert reply.value is not None
-        assert reply.value.pid == backend.pid
-    finally:
-        ext.broker.stop()
-        _stop(backend)
+        stop_serve(backend)
 
 
 def cluster_rules(name: str, prefix: str) -> list[str]:
@@ -173,7 +136,7 @@ def test_the_readme_users_serve_on_a_cluster(redis_cluster: Cluster, prefix: str
             ext.getCluster().flushall()
     finally:
         ext.broker.stop()
-        _stop(backend)
+        stop_serve(backend)
         for node in redis_cluster.nodes:
             with node.client() as client:
                 client.execute_command("ACL", "DELUSER", "web", "worker")
@@ -190,87 +153,88 @@ def test_the_worker_checks_and_lists_on_a_cluster(redis_cluster: Cluster, prefix
         assert listed.returncode == 0, listed.stderr
         assert str(backend.pid) in listed.stdout
     finally:
-        _stop(backend)
+        stop_serve(backend)
 
 
 @pytest.mark.faults
-def test_the_broker_follows_its_slot_to_another_shard(own_cluster: Cluster, prefix: str) -> None:
+def test_the_broker_resumes_when_its_shards_primary_is_killed(loaded: Loaded) -> None:
+    loaded.cluster.owner(loaded.tag).kill()
+    killed = time.monotonic()
+    wait_until(lambda: loaded.load.ok_since(killed + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 15)
+    scenario = "the cluster primary of the broker's shard killed (SIGKILL), its replica promoted"
+    row = TABLE.add(scenario, loaded.load, killed)
+    assert row.late == 0, row
+    assert row.recovery is not None, row
+    assert row.recovery < RESUME_WITHIN, row
+    loaded.assert_gather_reaches_the_worker()
+
+
+@pytest.mark.faults
+def test_the_broker_follows_a_failover_that_keeps_the_old_primary(loaded: Loaded) -> None:
+    """CLUSTER FAILOVER on the shard's replica: the old primary stays up, turned replica, with its connections
+    open. Its subscribers are unsubscribed by Redis, writes to it answer MOVED: every process moves."""
+    replica = loaded.cluster.replica_of(loaded.cluster.owner(loaded.tag))
+    with replica.client() as client:
+        client.execute_command("CLUSTER", "FAILOVER")
+    moved = time.monotonic()
+    wait_until(lambda: loaded.cluster.owner(loaded.tag) is replica, timeout=10)
+    wait_until(lambda: loaded.load.ok_since(moved + 1) >= 50, timeout=15)
+    row = TABLE.add("CLUSTER FAILOVER of the broker's shard (the old primary stays, a replica)", loaded.load, moved)
+    assert row.late == 0, row
+    assert row.recovery is not None, row
+    assert row.recovery < 3, row
+    loaded.assert_gather_reaches_the_worker()
+
+
+@pytest.mark.faults
+def test_the_broker_follows_its_slot_to_another_shard(loaded: Loaded) -> None:
     """The slot of {PREFIX} migrated, keys and all, under load: ASK and MOVED answers close connections, the
     old owner unsubscribes the listeners, and every process goes on at the new owner."""
-    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
-    backend = _backend(own_cluster, prefix)
-    tag = "{" + prefix + "}"
-    try:
-        ext.broker.start(timeout=5)
-        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
-        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
-        target = next(node for node in own_cluster.primaries() if node is not own_cluster.owner(tag))
-        own_cluster.migrate_slot(tag, target)
-        moved = time.monotonic()
-        assert own_cluster.owner(tag) is target
-        wait_until(lambda: load.ok_since(moved + 1) >= 50, timeout=15)
-        row = TABLE.add("the slot of the broker's hash tag migrated to another shard, under load", load, moved)
-        assert row.late == 0, row
-        assert row.recovery is not None, row
-        assert row.recovery < RESUME_WITHIN, row
-        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
-        assert reply.value is not None
-        assert reply.value.pid == backend.pid
-    finally:
-        ext.broker.stop()
-        _stop(backend)
+    target = next(node for node in loaded.cluster.primaries() if node is not loaded.cluster.owner(loaded.tag))
+    loaded.cluster.migrate_slot(loaded.tag, target)
+    moved = time.monotonic()
+    assert loaded.cluster.owner(loaded.tag) is target
+    wait_until(lambda: loaded.load.ok_since(moved + 1) >= 50, timeout=15)
+    row = TABLE.add("the slot of the broker's hash tag migrated to another shard, under load", loaded.load, moved)
+    assert row.late == 0, row
+    assert row.recovery is not None, row
+    assert row.recovery < RESUME_WITHIN, row
+    loaded.assert_gather_reaches_the_worker()
 
 
 @pytest.mark.faults
-def test_a_killed_primary_that_restarts_rejoins_as_a_replica(own_cluster: Cluster, prefix: str) -> None:
+def test_a_killed_primary_that_restarts_rejoins_as_a_replica(loaded: Loaded) -> None:
     """The shard's primary killed, its replica promoted, then the old node started again: it rejoins as the
     new primary's replica, and the broker, on the new primary, is not disturbed by it."""
-    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
-    backend = _backend(own_cluster, prefix)
-    tag = "{" + prefix + "}"
-    try:
-        ext.broker.start(timeout=5)
-        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
-        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
-        old = own_cluster.owner(tag)
-        old.kill()
-        wait_until(lambda: own_cluster.owner(tag) is not old, timeout=RESUME_WITHIN + 5, interval=0.1)
-        old.start()  # its nodes.conf is kept: it comes back as a replica of the promoted one
-        restarted = time.monotonic()
+    cluster, old = loaded.cluster, loaded.cluster.owner(loaded.tag)
+    old.kill()
+    wait_until(lambda: cluster.owner(loaded.tag) is not old, timeout=RESUME_WITHIN + 5, interval=0.1)
+    old.start()  # its nodes.conf is kept: it comes back as a replica of the promoted one
+    restarted = time.monotonic()
 
-        def rejoined() -> bool:
-            try:
-                return own_cluster.replica_of(own_cluster.owner(tag)) is old
-            except LookupError:
-                return False
+    def rejoined() -> bool:
+        try:
+            return cluster.replica_of(cluster.owner(loaded.tag)) is old
+        except LookupError:
+            return False
 
-        wait_until(rejoined, timeout=15, interval=0.1)
-        wait_until(lambda: load.ok_since(restarted) >= 50, timeout=15)
-        row = TABLE.add("the cluster primary of the broker's shard killed, then started again", load, None)
-        assert row.late == 0, row
-        (reply,) = ext.broker.broadcast(whoami, None, gather=True, timeout=5)
-        assert reply.value is not None
-        assert reply.value.pid == backend.pid
-    finally:
-        ext.broker.stop()
-        _stop(backend)
+    wait_until(rejoined, timeout=15, interval=0.1)
+    wait_until(lambda: loaded.load.ok_since(restarted) >= 50, timeout=15)
+    row = TABLE.add("the cluster primary of the broker's shard killed, then started again", loaded.load, None)
+    assert row.late == 0, row
+    loaded.assert_gather_reaches_the_worker()
 
 
 @pytest.mark.faults
-def test_the_broker_leaves_a_primary_gone_silent(own_cluster: Cluster, prefix: str) -> None:
+def test_the_broker_leaves_a_primary_gone_silent(loaded: Loaded) -> None:
     """The shard's primary stopped (SIGSTOP: no FIN, no RST, its connections hang): reads and connects time out
     instead of being refused, and the broker must still read the new slot map and move to the promoted replica."""
-    ext = FlaskRedisSingle({"URL": own_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1})
-    backend = _backend(own_cluster, prefix)
-    silent = own_cluster.owner("{" + prefix + "}")
+    silent = loaded.cluster.owner(loaded.tag)
+    silent.pause()
+    paused = time.monotonic()
     try:
-        ext.broker.start(timeout=5)
-        load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
-        wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
-        silent.pause()
-        paused = time.monotonic()
-        wait_until(lambda: load.ok_since(paused + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 15)
-        row = TABLE.add("the cluster primary of the broker's shard gone silent (SIGSTOP)", load, paused)
+        wait_until(lambda: loaded.load.ok_since(paused + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 15)
+        row = TABLE.add("the cluster primary of the broker's shard gone silent (SIGSTOP)", loaded.load, paused)
         assert row.late == 0, row
         assert row.recovery is not None, row
         # slower than a kill: every read on the silent node waits out a socket timeout (the worker's: 5 s), the
@@ -278,5 +242,3 @@ def test_the_broker_leaves_a_primary_gone_silent(own_cluster: Cluster, prefix: s
         assert row.recovery < RESUME_WITHIN + 10, row
     finally:
         silent.resume()
-        ext.broker.stop()
-        _stop(backend)

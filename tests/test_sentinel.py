@@ -20,7 +20,7 @@ from flask_multi_redis import FlaskRedisSingle
 from .apps.svc import AddIn, add, whoami
 from .conftest import ROOT
 from .faults import TABLE, Load, calls_of
-from .processes import APP, WORKER, run_cli
+from .processes import APP, WORKER, run_cli, start_serve, stop_serve
 from .servers import TLSFiles
 from .topologies import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, SentinelSet
 from .waiting import wait_until
@@ -63,8 +63,8 @@ def test_a_session_follows_the_primary_through_a_failover(sentinel_set: Sentinel
     session.set("before", 1)
     with sentinel_set.replica.client() as replica:
         wait_until(lambda: replica.get("before") == b"1", timeout=10)  # replicated before the kill
-    killed = time.monotonic()
     sentinel_set.primary.kill()
+    killed = time.monotonic()
 
     def writes() -> bool:
         try:
@@ -120,17 +120,9 @@ def test_the_worker_checks_and_lists_behind_sentinels(
 @pytest.fixture
 def backend(sentinel_set: SentinelSet, ext: FlaskRedisSingle) -> Iterator[subprocess.Popen[str]]:
     """A tests/apps/serve.py process configured with the set's URL, in the caller's prefix."""
-    env = _env(sentinel_set, ext.getRedis().prefix)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.apps.serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.split() == ["ready", str(process.pid)], f"serve.py did not start: {line!r}"
+    process = start_serve(_env(sentinel_set, ext.getRedis().prefix))
     yield process
-    process.terminate()
-    process.wait(10)
-    process.stdout.close()
+    stop_serve(process)
 
 
 def test_the_broker_serves_behind_sentinels(backend: subprocess.Popen[str], ext: FlaskRedisSingle) -> None:
@@ -150,8 +142,8 @@ def test_the_broker_resumes_after_the_primary_is_killed(
     ext.broker.start(timeout=5)
     load = Load(calls_of(ext.broker, timeout=2, gather_every=4), callers=8, pause=0.05)
     wait_until(lambda: load.ok_since(0) >= 50, timeout=10)
-    killed = time.monotonic()
     sentinel_set.primary.kill()
+    killed = time.monotonic()
     wait_until(lambda: load.ok_since(killed + RESUME_WITHIN / 2) >= 50, timeout=RESUME_WITHIN + 10)
     row = TABLE.add("the Sentinel-managed primary killed (SIGKILL), a replica promoted", load, killed)
     assert row.late == 0, row
@@ -204,15 +196,7 @@ def test_sentinels_with_a_password_of_their_own(tmp_path: Path) -> None:
     topology = SentinelSet.start(tmp_path, password="sentinel-secret")
     try:
         config = {"URL": topology.url, "SENTINEL_PASSWORD": "sentinel-secret", "PREFIX": "guarded"}
-        ext = FlaskRedisSingle(config)
-        ext.getRedis().set("k", "v")
-        assert ext.getRedis().get("k") == b"v"
-        ext.broker.handler(add)(lambda message: {"sum": message.a + message.b, "pid": os.getpid()})
-        assert ext.broker.request(add, AddIn(a=2, b=3), timeout=5).sum == 5
-        ext.broker.stop()
-        wrong = FlaskRedisSingle({"URL": topology.url, "SENTINEL_PASSWORD": "wrong-password-1"})
-        with pytest.raises(redis.ConnectionError, match="No master found"):
-            wrong.getRedis().ping()
+        _serves_and_refuses(config, {"URL": topology.url, "SENTINEL_PASSWORD": "wrong-password-1"})
     finally:
         topology.stop()
 
@@ -222,15 +206,8 @@ def test_tls_to_the_data_nodes_and_to_the_sentinels(tmp_path: Path, tls_files: T
     topology = SentinelSet.start(tmp_path, tls=tls_files)
     try:
         url = topology.url.replace("redis+sentinel://", "rediss+sentinel://")
-        ext = FlaskRedisSingle({"URL": url, "SSL_CA_CERTS": str(tls_files.ca), "PREFIX": "tls"})
-        ext.getRedis().set("k", "v")
-        assert ext.getRedis(replica=True).info("replication")["role"] == "slave"
-        ext.broker.handler(add)(lambda message: {"sum": message.a + message.b, "pid": os.getpid()})
-        assert ext.broker.request(add, AddIn(a=2, b=3), timeout=5).sum == 5
-        ext.broker.stop()
-        plain = FlaskRedisSingle({"URL": topology.url})  # no TLS: the sentinels cannot be asked
-        with pytest.raises(redis.ConnectionError, match="No master found"):
-            plain.getRedis().ping()
+        config = {"URL": url, "SSL_CA_CERTS": str(tls_files.ca), "PREFIX": "tls"}
+        _serves_and_refuses(config, {"URL": topology.url})  # no TLS: the sentinels cannot be asked
     finally:
         topology.stop()
 
@@ -254,3 +231,16 @@ def test_the_broker_leaves_a_primary_gone_silent(
         assert row.recovery < RESUME_WITHIN + 10, row  # reads on the silent primary wait out socket timeouts
     finally:
         sentinel_set.primary.resume()
+
+
+def _serves_and_refuses(config: dict[str, str], wrong: dict[str, str]) -> None:
+    """A session and the broker work with ``config``; with ``wrong`` the sentinels cannot be asked."""
+    ext = FlaskRedisSingle(config)
+    ext.getRedis().set("k", "v")
+    assert ext.getRedis().get("k") == b"v"
+    assert ext.getRedis(replica=True).info("replication")["role"] == "slave"
+    ext.broker.handler(add)(lambda message: {"sum": message.a + message.b, "pid": os.getpid()})
+    assert ext.broker.request(add, AddIn(a=2, b=3), timeout=5).sum == 5
+    ext.broker.stop()
+    with pytest.raises(redis.ConnectionError, match="No master found"):
+        FlaskRedisSingle(wrong).getRedis().ping()

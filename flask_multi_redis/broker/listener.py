@@ -53,8 +53,8 @@ class Listener:
     :param ping_timeout: seconds to wait for its answer; without one the connection is dead (a peer gone
         without a FIN or RST, a black hole) and is rebuilt. So a dead peer is noticed within ``silence`` +
         ``ping_timeout`` (5 + 2 s by default) and a tick (a quarter of a second).
-    :param backoff_cap: the longest wait, in seconds, between two reconnection attempts: short, so that a
-        listener is back within about a second of a failover (a try costs Redis one connection).
+    :param backoff_cap: the longest wait, in seconds, between two reconnection attempts (jittered): short, so a
+        listener is back within about half a second of a failover (a try costs Redis one connection).
     :param primary_check: behind sentinels, how often (seconds) to ask them whether the primary is still the
         server the connection is on: a primary demoted while its connections stay open sends a subscriber
         nothing and no error, so it must move by itself.
@@ -72,7 +72,7 @@ class Listener:
         address: str = "Redis",
         silence: float = 5.0,
         ping_timeout: float = 2.0,
-        backoff_cap: float = 1.0,
+        backoff_cap: float = 0.5,
         primary_check: float = 1.0,
         verbs: commands.Verbs = commands.CLASSIC,
         on_ready: Callable[[], None] | None = None,
