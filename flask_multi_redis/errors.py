@@ -153,3 +153,12 @@ _REMOTE_CLASSES: dict[str, type[RemoteError]] = {
 def remote_error(remote_type: str, remote_message: str, sender: str | None = None) -> RemoteError:
     """The :class:`RemoteError` for an error answer of ``remote_type``: one of its subclasses where one fits."""
     return _REMOTE_CLASSES.get(remote_type, RemoteError)(remote_type, remote_message, sender)
+
+
+class LockError(FlaskRedisError):
+    """A lock was used the wrong way: released or extended by an instance that does not hold it, or acquired
+    twice by one."""
+
+
+class LockTimeout(LockError, TimeoutError):
+    """``with lock:`` did not get the lock within its ``timeout``."""
