@@ -3,6 +3,7 @@ token."""
 
 from flask_multi_redis.errors import LockError, LockTimeout
 
-from .redlock import CLOCK_DRIFT, Redlock
+from .algorithm import CLOCK_DRIFT
+from .redlock import Redlock
 
 __all__ = ["CLOCK_DRIFT", "LockError", "LockTimeout", "Redlock"]

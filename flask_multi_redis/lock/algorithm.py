@@ -1,0 +1,152 @@
+"""What the sync and asyncio Redlocks share: the scripts each server runs, and every decision made from the
+servers' replies (quorum, validity, the fencing token), with no I/O.
+
+The algorithm is the one of the Redis documentation ("Distributed locks with Redis"): set the key with a random
+value, ``NX`` and a TTL on every server; the lock is held when a majority said yes and the time that took,
+plus an allowance for clock drift, leaves some of the TTL. Release and extension act only where the key still
+holds this holder's value (a compare in a script, so that one holder never frees another's lock).
+
+The fencing token is a number that grows with every acquisition: each server keeps the highest token it has
+granted (``<key>:fence``); an acquisition reads them from the servers that granted it, takes the highest plus
+one, and stores that on them. Any two majorities share a server, so a later holder always gets a higher
+token, and a resource that remembers the highest token it has seen can refuse a holder whose lock expired.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from flask_multi_redis.errors import LockError
+
+__all__ = ["ACQUIRE", "CLOCK_DRIFT", "EXTEND", "FENCE", "RELEASE", "LockState", "gathered"]
+
+#: The clock-drift allowance: this part of the TTL, plus 2 ms, is taken off the time a lock is known valid.
+CLOCK_DRIFT = 0.01
+
+#: SET NX PX, then the server's fence: its highest token so far ('0': none yet).
+ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('GET', KEYS[2]) or '0'}
+end
+return {0, '0'}
+"""
+#: Store the token on a server that still holds our value, never lowering its fence.
+FENCE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+  return 1
+end
+return 0
+"""
+RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+EXTEND = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+
+Client = TypeVar("Client")
+
+
+class LockState(Generic[Client]):
+    """A Redlock's settings and state, and the decisions it makes from replies (by server index)."""
+
+    def __init__(
+        self,
+        key: str,
+        masters: Sequence[Client],
+        ttl: float,
+        auto_renew: bool,
+        timeout: float | None,
+        retry_delay: float,
+    ) -> None:
+        if not masters:
+            raise ValueError("a Redlock needs at least one Redis server")
+        if ttl <= 0:
+            raise ValueError("ttl must be above 0 seconds")
+        self.key = key
+        self.masters = list(masters)
+        self.ttl = ttl
+        self.auto_renew = auto_renew
+        self.timeout = timeout
+        self.retry_delay = retry_delay
+        self.quorum = len(self.masters) // 2 + 1
+        self.token: int | None = None  #: the fencing token of the current holding, while held
+        self.lost = False  #: an automatic renewal failed: the lock may be held by another now
+        self._value: str | None = None
+        self._valid_until = 0.0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key!r} on {len(self.masters)} server(s) held={self._value is not None}>"
+
+    @property
+    def keys(self) -> list[str]:
+        """The lock's key and its fence's."""
+        return [self.key, f"{self.key}:fence"]
+
+    def owned(self) -> bool:
+        """Whether this instance holds the lock and its validity has not run out."""
+        return self._value is not None and not self.lost and time.monotonic() < self._valid_until
+
+    def decided(self, replies: dict[int, Any]) -> bool:
+        """Whether a round's outcome is known: a majority said yes, or too many said no for one."""
+        yes = sum(1 for reply in replies.values() if _yes(reply))
+        return yes >= self.quorum or len(replies) - yes > len(self.masters) - self.quorum
+
+    def winners(self, replies: dict[int, Any]) -> list[int]:
+        """The servers that said yes; a majority or none."""
+        found = [index for index, reply in replies.items() if _yes(reply)]
+        return found if len(found) >= self.quorum else []
+
+    def validity(self, ttl: float, started: float) -> float:
+        """Seconds a holding begun at ``started`` is known valid: the TTL less the time taken and the drift."""
+        return ttl - (time.monotonic() - started) - (ttl * CLOCK_DRIFT + 0.002)
+
+    def new_value(self) -> str:
+        """A check before a try, and the random value that try sets.
+
+        :raises LockError: this instance holds the lock already.
+        """
+        if self._value is not None:
+            raise LockError(f"the lock {self.key!r} is held by this instance already (release it first)")
+        return secrets.token_hex(16)
+
+    def take(self, value: str, token: int, valid_for: float, started: float) -> None:
+        self._value, self.token, self.lost = value, token, False
+        self._valid_until = started + valid_for
+
+    def give_up(self) -> str:
+        """Forget the holding; its value, for the release.
+
+        :raises LockError: this instance does not hold the lock.
+        """
+        value = self.held_value()
+        self._value, self.token = None, None
+        return value
+
+    def held_value(self) -> str:
+        """:raises LockError: this instance does not hold the lock."""
+        if self._value is None:
+            raise LockError(f"the lock {self.key!r} is not held by this instance")
+        return self._value
+
+    def extended(self, valid_for: float, started: float) -> None:
+        self._valid_until = started + valid_for
+
+
+def next_token(replies: dict[int, Any], winners: list[int]) -> int:
+    """The token of a new holding: the highest fence among ``winners``, plus one."""
+    return max(int(replies[index][1]) for index in winners) + 1
+
+
+def gathered(replies: dict[int, Any]) -> dict[int, Any]:
+    """Replies with the acquire script's pairs made ints (it returns the fence as a string)."""
+    out: dict[int, Any] = {}
+    for index, reply in replies.items():
+        if isinstance(reply, list) and len(reply) == 2:
+            reply = [int(reply[0]), int(reply[1])]
+        out[index] = reply
+    return out
+
+
+def _yes(reply: Any) -> bool:
+    return reply == 1 or (isinstance(reply, list) and reply[0] == 1)

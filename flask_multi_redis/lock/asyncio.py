@@ -1,0 +1,176 @@
+"""Redlock on ``redis.asyncio``: the same lock, names and guarantees as :class:`flask_multi_redis.lock.Redlock`,
+for async views, Quart and scripts (``async with lock:``). The algorithm and its decisions are in
+:mod:`.algorithm`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from flask_multi_redis.errors import LockError, LockTimeout
+
+from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, gathered, next_token
+
+__all__ = ["Redlock"]
+
+log = logging.getLogger(__name__)
+
+
+class Redlock(LockState[redis.asyncio.Redis]):
+    """A lock named ``key`` on ``masters`` (one ``redis.asyncio.Redis`` or a list of them, independent servers);
+    see :class:`flask_multi_redis.lock.Redlock` for every parameter."""
+
+    def __init__(
+        self,
+        key: str,
+        masters: redis.asyncio.Redis | Sequence[redis.asyncio.Redis],
+        ttl: float = 10.0,
+        *,
+        auto_renew: bool = False,
+        timeout: float | None = None,
+        retry_delay: float = 0.2,
+    ) -> None:
+        servers = [masters] if isinstance(masters, redis.asyncio.Redis) else list(masters)
+        super().__init__(key, servers, ttl, auto_renew, timeout, retry_delay)
+        self._renewer: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[Any]] = set()  # calls not waited for, kept until they end
+        self._scripts: dict[tuple[int, str], Any] = {}
+
+    async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """As :meth:`flask_multi_redis.lock.Redlock.acquire`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if await self._try(deadline):
+                if self.auto_renew:
+                    self._renewer = asyncio.ensure_future(self._renew())
+                return True
+            if not blocking:
+                return False
+            pause = random.uniform(0, self.retry_delay)  # noqa: S311 - spreads the contenders, no secret
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
+                if pause <= 0:
+                    return False
+            await asyncio.sleep(pause)
+
+    async def _try(self, deadline: float | None) -> bool:
+        value = self.new_value()
+        started = time.monotonic()
+        granted = await self._on_all(ACQUIRE, self.keys, [value, int(self.ttl * 1000)], until=deadline)
+        winners = self.winners(granted)
+        if winners:
+            token = next_token(granted, winners)
+            fenced = await self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
+            valid_for = self.validity(self.ttl, started)
+            if self.winners(fenced) and valid_for > 0:
+                self.take(value, token, valid_for, started)
+                return True
+        await self._on_all(RELEASE, [self.key], [value], wait=False)  # undo the partial holding, not waited for
+        return False
+
+    async def release(self) -> None:
+        """As :meth:`flask_multi_redis.lock.Redlock.release`."""
+        value = self.give_up()
+        if self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
+        await self._on_all(RELEASE, [self.key], [value])
+
+    async def extend(self, ttl: float | None = None) -> bool:
+        """As :meth:`flask_multi_redis.lock.Redlock.extend`."""
+        value, ttl = self.held_value(), self.ttl if ttl is None else ttl
+        started = time.monotonic()
+        replies = await self._on_all(EXTEND, [self.key], [value, int(ttl * 1000)])
+        valid_for = self.validity(ttl, started)
+        if self.winners(replies) and valid_for > 0:
+            self.extended(valid_for, started)
+            return True
+        return False
+
+    async def locked(self) -> bool:
+        """As :meth:`flask_multi_redis.lock.Redlock.locked`."""
+        replies = await self._on_all(None, [self.key], [])
+        return sum(1 for reply in replies.values() if reply) >= self.quorum
+
+    async def __aenter__(self) -> Redlock:
+        if not await self.acquire(timeout=self.timeout):
+            raise LockTimeout(f"the lock {self.key!r} was not acquired within {self.timeout} s")
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._value is not None:
+            await self.release()
+
+    async def _on_all(
+        self,
+        script: str | None,
+        keys: list[str],
+        args: list[Any],
+        only: list[int] | None = None,
+        *,
+        until: float | None = None,
+        wait: bool = True,
+    ) -> dict[int, Any]:
+        """As the sync Redlock's: every server at once, a slow one (half the TTL, or ``until``) counts as no,
+        and the round ends as soon as its outcome is known; without ``wait`` the calls go on by themselves."""
+        indexes = list(range(len(self.masters))) if only is None else only
+        tasks = {asyncio.ensure_future(_run(self._call(i, script, keys, args))): i for i in indexes}
+        if not wait:
+            self._background.update(tasks)
+            for task in tasks:
+                task.add_done_callback(self._background.discard)
+            return {}
+        deadline = time.monotonic() + self.ttl / 2
+        if until is not None:
+            deadline = min(deadline, until)
+        replies: dict[int, Any] = {}
+        pending = set(tasks)
+        while pending and not (script is not None and self.decided(gathered(replies))):
+            done, pending = await asyncio.wait(
+                pending, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                break
+            replies.update((tasks[task], task.result()) for task in done)
+        for task in pending:  # too slow, or not needed: let them finish on their own
+            task.add_done_callback(lambda done: done.exception() if not done.cancelled() else None)
+        return gathered(replies)
+
+    def _call(self, index: int, script: str | None, keys: list[str], args: list[Any]) -> Callable[[], Awaitable[Any]]:
+        client = self.masters[index]
+        if script is None:
+            return lambda: client.exists(*keys)
+        found = self._scripts.get((index, script))
+        if found is None:
+            found = self._scripts[(index, script)] = client.register_script(script)
+        return lambda: found(keys, args)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                renewed = await self.extend()
+            except LockError:
+                return
+            if not renewed:
+                self.lost = True
+                log.warning("the lock %r could not be renewed on a majority: it may be held by another now", self.key)
+                return
+
+
+async def _run(call: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await call()
+    except redis.RedisError as exc:
+        log.debug("a Redlock server did not answer: %s", exc)
+        return None
