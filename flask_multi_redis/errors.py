@@ -162,3 +162,8 @@ class LockError(FlaskRedisError):
 
 class LockTimeout(LockError, TimeoutError):
     """``with lock:`` did not get the lock within its ``timeout``."""
+
+
+class CollectionValueError(FlaskRedisError, ValueError):
+    """A value that is not of its collection's type (naming the key and the index or field): nothing was written;
+    or a stored value that does not decode as it."""

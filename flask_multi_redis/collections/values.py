@@ -1,0 +1,67 @@
+"""Typed values: each collection stores values of one type (``str``, ``bytes``, ``int``, ``float``, ``dict`` /
+``list`` as JSON, or a pydantic model), checked before anything is written and when read back."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+
+from flask_multi_redis.codec import decode, encode
+from flask_multi_redis.errors import CollectionValueError, DecodeError, EncodeError
+
+__all__ = ["T", "Values"]
+
+T = TypeVar("T")
+
+_PLAIN = (str, bytes, int, float, dict, list)
+
+
+class Values(Generic[T]):
+    """Encodes and decodes the values of one collection (``where`` names it in errors: its Redis key)."""
+
+    def __init__(self, value_type: type[T], where: str) -> None:
+        if not (value_type in _PLAIN or (isinstance(value_type, type) and issubclass(value_type, BaseModel))):
+            raise TypeError(
+                f"a collection holds str, bytes, int, float, dict, list or a pydantic model, not {value_type!r}"
+            )
+        self.value_type = value_type
+        self.where = where
+
+    def dump(self, value: object, at: object = None) -> bytes:
+        """``value`` as stored.
+
+        :raises CollectionValueError: it is not of the collection's type (nothing is written).
+        """
+        kind = self.value_type
+        if isinstance(kind, type) and issubclass(kind, BaseModel) and not isinstance(value, kind):
+            try:
+                value = kind.model_validate(value)
+            except ValidationError as exc:
+                raise self._error(at, f"does not validate as {kind.__name__}: {exc.error_count()} error(s)") from None
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif kind in _PLAIN and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise self._error(at, f"is a {type(value).__name__}, not a {kind.__name__}")
+        try:
+            return encode(value)
+        except EncodeError as exc:
+            raise self._error(at, str(exc)) from None
+
+    def dump_all(self, values: object, start: int = 0) -> list[bytes]:
+        """Every value of an iterable, each checked (the index it would have, from ``start``, in errors)."""
+        return [self.dump(value, start + offset) for offset, value in enumerate(cast("list[Any]", values))]
+
+    def load(self, data: bytes, at: object = None) -> T:
+        """A stored value back as the collection's type.
+
+        :raises CollectionValueError: what is stored there does not decode as it (written by someone else).
+        """
+        try:
+            return cast(T, decode(data, self.value_type))
+        except DecodeError as exc:
+            raise self._error(at, f"holds what is not a {self.value_type.__name__}: {exc}") from None
+
+    def _error(self, at: object, problem: str) -> CollectionValueError:
+        place = self.where if at is None else f"{self.where}[{at!r}]"
+        return CollectionValueError(f"{place}: the value {problem}")

@@ -1,0 +1,219 @@
+"""Typed collections against a real redis-server: purse's README examples with ``await`` dropped, Python's
+protocols, the edge cases purse and pottery are known to get wrong, typed errors that write nothing, TTLs."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+from pydantic import BaseModel
+
+from flask_multi_redis import FlaskRedisSingle, RedisSession
+from flask_multi_redis.collections import (
+    CollectionValueError,
+    RedisHash,
+    RedisKeySpace,
+    RedisLifoQueue,
+    RedisList,
+    RedisPriorityQueue,
+    RedisQueue,
+    RedisSet,
+    RedisSortedSet,
+)
+from flask_multi_redis.collections.base import PAGE
+
+
+class Plant(BaseModel):
+    name: str
+    healthiness: float
+    tasty: bool
+
+
+@pytest.fixture
+def red_con(redis_url: str) -> RedisSession:
+    """A session with a PREFIX: every collection's key gets it."""
+    return FlaskRedisSingle({"URL": redis_url, "PREFIX": "env"}).getRedis()
+
+
+def test_purses_redis_list_example(red_con: RedisSession) -> None:
+    local_list = ["a", "b", "c", "d", "e", "f"]
+    redis_list = RedisList(redis=red_con, rkey="redis_list", value_type=str)
+    redis_list.clear()
+    redis_list.extend(local_list)
+    assert [x for x in redis_list] == local_list
+    assert redis_list.contains("f")
+    assert not redis_list.contains("g")
+    assert redis_list.index("c") == 2
+    assert redis_list.index("g") is None  # unlike a Python list, which raises ValueError
+    assert redis_list.slice(2, 5) == ["c", "d", "e"]
+    redis_list.insert(2, "x")
+    redis_list.insert(-2, "y")
+    assert redis_list.getitem(2) == "x"
+    assert redis_list.getitem(-3) == "y"
+    redis_list.appendleft("z")
+    assert redis_list.pop() == "f"
+    assert redis_list.popleft() == "z"
+    assert red_con.exists("env:redis_list")  # the session's prefix
+
+
+def test_purses_redis_hash_example(red_con: RedisSession) -> None:
+    redis_hash = RedisHash(red_con, "redis_hash", Plant)
+    redis_hash.clear()
+    plants = [
+        Plant(name="spinach", healthiness=9.8, tasty=False),
+        Plant(name="broccoli", healthiness=12.2, tasty=True),
+        Plant(name="lettuce", healthiness=3, tasty=False),
+        Plant(name="avocado", healthiness=8, tasty=True),
+    ]
+    redis_hash.update({p.name: p for p in plants})
+    redis_hash.set("carrot", Plant(name="carrot", healthiness=5, tasty=False))
+    assert redis_hash.len() == 5
+    p = redis_hash.get("spinach")
+    assert p is not None
+    assert p.tasty is False
+    assert dict(redis_hash.items()) == {**{p.name: p for p in plants}, "carrot": redis_hash["carrot"]}
+
+
+def test_list_edge_cases_and_protocol(red_con: RedisSession) -> None:
+    numbers = RedisList(red_con, "numbers", int)
+    numbers.clear()
+    assert numbers.pop() is None
+    assert numbers.index(1) is None
+    numbers.insert(0, 5)  # into an empty list
+    numbers.insert(0, 4)  # index 0 of a non-empty one
+    numbers.insert(-1, 9)  # before the last, as list.insert
+    numbers.insert(100, 7)  # past the end: at the end
+    numbers.insert(-100, 1)  # before the start: at the start
+    expected = [1, 4, 9, 5, 7]
+    assert list(numbers) == expected
+    assert numbers[0] == 1
+    assert numbers[-1] == 7
+    assert numbers[1:-1] == expected[1:-1]
+    assert numbers[-2:] == expected[-2:]
+    assert numbers[::2] == expected[::2]
+    assert numbers[3:1] == []
+    with pytest.raises(IndexError):
+        numbers.getitem(5)
+    numbers[1] = 40
+    assert numbers.getitem(1) == 40
+    with pytest.raises(IndexError):
+        numbers[50] = 1
+    assert numbers.remove(12345) == 0  # a missing value: no error
+    assert numbers.remove(9) == 1
+    assert len(numbers) == 4
+    assert 7 in numbers
+    assert "7" not in numbers  # not of the list's type: simply not in it
+
+
+def test_a_value_of_the_wrong_type_is_refused_and_nothing_is_written(red_con: RedisSession) -> None:
+    plants = RedisList(red_con, "plants", Plant)
+    plants.clear()
+    good = Plant(name="kale", healthiness=10, tasty=False)
+    with pytest.raises(CollectionValueError, match=r"env:plants\[1\].*does not validate as Plant"):
+        plants.extend([good, {"name": "weed"}])  # type: ignore[list-item]
+    assert plants.len() == 0  # not even the first one
+    plants.append({"name": "kale", "healthiness": 10, "tasty": False})  # type: ignore[arg-type]
+    assert plants[0] == good
+    counts = RedisHash(red_con, "counts", int)
+    with pytest.raises(CollectionValueError, match=r"env:counts\['b'\]: the value is a str, not a int"):
+        counts.update({"a": 1, "b": "two"})  # type: ignore[dict-item]
+    assert counts.len() == 0
+    red_con.hset("env:counts", "c", "not a number")  # written by someone else
+    with pytest.raises(CollectionValueError, match=r"env:counts\['c'\]: the value holds what is not a int"):
+        counts.get("c")
+
+
+def test_hash_update_with_many_keys_in_one_command(red_con: RedisSession) -> None:
+    scores = RedisHash(red_con, "scores", float)
+    scores.clear()
+    assert scores.update({f"player-{n}": n / 2 for n in range(2000)}) == 2000
+    assert scores.len() == 2000
+    assert scores["player-3"] == 1.5
+    assert scores.getmany("player-1", "nobody") == [0.5, None]
+    assert sum(1 for _ in scores) == 2000  # HSCAN, in pages
+    del scores["player-1"]
+    with pytest.raises(KeyError):
+        del scores["player-1"]
+    assert "player-1" not in scores
+
+
+def test_iteration_reads_in_pages(red_con: RedisSession) -> None:
+    many = RedisList(red_con, "many", int)
+    many.clear()
+    many.extend(range(PAGE * 2 + 7))
+    assert list(many) == list(range(PAGE * 2 + 7))
+
+
+def test_sets_and_sorted_sets(red_con: RedisSession) -> None:
+    tags = RedisSet(red_con, "tags", str)
+    tags.clear()
+    assert tags.add("a", "b", "c") == 3
+    assert tags.add("a") == 0
+    assert "b" in tags
+    assert tags.remove("missing") == 0
+    assert sorted(tags) == ["a", "b", "c"]
+    assert tags.members() == {"a", "b", "c"}
+    ranks = RedisSortedSet(red_con, "ranks", str)
+    ranks.clear()
+    ranks.update({"low": 1, "high": 10, "mid": 5})
+    assert list(ranks) == ["low", "mid", "high"]
+    assert ranks.rank("high") == 2
+    assert ranks.score("nobody") is None
+    assert ranks.by_score(2, 10) == ["mid", "high"]
+    assert ranks.range(0, 0, with_scores=True) == [("low", 1.0)]
+
+
+def test_queues_fifo_lifo_and_priority(red_con: RedisSession) -> None:
+    fifo, lifo = RedisQueue(red_con, "fifo", int), RedisLifoQueue(red_con, "lifo", int)
+    jobs = RedisPriorityQueue(red_con, "jobs", str)
+    for q in (fifo, lifo, jobs):
+        q.clear()
+    with pytest.raises(queue.Empty):
+        jobs.get_nowait()  # an empty priority queue: queue.Empty, not a crash
+    assert jobs.empty()
+    for n in range(3):
+        fifo.put(n)
+        lifo.put(n)
+    assert [fifo.get() for _ in range(3)] == [0, 1, 2]
+    assert [lifo.get() for _ in range(3)] == [2, 1, 0]
+    for name, priority in [("b1", 2), ("a1", 1), ("b2", 2), ("a2", 1), ("c", 3)]:
+        jobs.put(name, priority)
+    assert jobs.qsize() == 5
+    assert [jobs.get() for _ in range(5)] == ["a1", "a2", "b1", "b2", "c"]  # FIFO among equal priorities
+    with pytest.raises(queue.Empty):
+        fifo.get(timeout=0.1)
+
+
+def test_a_blocking_get_waits_for_a_put(red_con: RedisSession) -> None:
+    inbox = RedisQueue(red_con, "inbox", dict)
+    inbox.clear()
+    got: list[dict[str, int]] = []
+    reader = threading.Thread(target=lambda: got.append(inbox.get(timeout=10)))
+    reader.start()
+    inbox.put({"n": 1})
+    reader.join(10)
+    assert got == [{"n": 1}]
+
+
+def test_ttls_and_the_key_space(red_con: RedisSession) -> None:
+    numbers = RedisList(red_con, "short-lived", int)
+    numbers.clear()
+    assert numbers.ttl() is None
+    numbers.append(1)
+    assert numbers.expire(30)
+    left = numbers.ttl()
+    assert left is not None
+    assert 29 < left <= 30
+    assert numbers.persist()
+    sessions = RedisKeySpace(red_con, "sessions", Plant)
+    sessions.set("user:1", Plant(name="fern", healthiness=1, tasty=False), ttl=60)
+    sessions.set("user:2", Plant(name="moss", healthiness=2, tasty=False))
+    sessions.set("other:3", Plant(name="ivy", healthiness=3, tasty=False))
+    assert not sessions.set("user:1", Plant(name="x", healthiness=0, tasty=True), only_new=True)
+    assert sorted(sessions.scan("user:*")) == ["user:1", "user:2"]
+    assert sessions.ttl("user:2") is None
+    user = sessions["user:1"]
+    assert user.name == "fern"
+    assert [plant.name for plant in sessions.getmany("user:2", "user:9") if plant] == ["moss"]
+    assert red_con.exists("env:sessions:user:1")
