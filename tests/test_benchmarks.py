@@ -60,3 +60,25 @@ def test_a_quick_run_behind_sentinel_and_on_a_cluster(tmp_path: Path) -> None:
         assert found["failover"]["extra"]["hung"] == 0
         assert found["failover"]["extra"]["recovery_s"] is not None
     assert "| system | sequential p50 | 64 in flight |" in done.stdout
+
+
+def test_a_quick_run_of_the_collections(tmp_path: Path) -> None:
+    """Ours against pottery when it is installed (extra bench), ours alone otherwise."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "collections", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    ours = {r["scenario"] for r in results if r["system"] == "flask-multi-redis"}
+    assert {
+        "collection: list append",
+        "collection: hash update of 100 keys",
+        "collection: lock acquire + release",
+    } <= ours
+    assert all(r["rps"] > 0 for r in results if r["scenario"].startswith("collection: "))
+    assert "| operation | flask-multi-redis ops/s |" in done.stdout
