@@ -22,7 +22,17 @@ from .session import (
     request_payload,
 )
 
-__all__ = ["ClusterSession"]
+__all__ = ["ClusterSession", "companion_key"]
+
+
+def companion_key(key: str, suffix: str) -> str:
+    """A key for data that goes with ``key`` (a counter, a fence), in the same Redis Cluster slot, so that one
+    script may touch both: ``key``'s own hash tag decides both when it has one (``{a}b`` -> ``{a}b:suffix``);
+    else the whole key becomes the tag (``a:b`` -> ``{a:b}:suffix``, in the slot of ``a:b``)."""
+    start = key.find("{")
+    if start != -1 and key.find("}", start + 2) != -1:
+        return f"{key}:{suffix}"
+    return f"{{{key}}}:{suffix}"
 
 
 class ClusterSession(redis.RedisCluster):

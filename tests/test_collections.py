@@ -22,6 +22,9 @@ from flask_multi_redis.collections import (
     RedisSortedSet,
 )
 from flask_multi_redis.collections.base import PAGE
+from flask_multi_redis.lock import Redlock
+
+from .topologies import Cluster
 
 
 class Plant(BaseModel):
@@ -217,3 +220,33 @@ def test_ttls_and_the_key_space(red_con: RedisSession) -> None:
     assert user.name == "fern"
     assert [plant.name for plant in sessions.getmany("user:2", "user:9") if plant] == ["moss"]
     assert red_con.exists("env:sessions:user:1")
+
+
+def test_collections_and_a_lock_on_a_cluster_session(redis_cluster: Cluster) -> None:
+    """On a Redis Cluster every collection is one key, or keys of one slot (a priority queue's counter, a
+    lock's fence), so their scripts run there."""
+    ext = FlaskRedisSingle({"URL": redis_cluster.url, "PREFIX": "c"})
+    cluster = ext.getCluster()
+    try:
+        letters = RedisList(cluster, "letters", str)
+        letters.clear()
+        letters.extend(["a", "b", "d"])
+        letters.insert(2, "c")
+        assert list(letters) == ["a", "b", "c", "d"]
+        garden = RedisHash(cluster, "garden", int)
+        garden.update({f"bed-{n}": n for n in range(50)})
+        assert garden.getmany("bed-3", "bed-49") == [3, 49]
+        jobs = RedisPriorityQueue(cluster, "jobs", str)
+        jobs.clear()
+        jobs.put("second", 2)
+        jobs.put("first", 1)
+        assert [jobs.get(timeout=1), jobs.get_nowait()] == ["first", "second"]
+        space = RedisKeySpace(cluster, "space", str)
+        for n in range(20):  # on every shard
+            space.set(f"item-{n}", str(n))
+        assert sorted(space.scan("item-*"), key=lambda name: int(name[5:])) == [f"item-{n}" for n in range(20)]
+        with Redlock("c:job", cluster, ttl=5) as lock:
+            assert lock.token is not None
+            assert lock.locked()
+    finally:
+        cluster.close()

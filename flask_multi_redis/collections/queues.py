@@ -9,6 +9,8 @@ import queue
 import time
 from typing import Any
 
+from flask_multi_redis.cluster import companion_key
+
 from .base import Collection
 from .values import T
 
@@ -99,18 +101,20 @@ class RedisLifoQueue(_Queue[T]):
 
 class RedisPriorityQueue(_Queue[T]):
     """The lowest priority first, in the order they were put among equal priorities (a sorted set, and a counter
-    at ``<key>:order``): ``RedisPriorityQueue(redis, rkey, value_type)``, ``put(value, priority)``."""
+    next to the key, in its cluster slot: ``{<key>}:order``): ``RedisPriorityQueue(redis, rkey, value_type)``,
+    ``put(value, priority)``."""
 
     def put(self, value: T, priority: float = 0) -> None:
         """Add ``value`` with ``priority`` (lower pops first), in one atomic step."""
         data = self.values.dump(value, "put")
-        self.redis.eval(_PUT, 2, self.key, f"{self.key}:order", priority, data)
+        self.redis.eval(_PUT, 2, self.key, companion_key(self.key, "order"), priority, data)
 
     def qsize(self) -> int:
         return int(self.redis.zcard(self.key))
 
     def clear(self) -> None:
-        self.redis.delete(self.key, f"{self.key}:order")
+        self.redis.delete(self.key)
+        self.redis.delete(companion_key(self.key, "order"))  # apart: a cluster refuses a DEL of two slots
 
     def _blocking_pop(self, wait: float) -> bytes | None:
         found = self.redis.bzpopmin([self.key], timeout=wait)

@@ -7,9 +7,10 @@ plus an allowance for clock drift, leaves some of the TTL. Release and extension
 holds this holder's value (a compare in a script, so that one holder never frees another's lock).
 
 The fencing token is a number that grows with every acquisition: each server keeps the highest token it has
-granted (``<key>:fence``); an acquisition reads them from the servers that granted it, takes the highest plus
-one, and stores that on them. Any two majorities share a server, so a later holder always gets a higher
-token, and a resource that remembers the highest token it has seen can refuse a holder whose lock expired.
+granted (``{<key>}:fence``, in the key's cluster slot); an acquisition reads them from the servers that granted
+it, takes the highest plus one, and stores that on them. Any two majorities share a server, so a later holder
+always gets a higher token, and a resource that remembers the highest token it has seen can refuse a holder
+whose lock expired.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
+from flask_multi_redis.cluster import companion_key
 from flask_multi_redis.errors import LockError
 
 __all__ = ["ACQUIRE", "CLOCK_DRIFT", "EXTEND", "FENCE", "RELEASE", "LockState", "gathered"]
@@ -81,7 +83,7 @@ class LockState(Generic[Client]):
     @property
     def keys(self) -> list[str]:
         """The lock's key and its fence's."""
-        return [self.key, f"{self.key}:fence"]
+        return [self.key, companion_key(self.key, "fence")]
 
     def owned(self) -> bool:
         """Whether this instance holds the lock and its validity has not run out."""

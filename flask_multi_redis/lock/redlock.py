@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="flask-redis-redlock")
 
 
-class Redlock(LockState[redis.Redis]):
-    """A lock named ``key`` on ``masters``: one Redis client, or a list of clients of independent servers (an
-    odd number, typically 3 or 5; a majority must agree).
+Server = redis.Redis | redis.RedisCluster
+
+
+class Redlock(LockState[Server]):
+    """A lock named ``key`` on ``masters``: one Redis client (a session, a cluster session), or a list of clients
+    of independent servers (an odd number, typically 3 or 5; a majority must agree).
 
     :param ttl: seconds the lock lives unless extended or released.
     :param auto_renew: while held, extend it every third of ``ttl`` on a background thread; a renewal that
@@ -40,14 +43,14 @@ class Redlock(LockState[redis.Redis]):
     def __init__(
         self,
         key: str,
-        masters: redis.Redis | Sequence[redis.Redis],
+        masters: Server | Sequence[Server],
         ttl: float = 10.0,
         *,
         auto_renew: bool = False,
         timeout: float | None = None,
         retry_delay: float = 0.2,
     ) -> None:
-        servers = [masters] if isinstance(masters, redis.Redis) else list(masters)
+        servers = [masters] if isinstance(masters, (redis.Redis, redis.RedisCluster)) else list(masters)
         super().__init__(key, servers, ttl, auto_renew, timeout, retry_delay)
         self._stop_renewing = threading.Event()
         self._scripts: dict[tuple[int, str], Any] = {}
