@@ -30,8 +30,11 @@ def companion_key(key: str, suffix: str) -> str:
     script may touch both: ``key``'s own hash tag decides both when it has one (``{a}b`` -> ``{a}b:suffix``);
     else the whole key becomes the tag (``a:b`` -> ``{a:b}:suffix``, in the slot of ``a:b``)."""
     start = key.find("{")
-    if start != -1 and key.find("}", start + 2) != -1:
+    end = key.find("}", start + 1) if start != -1 else -1
+    if end > start + 1:  # Redis's rule: the first {, the first } after it, and something between them
         return f"{key}:{suffix}"
+    if "{" in key or "}" in key:  # braces that make no tag: wrapping the key would not keep its slot
+        raise ValueError(f"{key!r} has braces but no hash tag: no companion key can share its cluster slot")
     return f"{{{key}}}:{suffix}"
 
 

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from flask_multi_redis import FlaskRedisSingle, RedisSession
+from flask_multi_redis.cluster import companion_key
 from flask_multi_redis.collections import (
     CollectionValueError,
     RedisHash,
@@ -156,7 +157,7 @@ def test_sets_and_sorted_sets(red_con: RedisSession) -> None:
     assert "b" in tags
     assert tags.remove("missing") == 0
     assert sorted(tags) == ["a", "b", "c"]
-    assert tags.members() == {"a", "b", "c"}
+    assert sorted(tags.members()) == ["a", "b", "c"]
     ranks = RedisSortedSet(red_con, "ranks", str)
     ranks.clear()
     ranks.update({"low": 1, "high": 10, "mid": 5})
@@ -245,8 +246,45 @@ def test_collections_and_a_lock_on_a_cluster_session(redis_cluster: Cluster) -> 
         for n in range(20):  # on every shard
             space.set(f"item-{n}", str(n))
         assert sorted(space.scan("item-*"), key=lambda name: int(name[5:])) == [f"item-{n}" for n in range(20)]
+        assert space.getmany("item-1", "item-19", "none") == ["1", "19", None]  # keys of several slots
         with Redlock("c:job", cluster, ttl=5) as lock:
             assert lock.token is not None
             assert lock.locked()
     finally:
         cluster.close()
+
+
+def test_insert_at_the_start_keeps_the_ttl_and_long_tails_move(red_con: RedisSession) -> None:
+    numbers = RedisList(red_con, "long", int)
+    numbers.clear()
+    numbers.extend(range(10_000))
+    numbers.expire(60)
+    numbers.insert(0, -1)
+    numbers.insert(1, -2)  # 10,000 elements after it: more than one unpack takes
+    assert numbers.ttl() is not None
+    assert numbers.slice(0, 3) == [-1, -2, 0]
+    assert numbers.len() == 10_002
+    assert numbers[-1] == 9_999
+
+
+def test_a_priority_queue_on_a_client_that_decodes_responses(redis_url: str) -> None:
+    text = FlaskRedisSingle({"URL": redis_url, "DECODE_RESPONSES": True}).getRedis()
+    jobs = RedisPriorityQueue(text, "text-jobs", str)
+    jobs.clear()
+    jobs.put("b", 2)
+    jobs.put("a", 1)
+    assert [jobs.get_nowait(), jobs.get(timeout=1)] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("key", "companion"),
+    [("a:b", "{a:b}:order"), ("{user}:jobs", "{user}:jobs:order"), ("x{t}y", "x{t}y:order")],
+)
+def test_companion_keys_share_the_slot(key: str, companion: str) -> None:
+    assert companion_key(key, "order") == companion
+
+
+@pytest.mark.parametrize("key", ["a}b", "{}x}", "a{b"])
+def test_braces_that_make_no_tag_are_refused(key: str) -> None:
+    with pytest.raises(ValueError, match="no hash tag"):
+        companion_key(key, "order")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ class Node:
     sentinel: bool = False
     password: str | None = None
     tls: TLSFiles | None = None  # then the port speaks TLS only
+    bus: bool = False  # a cluster node: its port + 10,000 carries the cluster bus
 
     def start(self) -> None:
         """Start it; on another free port when the chosen one was taken meanwhile (the server exits)."""
@@ -46,7 +48,7 @@ class Node:
             wait_until(lambda: self._answers() or self._exited(), timeout=15)
             if not self._exited():
                 return
-            port = _port()
+            port = _port(self.bus)
             self.conf = self.conf.replace(f"port {self.port}\n", f"port {port}\n")
             self.port = port
         raise RuntimeError(f"redis-server did not start in {self.folder}")
@@ -100,9 +102,21 @@ class SentinelSet:
     @classmethod
     def start(cls, folder: Path, password: str | None = None, tls: TLSFiles | None = None) -> SentinelSet:
         """Start the set; with ``tls`` every node, sentinels included, speaks TLS only (replication too)."""
+        started: list[Node] = []
+        try:
+            return cls._start(folder, password, tls, started)
+        except BaseException:  # no server left running behind a failed start
+            for node in started:
+                node.kill()
+            raise
+
+    @classmethod
+    def _start(cls, folder: Path, password: str | None, tls: TLSFiles | None, started: list[Node]) -> SentinelSet:
         primary = _data_node(folder / "primary", None, tls)
+        started.append(primary)
         primary.start()
         replica = _data_node(folder / "replica", primary.port, tls)
+        started.append(replica)
         replica.start()
         topology = cls(primary, replica, password=password)
         for index in range(3):
@@ -118,6 +132,7 @@ class SentinelSet:
             node = Node(
                 port, folder / f"sentinel{index}", _tls(conf, port, tls), sentinel=True, password=password, tls=tls
             )
+            started.append(node)
             node.start()
             topology.sentinels.append(node)
         wait_until(topology.settled, timeout=30, interval=0.1)
@@ -164,10 +179,22 @@ class SentinelSet:
             node.kill()
 
 
-def _port() -> int:
-    port = get_port(None)
-    assert port is not None
-    return port
+def _port(bus: bool = False) -> int:
+    """A free port; with ``bus``, one whose cluster bus port (10,000 higher) is free and valid too."""
+    while True:
+        port = get_port(None)
+        assert port is not None
+        if not bus or (port <= 55535 and _free(port + 10000)):
+            return port
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _data_node(folder: Path, primary_port: int | None, tls: TLSFiles | None = None) -> Node:
@@ -199,18 +226,27 @@ class Cluster:
 
     @classmethod
     def start(cls, folder: Path) -> Cluster:
-        nodes = []
+        nodes: list[Node] = []
+        try:
+            return cls._start(folder, nodes)
+        except BaseException:  # no server left running behind a failed start
+            for node in nodes:
+                node.kill()
+            raise
+
+    @classmethod
+    def _start(cls, folder: Path, nodes: list[Node]) -> Cluster:
         for index in range(6):
-            port = _port()
+            port = _port(bus=True)
             node_folder = folder / f"node{index}"
             conf = (
                 f'port {port}\nbind 127.0.0.1\ndir {node_folder}\nsave ""\nappendonly no\n'
                 f"cluster-enabled yes\ncluster-config-file nodes.conf\n"
                 f"cluster-node-timeout {CLUSTER_NODE_TIMEOUT_MS}\ncluster-require-full-coverage no\n"
             )
-            node = Node(port, node_folder, conf)
-            node.start()
+            node = Node(port, node_folder, conf, bus=True)
             nodes.append(node)
+            node.start()
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not on PATH; install it (apt-get install redis-tools)")

@@ -6,6 +6,8 @@ import builtins
 from collections.abc import Iterable, Iterator
 from typing import overload
 
+import redis
+
 from .base import PAGE, Collection
 from .values import T
 
@@ -16,11 +18,12 @@ _INSERT = """
 local n = redis.call('LLEN', KEYS[1])
 local at = tonumber(ARGV[1])
 if at < 0 then at = math.max(0, n + at) end
+if at == 0 then return redis.call('LPUSH', KEYS[1], ARGV[2]) end
 if at >= n then return redis.call('RPUSH', KEYS[1], ARGV[2]) end
 local tail = redis.call('LRANGE', KEYS[1], at, -1)
 redis.call('LTRIM', KEYS[1], 0, at - 1)
-if at == 0 then redis.call('DEL', KEYS[1]) end
-redis.call('RPUSH', KEYS[1], ARGV[2], unpack(tail))
+redis.call('RPUSH', KEYS[1], ARGV[2])
+for i = 1, #tail, 1000 do redis.call('RPUSH', KEYS[1], unpack(tail, i, math.min(i + 999, #tail))) end
 return n + 1
 """
 
@@ -102,7 +105,7 @@ class RedisList(Collection[T]):
         data = self.values.dump(value, index)
         try:
             self.redis.lset(self.key, index, data)
-        except Exception as exc:  # redis-py's ResponseError: "ERR index out of range" or "ERR no such key"
+        except redis.ResponseError as exc:  # "ERR index out of range", "ERR no such key"
             raise IndexError(f"{self.key}[{index}]: list assignment index out of range") from exc
 
     # --- Python's protocol -------------------------------------------------------------------------------------

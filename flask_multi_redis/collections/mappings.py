@@ -118,7 +118,9 @@ class RedisKeySpace(Generic[T]):
 
     def getmany(self, *names: str) -> list[T | None]:
         """Several values in one read (None for those that are missing)."""
-        found = self.redis.mget([self._key(name) for name in names]) if names else []
+        keys = [self._key(name) for name in names]
+        read = getattr(self.redis, "mget_nonatomic", None) or self.redis.mget  # a cluster: keys of many slots
+        found = read(keys) if names else []
         return [None if data is None else self.values.load(data, name) for name, data in zip(names, found, strict=True)]
 
     def delete(self, *names: str) -> int:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from flask_multi_redis.cluster import companion_key
+from flask_multi_redis.codec import as_bytes
 
 from .base import Collection
 from .values import T
@@ -70,7 +71,8 @@ class _Queue(Collection[T]):
     def _slice(self, deadline: float | None) -> float:
         """One blocking pop's wait: what is left, and below the client's socket timeout (or a read would end
         first and lose the popped value)."""
-        kwargs: dict[str, Any] = getattr(getattr(self.redis, "connection_pool", None), "connection_kwargs", {})
+        pool = getattr(self.redis, "connection_pool", None) or getattr(self.redis, "nodes_manager", None)
+        kwargs: dict[str, Any] = getattr(pool, "connection_kwargs", {})  # a cluster's: its nodes' settings
         socket_timeout = kwargs.get("socket_timeout")
         longest = LONGEST_POP if not socket_timeout else max(0.01, socket_timeout * 0.8)
         left = longest if deadline is None else max(0.01, deadline - time.monotonic())
@@ -113,13 +115,16 @@ class RedisPriorityQueue(_Queue[T]):
         return int(self.redis.zcard(self.key))
 
     def clear(self) -> None:
-        self.redis.delete(self.key)
-        self.redis.delete(companion_key(self.key, "order"))  # apart: a cluster refuses a DEL of two slots
+        self.redis.delete(self.key, companion_key(self.key, "order"))  # one slot: one DEL, on a cluster too
+
+    def expire(self, seconds: float) -> bool:
+        self.redis.pexpire(companion_key(self.key, "order"), int(seconds * 1000))
+        return super().expire(seconds)
 
     def _blocking_pop(self, wait: float) -> bytes | None:
         found = self.redis.bzpopmin([self.key], timeout=wait)
-        return None if found is None else bytes(found[1])[_ORDER:]
+        return None if found is None else as_bytes(found[1])[_ORDER:]
 
     def _pop(self) -> bytes | None:
         found = self.redis.zpopmin(self.key)
-        return bytes(found[0][0])[_ORDER:] if found else None
+        return as_bytes(found[0][0])[_ORDER:] if found else None

@@ -38,9 +38,10 @@ class RedisSet(Collection[T]):
     def len(self) -> int:
         return int(self.redis.scard(self.key))
 
-    def members(self) -> set[T]:
-        """Every value, in one read (for a small set; iterate for a large one)."""
-        return {self.values.load(data) for data in self.redis.smembers(self.key)}
+    def members(self) -> list[T]:
+        """Every value, in one read (for a small set; iterate for a large one); a list, as dicts and models
+        cannot be members of a Python set."""
+        return [self.values.load(data) for data in self.redis.smembers(self.key)]
 
     def __len__(self) -> int:
         return self.len()

@@ -40,12 +40,15 @@ class Values(Generic[T]):
             except ValidationError as exc:
                 raise self._error(at, f"does not validate as {kind.__name__}: {exc.error_count()} error(s)") from None
         elif kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise self._error(at, "is an int too large for a float") from None
         elif kind in _PLAIN and (not isinstance(value, kind) or isinstance(value, bool)):
             raise self._error(at, f"is a {type(value).__name__}, not a {kind.__name__}")
         try:
             return encode(value)
-        except EncodeError as exc:
+        except (EncodeError, OverflowError) as exc:
             raise self._error(at, str(exc)) from None
 
     def dump_all(self, values: object, start: int = 0) -> list[bytes]:

@@ -28,9 +28,10 @@ __all__ = ["ACQUIRE", "CLOCK_DRIFT", "EXTEND", "FENCE", "RELEASE", "LockState", 
 #: The clock-drift allowance: this part of the TTL, plus 2 ms, is taken off the time a lock is known valid.
 CLOCK_DRIFT = 0.01
 
-#: SET NX PX, then the server's fence: its highest token so far ('0': none yet).
+#: SET NX PX, then the server's fence: its highest token so far ('0': none yet). A try sent again (a client
+#: that retries after a lost reply) finds its own value and says yes again.
 ACQUIRE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) or redis.call('GET', KEYS[1]) == ARGV[1] then
   return {1, redis.call('GET', KEYS[2]) or '0'}
 end
 return {0, '0'}
@@ -63,8 +64,8 @@ class LockState(Generic[Client]):
     ) -> None:
         if not masters:
             raise ValueError("a Redlock needs at least one Redis server")
-        if ttl <= 0:
-            raise ValueError("ttl must be above 0 seconds")
+        if ttl < 0.001:
+            raise ValueError("ttl must be at least 0.001 seconds (a millisecond)")
         self.key = key
         self.masters = list(masters)
         self.ttl = ttl
@@ -100,7 +101,8 @@ class LockState(Generic[Client]):
         return found if len(found) >= self.quorum else []
 
     def validity(self, ttl: float, started: float) -> float:
-        """Seconds a holding begun at ``started`` is known valid: the TTL less the time taken and the drift."""
+        """Seconds from now that a holding begun at ``started`` is known valid: the TTL less the time taken and
+        the drift."""
         return ttl - (time.monotonic() - started) - (ttl * CLOCK_DRIFT + 0.002)
 
     def new_value(self) -> str:
@@ -112,9 +114,10 @@ class LockState(Generic[Client]):
             raise LockError(f"the lock {self.key!r} is held by this instance already (release it first)")
         return secrets.token_hex(16)
 
-    def take(self, value: str, token: int, valid_for: float, started: float) -> None:
+    def take(self, value: str, token: int, valid_for: float) -> None:
+        """Hold the lock with ``value``, known valid for ``valid_for`` seconds from now (see :meth:`validity`)."""
         self._value, self.token, self.lost = value, token, False
-        self._valid_until = started + valid_for
+        self._valid_until = time.monotonic() + valid_for
 
     def give_up(self) -> str:
         """Forget the holding; its value, for the release.
@@ -131,8 +134,8 @@ class LockState(Generic[Client]):
             raise LockError(f"the lock {self.key!r} is not held by this instance")
         return self._value
 
-    def extended(self, valid_for: float, started: float) -> None:
-        self._valid_until = started + valid_for
+    def extended(self, valid_for: float) -> None:
+        self._valid_until = time.monotonic() + valid_for
 
 
 def next_token(replies: dict[int, Any], winners: list[int]) -> int:

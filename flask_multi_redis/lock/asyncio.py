@@ -24,21 +24,24 @@ __all__ = ["Redlock"]
 log = logging.getLogger(__name__)
 
 
-class Redlock(LockState[redis.asyncio.Redis]):
+Server = redis.asyncio.Redis | redis.asyncio.RedisCluster
+
+
+class Redlock(LockState[Server]):
     """A lock named ``key`` on ``masters`` (one ``redis.asyncio.Redis`` or a list of them, independent servers);
     see :class:`flask_multi_redis.lock.Redlock` for every parameter."""
 
     def __init__(
         self,
         key: str,
-        masters: redis.asyncio.Redis | Sequence[redis.asyncio.Redis],
+        masters: Server | Sequence[Server],
         ttl: float = 10.0,
         *,
         auto_renew: bool = False,
         timeout: float | None = None,
         retry_delay: float = 0.2,
     ) -> None:
-        servers = [masters] if isinstance(masters, redis.asyncio.Redis) else list(masters)
+        servers = [masters] if isinstance(masters, (redis.asyncio.Redis, redis.asyncio.RedisCluster)) else list(masters)
         super().__init__(key, servers, ttl, auto_renew, timeout, retry_delay)
         self._renewer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()  # calls not waited for, kept until they end
@@ -64,15 +67,19 @@ class Redlock(LockState[redis.asyncio.Redis]):
     async def _try(self, deadline: float | None) -> bool:
         value = self.new_value()
         started = time.monotonic()
-        granted = await self._on_all(ACQUIRE, self.keys, [value, int(self.ttl * 1000)], until=deadline)
-        winners = self.winners(granted)
-        if winners:
-            token = next_token(granted, winners)
-            fenced = await self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
-            valid_for = self.validity(self.ttl, started)
-            if self.winners(fenced) and valid_for > 0:
-                self.take(value, token, valid_for, started)
-                return True
+        try:
+            granted = await self._on_all(ACQUIRE, self.keys, [value, int(self.ttl * 1000)], until=deadline)
+            winners = self.winners(granted)
+            if winners:
+                token = next_token(granted, winners)
+                fenced = await self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
+                valid_for = self.validity(self.ttl, started)
+                if self.winners(fenced) and valid_for > 0:
+                    self.take(value, token, valid_for)
+                    return True
+        except BaseException:  # cancelled half-way: undo what may have been taken, then go on cancelling
+            await self._on_all(RELEASE, [self.key], [value], wait=False)
+            raise
         await self._on_all(RELEASE, [self.key], [value], wait=False)  # undo the partial holding, not waited for
         return False
 
@@ -91,7 +98,7 @@ class Redlock(LockState[redis.asyncio.Redis]):
         replies = await self._on_all(EXTEND, [self.key], [value, int(ttl * 1000)])
         valid_for = self.validity(ttl, started)
         if self.winners(replies) and valid_for > 0:
-            self.extended(valid_for, started)
+            self.extended(valid_for)
             return True
         return False
 
@@ -142,8 +149,8 @@ class Redlock(LockState[redis.asyncio.Redis]):
             if not done:
                 break
             replies.update((tasks[task], task.result()) for task in done)
-        for task in pending:  # too slow, or not needed: let them finish on their own
-            task.add_done_callback(lambda done: done.exception() if not done.cancelled() else None)
+        for task in pending:  # too slow, or not needed: cancelled (an undo that follows covers what landed)
+            task.cancel()
         return gathered(replies)
 
     def _call(self, index: int, script: str | None, keys: list[str], args: list[Any]) -> Callable[[], Awaitable[Any]]:
@@ -156,6 +163,7 @@ class Redlock(LockState[redis.asyncio.Redis]):
         return lambda: found(keys, args)
 
     async def _renew(self) -> None:
+        value = self._value
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
@@ -163,6 +171,8 @@ class Redlock(LockState[redis.asyncio.Redis]):
             except LockError:
                 return
             if not renewed:
+                if self._value != value:  # released, or taken anew, while it extended
+                    return
                 self.lost = True
                 log.warning("the lock %r could not be renewed on a majority: it may be held by another now", self.key)
                 return

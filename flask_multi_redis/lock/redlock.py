@@ -54,6 +54,7 @@ class Redlock(LockState[Server]):
         super().__init__(key, servers, ttl, auto_renew, timeout, retry_delay)
         self._stop_renewing = threading.Event()
         self._scripts: dict[tuple[int, str], Any] = {}
+        self._late: set[Future[Any]] = set()  # the last round's calls still on their way
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; True once held. Without ``blocking``, one try; else tries until ``timeout`` seconds
@@ -87,10 +88,16 @@ class Redlock(LockState[Server]):
             fenced = self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
             valid_for = self.validity(self.ttl, started)
             if self.winners(fenced) and valid_for > 0:
-                self.take(value, token, valid_for, started)
+                self.take(value, token, valid_for)
                 return True
-        self._on_all(RELEASE, [self.key], [value], wait=False)  # undo the partial holding, in the background
+        _pool.submit(self._undo, value, self._late)  # undo the partial holding, in the background
         return False
+
+    def _undo(self, value: str, late: set[Future[Any]]) -> None:
+        """Release ``value`` everywhere, once the tries still on their way have landed (or the TTL passed)."""
+        if late:
+            wait_for(late, timeout=self.ttl)
+        self._on_all(RELEASE, [self.key], [value], wait=False)
 
     def release(self) -> None:
         """Let go of the lock, on every server that still holds this instance's value.
@@ -112,7 +119,7 @@ class Redlock(LockState[Server]):
         replies = self._on_all(EXTEND, [self.key], [value, int(ttl * 1000)])
         valid_for = self.validity(ttl, started)
         if self.winners(replies) and valid_for > 0:
-            self.extended(valid_for, started)
+            self.extended(valid_for)
             return True
         return False
 
@@ -148,8 +155,9 @@ class Redlock(LockState[Server]):
         waited for. Without ``wait``, the calls go on in the background."""
         indexes = list(range(len(self.masters))) if only is None else only
         calls: dict[int, Callable[[], Any]] = {i: self._call(i, script, keys, args) for i in indexes}
-        if len(calls) == 1 and wait:
+        if len(calls) == 1 and wait:  # one server: no thread; its client's socket timeout bounds the call
             ((index, call),) = calls.items()
+            self._late = set()
             return gathered({index: _run(call)})
         futures: dict[int, Future[Any]] = {index: _pool.submit(_run, call) for index, call in calls.items()}
         if not wait:
@@ -167,6 +175,7 @@ class Redlock(LockState[Server]):
             if not done:
                 break  # the rest are too slow: they count as no
             replies.update((index_of[future], future.result()) for future in done)
+        self._late = pending  # not waited for: an undo waits for them
         return gathered(replies)
 
     def _call(self, index: int, script: str | None, keys: list[str], args: list[Any]) -> Callable[[], Any]:
@@ -185,13 +194,15 @@ class Redlock(LockState[Server]):
         threading.Thread(target=self._renew, name=f"redlock-renew-{self.key}", daemon=True).start()
 
     def _renew(self) -> None:
-        stop = self._stop_renewing
+        stop, value = self._stop_renewing, self._value
         while not stop.wait(self.ttl / 3):
             try:
                 renewed = self.extend()
             except LockError:  # released meanwhile
                 return
             if not renewed:
+                if stop.is_set() or self._value != value:  # released, or taken anew, while it extended
+                    return
                 self.lost = True
                 log.warning("the lock %r could not be renewed on a majority: it may be held by another now", self.key)
                 return
