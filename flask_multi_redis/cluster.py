@@ -3,7 +3,6 @@ subscribe and reply waiting as :class:`~flask_multi_redis.RedisSession`, over sh
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, cast
 
 import redis
@@ -11,16 +10,7 @@ from pydantic import BaseModel
 from redis.cluster import ClusterPubSub
 
 from .codec import encode
-from .errors import NoResponders
-from .session import (
-    SUBSCRIBE_CONFIRM_TIMEOUT,
-    RedisSession,
-    answer_channel,
-    confirm,
-    next_reply,
-    prefixed,
-    request_payload,
-)
+from .session import SUBSCRIBE_CONFIRM_TIMEOUT, RedisSession, confirm, next_reply, prefixed, publish_and_wait
 
 __all__ = ["ClusterSession", "companion_key"]
 
@@ -70,9 +60,7 @@ class ClusterSession(redis.RedisCluster):
         :returns: the number of clients that received it (see the class's note on counts).
         """
         name = self.channel(channel.decode() if isinstance(channel, bytes) else str(channel))
-        if self.sharded:
-            return int(self.spublish(name, encode(data)))
-        return int(super().publish(name, encode(data), **kwargs))
+        return self._publish_counted(name, encode(data), **kwargs)
 
     def subscribe(self, *channels: str) -> ClusterPubSub:
         """A new ClusterPubSub subscribed to the prefixed ``channels`` (``SSUBSCRIBE`` when sharded, on the node
@@ -115,13 +103,10 @@ class ClusterSession(redis.RedisCluster):
         """As :meth:`RedisSession.publish_and_wait_reply <flask_multi_redis.RedisSession.publish_and_wait_reply>`.
         Sharded, ``NoResponders`` is exact (``SPUBLISH`` counts the channel's own subscribers); not sharded, it
         is raised when nobody listens on the node the request was sent to."""
-        payload = request_payload(data)
-        name = answer_channel(secrets.token_urlsafe(16))
-        pubsub = self.subscribe(name)
-        try:
-            payload[reply_field] = self.channel(name)
-            if not self.publish(channel, payload):
-                raise NoResponders(f"nobody listens on channel {self.channel(channel)!r}")
-            return self.wait_for_reply(pubsub, return_type, timeout, encoding)
-        finally:
-            pubsub.close()
+        return publish_and_wait(self, channel, data, return_type, timeout, encoding, reply_field)
+
+    def _publish_counted(self, channel: str, data: bytes, **kwargs: Any) -> int:
+        """Publish on the channel as named on the wire; the receivers (see the class's note on counts)."""
+        if self.sharded:
+            return int(self.spublish(channel, data))
+        return int(super().publish(channel, data, **kwargs))

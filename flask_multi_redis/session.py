@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Protocol, TypeVar, cast, overload
 
 import redis
 from pydantic import BaseModel
@@ -14,7 +14,7 @@ from redis.client import PubSub
 from .codec import as_bytes, decode, encode
 from .errors import DecodeError, EncodeError, NoResponders, ReplyTimeout
 
-__all__ = ["RedisSession", "answer_channel", "confirm", "next_reply", "prefixed", "request_payload"]
+__all__ = ["RedisSession", "answer_channel", "confirm", "next_reply", "prefixed", "publish_and_wait"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -143,16 +143,7 @@ class RedisSession(redis.Redis):
         :raises NoResponders: nobody listens on ``channel`` (at once, not after the timeout).
         :raises ReplyTimeout: no reply within ``timeout`` seconds.
         """
-        payload = request_payload(data)
-        name = answer_channel(secrets.token_urlsafe(16))
-        pubsub = self.subscribe(name)
-        try:
-            payload[reply_field] = self.channel(name)
-            if not self._publish_counted(self.channel(channel), encode(payload)):
-                raise NoResponders(f"nobody listens on channel {self.channel(channel)!r}")
-            return self.wait_for_reply(pubsub, return_type, timeout, encoding)
-        finally:
-            pubsub.close()
+        return publish_and_wait(self, channel, data, return_type, timeout, encoding, reply_field)
 
     def _publish_counted(self, channel: str, data: bytes) -> int:
         """PUBLISH, counting only the channel's own subscribers: PUBLISH also counts pattern subscribers
@@ -205,6 +196,38 @@ def next_reply(
             if allow_error:
                 return None
             raise
+
+
+class _Asking(Protocol):
+    """What :func:`publish_and_wait` needs of a session (a RedisSession, a ClusterSession)."""
+
+    def channel(self, name: str) -> str: ...
+    def subscribe(self, *channels: str) -> Any: ...
+    def wait_for_reply(self, pubsub: Any, return_type: type[Any], timeout: float, encoding: str) -> Any: ...
+    def _publish_counted(self, channel: str, data: bytes) -> int: ...
+
+
+def publish_and_wait(
+    session: _Asking,
+    channel: str,
+    data: dict[str, Any] | BaseModel,
+    return_type: type[Any],
+    timeout: float,
+    encoding: str,
+    reply_field: str,
+) -> Any:
+    """What ``publish_and_wait_reply`` does, for either kind of session: a fresh reply channel subscribed (and
+    confirmed) first, named in ``data[reply_field]``, the publish counted, the answer waited for."""
+    payload = request_payload(data)
+    name = answer_channel(secrets.token_urlsafe(16))
+    pubsub = session.subscribe(name)
+    try:
+        payload[reply_field] = session.channel(name)
+        if not session._publish_counted(session.channel(channel), encode(payload)):
+            raise NoResponders(f"nobody listens on channel {session.channel(channel)!r}")
+        return session.wait_for_reply(pubsub, return_type, timeout, encoding)
+    finally:
+        pubsub.close()
 
 
 def request_payload(data: dict[str, Any] | BaseModel) -> dict[str, Any]:
