@@ -15,6 +15,7 @@ whose lock expired.
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Sequence
@@ -99,6 +100,19 @@ class LockState(Generic[Client]):
         """The servers that said yes; a majority or none."""
         found = [index for index, reply in replies.items() if _yes(reply)]
         return found if len(found) >= self.quorum else []
+
+    def pause(self, deadline: float | None) -> float | None:
+        """How long to wait before the next try (random, up to ``retry_delay``, spreading the contenders), or
+        None when ``deadline`` leaves no time for one."""
+        pause = random.uniform(0, self.retry_delay)  # noqa: S311 - no secret
+        if deadline is None:
+            return pause
+        pause = min(pause, deadline - time.monotonic())
+        return pause if pause > 0 else None
+
+    def held(self, exists: dict[int, Any]) -> bool:
+        """Whether a majority of servers have the key (EXISTS replies by server): the lock is held, by anyone."""
+        return sum(1 for reply in exists.values() if reply) >= self.quorum
 
     def validity(self, ttl: float, started: float) -> float:
         """Seconds from now that a holding begun at ``started`` is known valid: the TTL less the time taken and

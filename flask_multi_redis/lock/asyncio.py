@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
@@ -55,13 +54,9 @@ class Redlock(LockState[Server]):
                 if self.auto_renew:
                     self._renewer = asyncio.ensure_future(self._renew())
                 return True
-            if not blocking:
+            pause = self.pause(deadline) if blocking else None
+            if pause is None:
                 return False
-            pause = random.uniform(0, self.retry_delay)  # noqa: S311 - spreads the contenders, no secret
-            if deadline is not None:
-                pause = min(pause, deadline - time.monotonic())
-                if pause <= 0:
-                    return False
             await asyncio.sleep(pause)
 
     async def _try(self, deadline: float | None) -> bool:
@@ -104,8 +99,7 @@ class Redlock(LockState[Server]):
 
     async def locked(self) -> bool:
         """As :meth:`flask_multi_redis.lock.Redlock.locked`."""
-        replies = await self._on_all(None, [self.key], [])
-        return sum(1 for reply in replies.values() if reply) >= self.quorum
+        return self.held(await self._on_all(None, [self.key], []))
 
     async def __aenter__(self) -> Redlock:
         if not await self.acquire(timeout=self.timeout):

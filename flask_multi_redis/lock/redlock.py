@@ -4,7 +4,6 @@ works in threads and under gevent. The algorithm and its decisions are in :mod:`
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -67,13 +66,9 @@ class Redlock(LockState[Server]):
             if self._try(deadline):
                 self._start_renewing()
                 return True
-            if not blocking:
+            pause = self.pause(deadline) if blocking else None
+            if pause is None:
                 return False
-            pause = random.uniform(0, self.retry_delay)  # noqa: S311 - spreads the contenders, no secret
-            if deadline is not None:
-                pause = min(pause, deadline - time.monotonic())
-                if pause <= 0:
-                    return False
             time.sleep(pause)
 
     def _try(self, deadline: float | None) -> bool:
@@ -125,8 +120,7 @@ class Redlock(LockState[Server]):
 
     def locked(self) -> bool:
         """Whether the lock is held now, by this instance or any other (a majority of servers have the key)."""
-        replies = self._on_all(None, [self.key], [])
-        return sum(1 for reply in replies.values() if reply) >= self.quorum
+        return self.held(self._on_all(None, [self.key], []))
 
     def __enter__(self) -> Redlock:
         if not self.acquire(timeout=self.timeout):
