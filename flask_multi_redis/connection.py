@@ -147,7 +147,7 @@ class HandedOver:
     parse_error: Callable[[str], redis.RedisError]  # redis-py's table of error replies, through its parser
     where: str  # host:port or the socket's path, as redis-py's error messages name the server
     encode: Callable[[Any], bytes] | None  # None for UTF-8, which hiredis writes itself
-    primary: FollowedPrimary | None = None  # the Sentinel-managed primary it was opened on
+    primary: FollowedPrimary | None = None  # the primary it follows (behind sentinels, or a cluster slot's)
 
 
 #: The most steps of redis-py's handshake that each wait for the server (see :func:`hand_over`).

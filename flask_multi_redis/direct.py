@@ -54,7 +54,7 @@ class _Connection:
         self._reader: Any = None
         self._poller: Any = None  # watches the socket, for _in_step
         self._pending: Callable[[], int] | None = None  # an SSL socket's decrypted bytes not yet handed out
-        self.primary: FollowedPrimary | None = None  # the Sentinel-managed primary it is on
+        self.primary: FollowedPrimary | None = None  # the primary it follows (behind sentinels, a cluster slot's)
         self._buffer = bytearray(_BUFFER)
 
     @property

@@ -55,9 +55,10 @@ class Listener:
         ``ping_timeout`` (5 + 2 s by default) and a tick (a quarter of a second).
     :param backoff_cap: the longest wait, in seconds, between two reconnection attempts (jittered): short, so a
         listener is back within about half a second of a failover (a try costs Redis one connection).
-    :param primary_check: behind sentinels, how often (seconds) to ask them whether the primary is still the
-        server the connection is on: a primary demoted while its connections stay open sends a subscriber
-        nothing and no error, so it must move by itself.
+    :param primary_check: how often (seconds) a connection that follows a primary (behind sentinels, or a
+        cluster slot's) compares its server with where the primary was last learnt to be, and, behind
+        sentinels, has them asked anew in the background: a primary demoted while its connections stay open
+        sends a subscriber nothing and no error, so it must move by itself.
     :param address: how the server is named in log lines (password hidden).
     :param on_ready: called on the listener's thread each time it is connected with every subscription
         confirmed, after a reconnect too: messages published while it was away are lost (a Redis fact), so
