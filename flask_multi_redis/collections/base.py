@@ -1,26 +1,32 @@
 """What every typed collection shares: its client and key (the session's PREFIX applied), its value type, and
-the key's time to live."""
+the key's time to live. Each operation is written once (see :mod:`.operation`), for the sync and the asyncio
+collections alike."""
 
 from __future__ import annotations
 
 from typing import Any, Generic
 
-import redis
-
+from .operation import Op, operation
 from .values import T, Values
 
-__all__ = ["PAGE", "Collection"]
+__all__ = ["PAGE", "Collection", "text"]
 
 #: How many elements one read of an iteration takes (iteration reads in pages, never the whole collection).
 PAGE = 500
 
 
-class Collection(Generic[T]):
-    """A Redis key holding values of ``value_type``, through ``redis`` (a session from ``getRedis()`` or any
-    redis-py client); the key gets the session's PREFIX (``PREFIX:rkey``) when it has one."""
+def text(name: bytes | str) -> str:
+    """A field or key name as str, from a client that decodes responses or one that does not."""
+    return name.decode() if isinstance(name, bytes) else name
 
-    def __init__(self, redis: redis.Redis | Any, rkey: str, value_type: type[T]) -> None:
-        self.redis: Any = redis  # a redis.Redis, a RedisCluster, or any client with their commands
+
+class Collection(Generic[T]):
+    """A Redis key holding values of ``value_type``, through ``redis`` (a session from ``getRedis()``, any
+    redis-py client, or for :mod:`flask_multi_redis.collections.asyncio` a ``redis.asyncio`` one); the key gets
+    the client's PREFIX (``PREFIX:rkey``) when it has one, as a session does."""
+
+    def __init__(self, redis: Any, rkey: str, value_type: type[T]) -> None:
+        self.redis: Any = redis  # a redis.Redis, a RedisCluster, their asyncio twins, or a client with their commands
         prefix = getattr(redis, "prefix", "")
         self.rkey = rkey
         self.key = f"{prefix}:{rkey}" if prefix else rkey
@@ -30,19 +36,23 @@ class Collection(Generic[T]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} of {self.value_type.__name__}>"
 
-    def clear(self) -> None:
+    @operation
+    def clear(self) -> Op[None]:
         """Delete the whole collection."""
-        self.redis.delete(self.key)
+        yield self.redis.delete(self.key)
 
-    def expire(self, seconds: float) -> bool:
+    @operation
+    def expire(self, seconds: float) -> Op[bool]:
         """Delete the collection after ``seconds`` (from now); False when it does not exist."""
-        return bool(self.redis.pexpire(self.key, int(seconds * 1000)))
+        return bool((yield self.redis.pexpire(self.key, int(seconds * 1000))))
 
-    def persist(self) -> bool:
+    @operation
+    def persist(self) -> Op[bool]:
         """Keep the collection for good (no TTL); False when it had none, or does not exist."""
-        return bool(self.redis.persist(self.key))
+        return bool((yield self.redis.persist(self.key)))
 
-    def ttl(self) -> float | None:
+    @operation
+    def ttl(self) -> Op[float | None]:
         """Seconds the collection has left; None when it has no TTL or does not exist."""
-        left = int(self.redis.pttl(self.key))
+        left = int((yield self.redis.pttl(self.key)))
         return None if left < 0 else left / 1000

@@ -1,4 +1,5 @@
-"""RedisList: a typed Redis list with the methods of purse's ``RedisList`` and Python's list protocol."""
+"""RedisList: a typed Redis list with the methods of purse's ``RedisList`` and, in sync code, Python's list
+protocol."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import overload
 import redis
 
 from .base import PAGE, Collection
+from .operation import Op, Page, Sync, operation, paged
 from .values import T
 
-__all__ = ["RedisList"]
+__all__ = ["ListOperations", "RedisList"]
 
 # Insert at an index (Redis has LINSERT only before or after a value): cut the tail, push, put the tail back.
 _INSERT = """
@@ -28,87 +30,111 @@ return n + 1
 """
 
 
-class RedisList(Collection[T]):
-    """A list of ``value_type`` values in the Redis list ``rkey``: ``RedisList(redis, rkey, value_type)``.
+class ListOperations(Collection[T]):
+    """The operations of a typed list, for :class:`RedisList` and its asyncio twin."""
 
-    ``len(lst)``, ``value in lst``, ``lst[i]`` (and slices), ``lst[i] = value`` and iteration (in pages of
-    :data:`PAGE`) work as on a Python list; negative indexes count from the end.
-    """
-
-    def append(self, value: T) -> int:
+    @operation
+    def append(self, value: T) -> Op[int]:
         """Add ``value`` at the end; the new length."""
-        return int(self.redis.rpush(self.key, self.values.dump(value, "append")))
+        return int((yield self.redis.rpush(self.key, self.values.dump(value, "append"))))
 
-    def appendleft(self, value: T) -> int:
+    @operation
+    def appendleft(self, value: T) -> Op[int]:
         """Add ``value`` at the start; the new length."""
-        return int(self.redis.lpush(self.key, self.values.dump(value, "appendleft")))
+        return int((yield self.redis.lpush(self.key, self.values.dump(value, "appendleft"))))
 
-    def extend(self, values: Iterable[T]) -> int:
+    @operation
+    def extend(self, values: Iterable[T]) -> Op[int]:
         """Add every value at the end, in one command (nothing is written if one does not fit); the new length."""
-        encoded = self.values.dump_all(list(values), self.len())
-        return int(self.redis.rpush(self.key, *encoded)) if encoded else self.len()
+        encoded = self.values.dump_all(values)  # all checked before anything is sent (errors name the position)
+        return int((yield self.redis.rpush(self.key, *encoded) if encoded else self.redis.llen(self.key)))
 
-    def insert(self, index: int, value: T) -> int:
+    @operation
+    def insert(self, index: int, value: T) -> Op[int]:
         """Put ``value`` before position ``index`` (negative: from the end; past the end: at the end), as
         ``list.insert`` does, in one atomic step; the new length."""
         data = self.values.dump(value, index)
-        return int(self.redis.eval(_INSERT, 1, self.key, index, data))
+        return int((yield self.redis.eval(_INSERT, 1, self.key, index, data)))
 
-    def getitem(self, index: int) -> T:
+    @operation
+    def getitem(self, index: int) -> Op[T]:
         """The value at ``index`` (negative: from the end).
 
         :raises IndexError: there is none.
         """
-        data = self.redis.lindex(self.key, index)
+        data = yield self.redis.lindex(self.key, index)
         if data is None:
             raise IndexError(f"{self.key}[{index}]: list index out of range")
         return self.values.load(data, index)
 
-    def slice(self, start: int = 0, stop: int | None = None) -> list[T]:
+    @operation
+    def slice(self, start: int = 0, stop: int | None = None) -> Op[list[T]]:
         """The values from ``start`` up to, not including, ``stop`` (Python's slice rules, negative indexes
         too), in one read."""
         if stop == 0:
             return []
-        found = self.redis.lrange(self.key, start, -1 if stop is None else stop - 1)  # LRANGE's end is inclusive
+        end = -1 if stop is None else stop - 1  # LRANGE's end is inclusive
+        found = yield self.redis.lrange(self.key, start, end)
         return [self.values.load(data, start + offset) for offset, data in enumerate(found)]
 
-    def index(self, value: T) -> int | None:
+    @operation
+    def index(self, value: T) -> Op[int | None]:
         """The position of the first ``value``, or None when it is not in the list."""
-        found = self.redis.lpos(self.key, self.values.dump(value))
+        found = yield self.redis.lpos(self.key, self.values.dump(value))
         return None if found is None else int(found)
 
-    def contains(self, value: T) -> bool:
-        return self.index(value) is not None
+    @operation
+    def contains(self, value: T) -> Op[bool]:
+        """Whether ``value`` is in the list."""
+        return (yield self.redis.lpos(self.key, self.values.dump(value))) is not None
 
-    def remove(self, value: T, count: int = 1) -> int:
+    @operation
+    def remove(self, value: T, count: int = 1) -> Op[int]:
         """Take out the first ``count`` copies of ``value`` (0: all); how many were taken (0 when absent)."""
-        return int(self.redis.lrem(self.key, count, self.values.dump(value)))
+        return int((yield self.redis.lrem(self.key, count, self.values.dump(value))))
 
-    def pop(self) -> T | None:
+    @operation
+    def pop(self) -> Op[T | None]:
         """Take the last value; None when the list is empty."""
-        data = self.redis.rpop(self.key)
+        data = yield self.redis.rpop(self.key)
         return None if data is None else self.values.load(data, -1)
 
-    def popleft(self) -> T | None:
+    @operation
+    def popleft(self) -> Op[T | None]:
         """Take the first value; None when the list is empty."""
-        data = self.redis.lpop(self.key)
+        data = yield self.redis.lpop(self.key)
         return None if data is None else self.values.load(data, 0)
 
-    def len(self) -> int:
-        return int(self.redis.llen(self.key))
+    @operation
+    def len(self) -> Op[int]:
+        """How many values the list has."""
+        return int((yield self.redis.llen(self.key)))
 
-    def set(self, index: int, value: T) -> None:
+    @operation
+    def set(self, index: int, value: T) -> Op[None]:
         """Replace the value at ``index``.
 
         :raises IndexError: there is none.
         """
         data = self.values.dump(value, index)
         try:
-            self.redis.lset(self.key, index, data)
+            yield self.redis.lset(self.key, index, data)
         except redis.ResponseError as exc:  # "ERR index out of range", "ERR no such key"
             raise IndexError(f"{self.key}[{index}]: list assignment index out of range") from exc
 
-    # --- Python's protocol -------------------------------------------------------------------------------------
+    @paged
+    def _values(self, start: int) -> Op[Page[T]]:
+        page = yield self.redis.lrange(self.key, start, start + PAGE - 1)
+        values = [self.values.load(data, start + offset) for offset, data in enumerate(page)]
+        return values, (start + PAGE if len(page) == PAGE else None)
+
+
+class RedisList(ListOperations[T], Sync):
+    """A list of ``value_type`` values in the Redis list ``rkey``: ``RedisList(redis, rkey, value_type)``.
+
+    ``len(lst)``, ``value in lst``, ``lst[i]`` (and slices), ``lst[i] = value`` and iteration (in pages of
+    :data:`PAGE`) work as on a Python list; negative indexes count from the end.
+    """
 
     def __len__(self) -> int:
         return self.len()
@@ -135,11 +161,4 @@ class RedisList(Collection[T]):
 
     def __iter__(self) -> Iterator[T]:
         """The values in order, read :data:`PAGE` at a time."""
-        start = 0
-        while True:
-            page = self.redis.lrange(self.key, start, start + PAGE - 1)
-            for offset, data in enumerate(page):
-                yield self.values.load(data, start + offset)
-            if len(page) < PAGE:
-                return
-            start += PAGE
+        return self._values()

@@ -1,70 +1,95 @@
-"""RedisHash: a typed Redis hash with the methods of purse's ``RedisHash`` and Python's mapping protocol; and
-RedisKeySpace, a typed namespace of keys with TTLs and pattern scans."""
+"""RedisHash: a typed Redis hash with the methods of purse's ``RedisHash`` and, in sync code, Python's mapping
+protocol; and RedisKeySpace, a typed namespace of keys with TTLs and pattern scans."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic
 
-import redis
-
-from .base import PAGE, Collection
+from .base import PAGE, Collection, text
+from .operation import Op, Page, Sync, operation, paged
 from .values import T, Values
 
-__all__ = ["RedisHash", "RedisKeySpace"]
+__all__ = ["HashOperations", "KeySpaceOperations", "RedisHash", "RedisKeySpace"]
+
+_NODE = 1 << 64  # a SCAN cursor is below this: a cluster scan's position is node index * _NODE + node's cursor
 
 
-class RedisHash(Collection[T]):
+class HashOperations(Collection[T]):
+    """The operations of a typed hash, for :class:`RedisHash` and its asyncio twin."""
+
+    @operation
+    def set(self, field: str, value: T) -> Op[bool]:
+        """Set one field; True when it is new."""
+        return bool((yield self.redis.hset(self.key, field, self.values.dump(value, field))))
+
+    @operation
+    def get(self, field: str, default: T | None = None) -> Op[T | None]:
+        """The field's value, or ``default`` when there is no such field."""
+        data = yield self.redis.hget(self.key, field)
+        return default if data is None else self.values.load(data, field)
+
+    @operation
+    def update(self, mapping: Mapping[str, T]) -> Op[int]:
+        """Set every field of ``mapping`` in one command (nothing is written if one value does not fit); how
+        many were new."""
+        encoded = {field: self.values.dump(value, field) for field, value in mapping.items()}
+        return int((yield self.redis.hset(self.key, mapping=encoded))) if encoded else 0
+
+    @operation
+    def getmany(self, *fields: str) -> Op[list[T | None]]:
+        """Several fields' values in one read (None for those that are missing)."""
+        found = (yield self.redis.hmget(self.key, list(fields))) if fields else []
+        return [
+            None if data is None else self.values.load(data, field) for field, data in zip(fields, found, strict=True)
+        ]
+
+    @operation
+    def delete(self, *fields: str) -> Op[int]:
+        """Remove fields; how many there were."""
+        return int((yield self.redis.hdel(self.key, *fields))) if fields else 0
+
+    @operation
+    def contains(self, field: str) -> Op[bool]:
+        """Whether the hash has ``field``."""
+        return bool((yield self.redis.hexists(self.key, field)))
+
+    @operation
+    def len(self) -> Op[int]:
+        """How many fields the hash has."""
+        return int((yield self.redis.hlen(self.key)))
+
+    def _items_page(self, cursor: int) -> Op[Page[tuple[str, T]]]:
+        """Every (field, value), read in pages (HSCAN: a field changed meanwhile may come twice or not at all,
+        as SCAN says)."""
+        cursor, found = yield self.redis.hscan(self.key, cursor, count=PAGE)
+        return [(text(field), self.values.load(data, text(field))) for field, data in found.items()], cursor or None
+
+    items = paged(_items_page)
+
+    @paged
+    def keys(self, cursor: int) -> Op[Page[str]]:
+        """Every field's name, read in pages (HSCAN)."""
+        cursor, found = yield self.redis.hscan(self.key, cursor, count=PAGE)
+        return [text(field) for field in found], cursor or None
+
+    @operation
+    def todict(self) -> Op[dict[str, T]]:
+        """The whole hash as a dict (read in pages)."""
+        whole: dict[str, T] = {}
+        cursor: int | None = 0
+        while cursor is not None:
+            page, cursor = yield from self._items_page(cursor)
+            whole.update(page)
+        return whole
+
+
+class RedisHash(HashOperations[T], Sync):
     """Fields of a Redis hash holding ``value_type`` values: ``RedisHash(redis, rkey, value_type)``.
 
     ``len(h)``, ``field in h``, ``h[field]``, ``h[field] = value``, ``del h[field]`` and iteration over the
     fields (HSCAN, in pages) work as on a dict.
     """
-
-    def set(self, field: str, value: T) -> bool:
-        """Set one field; True when it is new."""
-        return bool(self.redis.hset(self.key, field, self.values.dump(value, field)))
-
-    def get(self, field: str, default: T | None = None) -> T | None:
-        """The field's value, or ``default`` when there is no such field."""
-        data = self.redis.hget(self.key, field)
-        return default if data is None else self.values.load(data, field)
-
-    def update(self, mapping: Mapping[str, T]) -> int:
-        """Set every field of ``mapping`` in one command (nothing is written if one value does not fit); how
-        many were new."""
-        encoded = {field: self.values.dump(value, field) for field, value in mapping.items()}
-        return int(self.redis.hset(self.key, mapping=encoded)) if encoded else 0
-
-    def getmany(self, *fields: str) -> list[T | None]:
-        """Several fields' values in one read (None for those that are missing)."""
-        found = self.redis.hmget(self.key, list(fields)) if fields else []
-        return [
-            None if data is None else self.values.load(data, field) for field, data in zip(fields, found, strict=True)
-        ]
-
-    def delete(self, *fields: str) -> int:
-        """Remove fields; how many there were."""
-        return int(self.redis.hdel(self.key, *fields)) if fields else 0
-
-    def contains(self, field: str) -> bool:
-        return bool(self.redis.hexists(self.key, field))
-
-    def len(self) -> int:
-        return int(self.redis.hlen(self.key))
-
-    def items(self) -> Iterator[tuple[str, T]]:
-        """Every (field, value), read in pages (HSCAN: a field changed meanwhile may come twice or not at all,
-        as SCAN says)."""
-        for field, data in self.redis.hscan_iter(self.key, count=PAGE):
-            name = field.decode() if isinstance(field, bytes) else str(field)
-            yield name, self.values.load(data, name)
-
-    def keys(self) -> Iterator[str]:
-        return (field for field, _ in self.items())
-
-    def todict(self) -> dict[str, T]:
-        return dict(self.items())
 
     def __len__(self) -> int:
         return self.len()
@@ -89,67 +114,98 @@ class RedisHash(Collection[T]):
         return self.keys()
 
 
-class RedisKeySpace(Generic[T]):
-    """Typed values under keys ``PREFIX:rkey:<name>``: ``RedisKeySpace(redis, rkey, value_type)``; each key has
-    a TTL of its own, and ``scan`` lists the names matching a pattern."""
+class KeySpaceOperations(Generic[T]):
+    """The operations of a typed key space, for :class:`RedisKeySpace` and its asyncio twin."""
 
-    def __init__(self, redis: redis.Redis | Any, rkey: str, value_type: type[T]) -> None:
+    def __init__(self, redis: Any, rkey: str, value_type: type[T]) -> None:
         self.redis: Any = redis
         prefix = getattr(redis, "prefix", "")
         self.space = f"{prefix}:{rkey}" if prefix else rkey
         self.values: Values[T] = Values(value_type, self.space)
 
     def __repr__(self) -> str:
-        return f"<RedisKeySpace {self.space!r} of {self.values.value_type.__name__}>"
+        return f"<{type(self).__name__} {self.space!r} of {self.values.value_type.__name__}>"
 
     def _key(self, name: str) -> str:
         return f"{self.space}:{name}"
 
-    def set(self, name: str, value: T, ttl: float | None = None, *, only_new: bool = False) -> bool:
+    @operation
+    def set(self, name: str, value: T, ttl: float | None = None, *, only_new: bool = False) -> Op[bool]:
         """Store ``value`` under ``name`` (for ``ttl`` seconds, else for good); with ``only_new``, only when
         there is none yet. True when it was stored."""
         data = self.values.dump(value, name)
         px = None if ttl is None else int(ttl * 1000)
-        return bool(self.redis.set(self._key(name), data, px=px, nx=only_new))
+        return bool((yield self.redis.set(self._key(name), data, px=px, nx=only_new)))
 
-    def get(self, name: str, default: T | None = None) -> T | None:
-        data = self.redis.get(self._key(name))
+    @operation
+    def get(self, name: str, default: T | None = None) -> Op[T | None]:
+        """The value under ``name``, or ``default`` when there is none."""
+        data = yield self.redis.get(self._key(name))
         return default if data is None else self.values.load(data, name)
 
-    def getmany(self, *names: str) -> list[T | None]:
-        """Several values in one read (None for those that are missing)."""
-        keys = [self._key(name) for name in names]
+    @operation
+    def getmany(self, *names: str) -> Op[list[T | None]]:
+        """Several values in one read (None for those that are missing; on a cluster, one read per slot)."""
+        return (yield from self._read(names))
+
+    def _read(self, names: tuple[str, ...]) -> Op[list[T | None]]:
+        if not names:
+            return []
         read = getattr(self.redis, "mget_nonatomic", None) or self.redis.mget  # a cluster: keys of many slots
-        found = read(keys) if names else []
+        found = yield read([self._key(name) for name in names])
         return [None if data is None else self.values.load(data, name) for name, data in zip(names, found, strict=True)]
 
-    def delete(self, *names: str) -> int:
-        return int(self.redis.delete(*(self._key(name) for name in names))) if names else 0
+    @operation
+    def delete(self, *names: str) -> Op[int]:
+        """Remove names; how many there were."""
+        return int((yield self.redis.delete(*(self._key(name) for name in names)))) if names else 0
 
-    def contains(self, name: str) -> bool:
-        return bool(self.redis.exists(self._key(name)))
+    @operation
+    def contains(self, name: str) -> Op[bool]:
+        """Whether there is a value under ``name``."""
+        return bool((yield self.redis.exists(self._key(name))))
 
-    def ttl(self, name: str) -> float | None:
+    @operation
+    def ttl(self, name: str) -> Op[float | None]:
         """Seconds ``name`` has left; None when it has no TTL or does not exist."""
-        left = int(self.redis.pttl(self._key(name)))
+        left = int((yield self.redis.pttl(self._key(name))))
         return None if left < 0 else left / 1000
 
-    def expire(self, name: str, seconds: float) -> bool:
-        return bool(self.redis.pexpire(self._key(name), int(seconds * 1000)))
+    @operation
+    def expire(self, name: str, seconds: float) -> Op[bool]:
+        """Delete ``name`` after ``seconds``; False when it does not exist."""
+        return bool((yield self.redis.pexpire(self._key(name), int(seconds * 1000))))
 
-    def scan(self, pattern: str = "*") -> Iterator[str]:
-        """The names in the space that match ``pattern`` (glob-style, as SCAN MATCH), read in pages."""
-        lead = len(self.space) + 1
-        for key in self.redis.scan_iter(match=f"{self.space}:{pattern}", count=PAGE):
-            name = key.decode() if isinstance(key, bytes) else str(key)
-            yield name[lead:]
+    def _scan_page(self, position: int, pattern: str = "*") -> Op[Page[str]]:
+        """The names in the space that match ``pattern`` (glob-style, as SCAN MATCH), read in pages (on a
+        cluster, every primary in turn)."""
+        match, lead = f"{self.space}:{pattern}", len(self.space) + 1
+        if not hasattr(self.redis, "get_primaries"):
+            cursor, keys = yield self.redis.scan(position, match=match, count=PAGE)
+            return [text(key)[lead:] for key in keys], cursor or None
+        primaries = sorted(self.redis.get_primaries(), key=lambda node: node.name)
+        at, cursor = divmod(position, _NODE)
+        cursors, keys = yield self.redis.scan(cursor, match=match, count=PAGE, target_nodes=primaries[at])
+        cursor = next(iter(cursors.values()))
+        if cursor == 0:
+            at, cursor = at + 1, 0
+        return [text(key)[lead:] for key in keys], (at * _NODE + cursor if at < len(primaries) else None)
 
-    def items(self, pattern: str = "*") -> Iterator[tuple[str, T]]:
-        """(name, value) for the names matching ``pattern``; names deleted meanwhile are left out."""
-        for name in self.scan(pattern):
-            value = self.get(name)
-            if value is not None:
-                yield name, value
+    scan = paged(_scan_page)
+
+    @paged
+    def items(self, position: int, pattern: str = "*") -> Op[Page[tuple[str, T]]]:
+        """(name, value) for the names matching ``pattern``, a page of names and one read of their values at a
+        time; names deleted meanwhile are left out."""
+        names, after = yield from self._scan_page(position, pattern)
+        values = yield from self._read(tuple(names))
+        return [(name, value) for name, value in zip(names, values, strict=True) if value is not None], after
+
+
+class RedisKeySpace(KeySpaceOperations[T], Sync):
+    """Typed values under keys ``PREFIX:rkey:<name>``: ``RedisKeySpace(redis, rkey, value_type)``; each key has
+    a TTL of its own, and ``scan`` lists the names matching a pattern. ``name in space``, ``space[name]``,
+    ``space[name] = value`` and ``del space[name]`` work as on a dict."""
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.contains(name)

@@ -7,15 +7,24 @@ from __future__ import annotations
 
 import queue
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 from flask_multi_redis.cluster import companion_key
 from flask_multi_redis.codec import as_bytes
 
 from .base import Collection
+from .operation import Op, Sync, operation
 from .values import T
 
-__all__ = ["RedisLifoQueue", "RedisPriorityQueue", "RedisQueue"]
+__all__ = [
+    "LifoQueueOperations",
+    "PriorityQueueOperations",
+    "QueueOperations",
+    "RedisLifoQueue",
+    "RedisPriorityQueue",
+    "RedisQueue",
+]
 
 #: The longest single blocking pop, in seconds, when the client has no socket timeout to stay under.
 LONGEST_POP = 30.0
@@ -28,45 +37,48 @@ return redis.call('ZADD', KEYS[1], ARGV[1], string.format('%020d:', n) .. ARGV[2
 _ORDER = 21  # the length of that number and its colon
 
 
-class _Queue(Collection[T]):
-    def put(self, value: T) -> None:
-        """Add ``value`` to the queue (it never blocks: a Redis list has no bound)."""
-        self.redis.rpush(self.key, self.values.dump(value, "put"))
+class _Queue(Collection[T], ABC):
+    """What every queue does; each kind says how it pops."""
 
-    def get(self, block: bool = True, timeout: float | None = None) -> T:
+    @operation
+    def get(self, block: bool = True, timeout: float | None = None) -> Op[T]:
         """Take the next value, waiting up to ``timeout`` seconds (None: as long as it takes) when ``block``.
 
         :raises queue.Empty: there was none (in time).
         """
         if not block:
-            return self.get_nowait()
+            return (yield from self._get_nowait())
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = self._slice(deadline)
-            found = self._blocking_pop(wait)
+            found = yield from self._blocking_pop(self._slice(deadline))
             if found is not None:
                 return self.values.load(found)
             if deadline is not None and time.monotonic() >= deadline:
                 raise queue.Empty(f"{self.key}: nothing within {timeout} s")
 
-    def get_nowait(self) -> T:
+    @operation
+    def get_nowait(self) -> Op[T]:
         """Take the next value.
 
         :raises queue.Empty: the queue is empty.
         """
-        found = self._pop()
+        return (yield from self._get_nowait())
+
+    @operation
+    def qsize(self) -> Op[int]:
+        """How many values wait in the queue."""
+        return int((yield self._size()))
+
+    @operation
+    def empty(self) -> Op[bool]:
+        """Whether the queue is empty."""
+        return int((yield self._size())) == 0
+
+    def _get_nowait(self) -> Op[T]:
+        found = yield from self._pop()
         if found is None:
             raise queue.Empty(f"{self.key}: empty")
         return self.values.load(found)
-
-    def qsize(self) -> int:
-        return int(self.redis.llen(self.key))
-
-    def empty(self) -> bool:
-        return self.qsize() == 0
-
-    def __len__(self) -> int:
-        return self.qsize()
 
     def _slice(self, deadline: float | None) -> float:
         """One blocking pop's wait: what is left, and below the client's socket timeout (or a read would end
@@ -78,53 +90,95 @@ class _Queue(Collection[T]):
         left = longest if deadline is None else max(0.01, deadline - time.monotonic())
         return round(min(longest, left), 3)
 
-    def _blocking_pop(self, wait: float) -> bytes | None:
-        found = self.redis.blpop([self.key], timeout=wait)
+    def _size(self) -> Any:
+        return self.redis.llen(self.key)
+
+    @abstractmethod
+    def _blocking_pop(self, wait: float) -> Op[bytes | None]:
+        """The steps of one blocking pop of at most ``wait`` seconds: the value, or None."""
+
+    @abstractmethod
+    def _pop(self) -> Op[bytes | None]:
+        """The steps of one pop that does not wait: the value, or None."""
+
+
+class QueueOperations(_Queue[T]):
+    """The operations of a first in, first out queue, for :class:`RedisQueue` and its asyncio twin."""
+
+    @operation
+    def put(self, value: T) -> Op[None]:
+        """Add ``value`` to the queue (it never blocks: a Redis list has no bound)."""
+        yield self.redis.rpush(self.key, self.values.dump(value, "put"))
+
+    def _blocking_pop(self, wait: float) -> Op[bytes | None]:
+        found = yield self.redis.blpop([self.key], timeout=wait)
         return None if found is None else found[1]
 
-    def _pop(self) -> bytes | None:
-        return self.redis.lpop(self.key)  # type: ignore[no-any-return]
+    def _pop(self) -> Op[bytes | None]:
+        return (yield self.redis.lpop(self.key))  # type: ignore[no-any-return]
 
 
-class RedisQueue(_Queue[T]):
-    """First in, first out: ``RedisQueue(redis, rkey, value_type)``."""
+class LifoQueueOperations(QueueOperations[T]):
+    """The operations of a last in, first out queue, for :class:`RedisLifoQueue` and its asyncio twin."""
 
-
-class RedisLifoQueue(_Queue[T]):
-    """Last in, first out: ``RedisLifoQueue(redis, rkey, value_type)``."""
-
-    def _blocking_pop(self, wait: float) -> bytes | None:
-        found = self.redis.brpop([self.key], timeout=wait)
+    def _blocking_pop(self, wait: float) -> Op[bytes | None]:
+        found = yield self.redis.brpop([self.key], timeout=wait)
         return None if found is None else found[1]
 
-    def _pop(self) -> bytes | None:
-        return self.redis.rpop(self.key)  # type: ignore[no-any-return]
+    def _pop(self) -> Op[bytes | None]:
+        return (yield self.redis.rpop(self.key))  # type: ignore[no-any-return]
 
 
-class RedisPriorityQueue(_Queue[T]):
-    """The lowest priority first, in the order they were put among equal priorities (a sorted set, and a counter
-    next to the key, in its cluster slot: ``{<key>}:order``): ``RedisPriorityQueue(redis, rkey, value_type)``,
-    ``put(value, priority)``."""
+class PriorityQueueOperations(_Queue[T]):
+    """The operations of a priority queue, for :class:`RedisPriorityQueue` and its asyncio twin: a sorted set,
+    and a counter next to the key, in its cluster slot (``{<key>}:order``)."""
 
-    def put(self, value: T, priority: float = 0) -> None:
+    @operation
+    def put(self, value: T, priority: float = 0) -> Op[None]:
         """Add ``value`` with ``priority`` (lower pops first), in one atomic step."""
         data = self.values.dump(value, "put")
-        self.redis.eval(_PUT, 2, self.key, companion_key(self.key, "order"), priority, data)
+        yield self.redis.eval(_PUT, 2, self.key, companion_key(self.key, "order"), priority, data)
 
-    def qsize(self) -> int:
-        return int(self.redis.zcard(self.key))
+    @operation
+    def clear(self) -> Op[None]:
+        """Delete the queue and its counter."""
+        yield self.redis.delete(self.key, companion_key(self.key, "order"))  # one slot: one DEL, on a cluster too
 
-    def clear(self) -> None:
-        self.redis.delete(self.key, companion_key(self.key, "order"))  # one slot: one DEL, on a cluster too
+    @operation
+    def expire(self, seconds: float) -> Op[bool]:
+        """Delete the queue and its counter after ``seconds``; False when the queue does not exist."""
+        yield self.redis.pexpire(companion_key(self.key, "order"), int(seconds * 1000))
+        return bool((yield self.redis.pexpire(self.key, int(seconds * 1000))))
 
-    def expire(self, seconds: float) -> bool:
-        self.redis.pexpire(companion_key(self.key, "order"), int(seconds * 1000))
-        return super().expire(seconds)
+    def _size(self) -> Any:
+        return self.redis.zcard(self.key)
 
-    def _blocking_pop(self, wait: float) -> bytes | None:
-        found = self.redis.bzpopmin([self.key], timeout=wait)
+    def _blocking_pop(self, wait: float) -> Op[bytes | None]:
+        found = yield self.redis.bzpopmin([self.key], timeout=wait)
         return None if found is None else as_bytes(found[1])[_ORDER:]
 
-    def _pop(self) -> bytes | None:
-        found = self.redis.zpopmin(self.key)
+    def _pop(self) -> Op[bytes | None]:
+        found = yield self.redis.zpopmin(self.key)
         return as_bytes(found[0][0])[_ORDER:] if found else None
+
+
+class RedisQueue(QueueOperations[T], Sync):
+    """First in, first out: ``RedisQueue(redis, rkey, value_type)``; ``len(q)`` is ``q.qsize()``."""
+
+    def __len__(self) -> int:
+        return self.qsize()
+
+
+class RedisLifoQueue(LifoQueueOperations[T], Sync):
+    """Last in, first out: ``RedisLifoQueue(redis, rkey, value_type)``; ``len(q)`` is ``q.qsize()``."""
+
+    def __len__(self) -> int:
+        return self.qsize()
+
+
+class RedisPriorityQueue(PriorityQueueOperations[T], Sync):
+    """The lowest priority first, in the order they were put among equal priorities:
+    ``RedisPriorityQueue(redis, rkey, value_type)``, ``put(value, priority)``; ``len(q)`` is ``q.qsize()``."""
+
+    def __len__(self) -> int:
+        return self.qsize()

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Iterable
+from typing import Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -51,9 +52,9 @@ class Values(Generic[T]):
         except (EncodeError, OverflowError) as exc:
             raise self._error(at, str(exc)) from None
 
-    def dump_all(self, values: object, start: int = 0) -> list[bytes]:
-        """Every value of an iterable, each checked (the index it would have, from ``start``, in errors)."""
-        return [self.dump(value, start + offset) for offset, value in enumerate(cast("list[Any]", values))]
+    def dump_all(self, values: Iterable[object]) -> list[bytes]:
+        """Every value of an iterable, each checked (its position in ``values`` in errors)."""
+        return [self.dump(value, at) for at, value in enumerate(values)]
 
     def load(self, data: bytes, at: object = None) -> T:
         """A stored value back as the collection's type.
