@@ -19,6 +19,7 @@ quickstart: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip install --quiet --no-deps 'redis-purse>=2'  # the asyncio collections' peer; it pins redis<6, runs on ours
 	$(PY) -m benchmarks.run
 
 test: $(VENV)/.installed

@@ -1,41 +1,49 @@
-"""Typed collections and the Redlock against pottery (sync), on the benchmark's own redis-server: operations
-per second for list append / getitem / contains, hash set / get / update of 100 keys, set add / contains,
-queue put + get, and lock acquire + release, each system in turn in alternating rounds.
+"""Typed collections and the Redlock against pottery (sync) and purse (asyncio), on the benchmark's own
+redis-server: operations per second for list append / getitem / contains, hash set / get / update of 100 keys,
+set add / contains, queue put + get, and lock acquire + release, each system in turn in alternating rounds.
 
-pottery is an optional peer (extra ``bench``); without it only ours is measured. purse (asyncio) is compared
-once our asyncio collections exist.
+pottery and purse are optional peers (extra ``bench``; purse with ``--no-deps``, as it pins redis below 6 and
+runs on today's); without them only ours is measured.
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis
+import redis.asyncio
 
-from flask_multi_redis.collections import RedisHash, RedisList, RedisQueue, RedisSet
+from flask_multi_redis import collections as sync
+from flask_multi_redis.collections import asyncio as aio
 from flask_multi_redis.lock import Redlock
+from flask_multi_redis.lock import asyncio as async_lock
 
 from .common import Result
 
 SYSTEM = "flask-multi-redis"
 POTTERY = "pottery"
+ASYNC_SYSTEM = "flask-multi-redis asyncio"
+PURSE = "purse"
 
-Op = Callable[[int], object]
+Op = Callable[[int], Any]  # an operation's n-th run: a result, or an awaitable of it
+Ops = dict[str, tuple[Callable[[], Any], Op]]  # operation name: (what fills the collections first, the operation)
+BATCH = {f"k{n}": "v" for n in range(100)}
 
 
-def _ours(client: redis.Redis) -> dict[str, tuple[Callable[[], None], Op]]:
-    lst, hsh = RedisList(client, "b:list", str), RedisHash(client, "b:hash", str)
-    st, q = RedisSet(client, "b:set", str), RedisQueue(client, "b:queue", str)
+def _ours(client: redis.Redis) -> Ops:
+    lst, hsh = sync.RedisList(client, "b:list", str), sync.RedisHash(client, "b:hash", str)
+    st, q = sync.RedisSet(client, "b:set", str), sync.RedisQueue(client, "b:queue", str)
     lock = Redlock("b:lock", client, ttl=10)
-    batch = {f"k{n}": "v" for n in range(100)}
 
     def fill() -> None:
         client.delete("b:list", "b:hash", "b:set", "b:queue", "b:lock")
         lst.extend(["x"] * 100)
-        hsh.update(batch)
+        hsh.update(BATCH)
         st.add("x")
 
     def lock_cycle(_: int) -> None:
@@ -48,7 +56,7 @@ def _ours(client: redis.Redis) -> dict[str, tuple[Callable[[], None], Op]]:
         "list contains": lambda n: lst.contains("absent"),
         "hash set": lambda n: hsh.set(f"k{n % 100}", "v"),
         "hash get": lambda n: hsh.get(f"k{n % 100}"),
-        "hash update of 100 keys": lambda n: hsh.update(batch),
+        "hash update of 100 keys": lambda n: hsh.update(BATCH),
         "set add": lambda n: st.add("x"),
         "set contains": lambda n: st.contains("x"),
         "queue put + get": lambda n: (q.put("x"), q.get_nowait()),
@@ -57,7 +65,7 @@ def _ours(client: redis.Redis) -> dict[str, tuple[Callable[[], None], Op]]:
     return {name: (fill, op) for name, op in ops.items()}
 
 
-def _pottery(client: redis.Redis) -> dict[str, tuple[Callable[[], None], Op]] | None:
+def _pottery(client: redis.Redis) -> Ops | None:
     try:
         import pottery
     except ImportError:
@@ -68,12 +76,11 @@ def _pottery(client: redis.Redis) -> dict[str, tuple[Callable[[], None], Op]] | 
     st = pottery.RedisSet(redis=client, key="p:set")
     q = pottery.RedisSimpleQueue(redis=client, key="p:queue")
     lock = pottery.Redlock(key="p:lock", masters={client}, auto_release_time=10)
-    batch = {f"k{n}": "v" for n in range(100)}
 
     def fill() -> None:
         client.delete("p:list", "p:hash", "p:set", "p:queue", "redlock:p:lock")
         lst.extend(["x"] * 100)
-        hsh.update(batch)
+        hsh.update(BATCH)
         st.add("x")
 
     def lock_cycle(_: int) -> None:
@@ -86,7 +93,7 @@ def _pottery(client: redis.Redis) -> dict[str, tuple[Callable[[], None], Op]] | 
         "list contains": lambda n: "absent" in lst,
         "hash set": lambda n: hsh.__setitem__(f"k{n % 100}", "v"),
         "hash get": lambda n: hsh.get(f"k{n % 100}"),
-        "hash update of 100 keys": lambda n: hsh.update(batch),
+        "hash update of 100 keys": lambda n: hsh.update(BATCH),
         "set add": lambda n: st.add("x"),
         "set contains": lambda n: "x" in st,
         "queue put + get": lambda n: (q.put("x"), q.get_nowait()),
@@ -95,7 +102,49 @@ def _pottery(client: redis.Redis) -> dict[str, tuple[Callable[[], None], Op]] | 
     return {name: (fill, op) for name, op in ops.items()}
 
 
-def _rate(fill: Callable[[], None], op: Op, seconds: float) -> float:
+def _async_ops(client: redis.asyncio.Redis, prefix: str, kinds: Any, lock: Any) -> Ops:
+    """Ours on redis.asyncio, or purse (``kinds``: a module with both's class names): the same operations."""
+    lst, hsh = kinds.RedisList(client, f"{prefix}:list", str), kinds.RedisHash(client, f"{prefix}:hash", str)
+    st, q = kinds.RedisSet(client, f"{prefix}:set", str), kinds.RedisQueue(client, f"{prefix}:queue", str)
+
+    async def fill() -> None:
+        await client.delete(*(f"{prefix}:{name}" for name in ("list", "hash", "set", "queue", "lock")))
+        await lst.extend(["x"] * 100)
+        await hsh.update(BATCH)
+        await st.add("x")
+
+    async def queue_cycle(_: int) -> None:
+        await q.put("x")
+        await q.get_nowait()
+
+    async def lock_cycle(_: int) -> None:
+        await lock.acquire()
+        await lock.release()
+
+    ops: dict[str, Op] = {
+        "list append": lambda n: lst.append("x"),
+        "list getitem": lambda n: lst.getitem(n % 100),
+        "list contains": lambda n: lst.contains("absent"),
+        "hash set": lambda n: hsh.set(f"k{n % 100}", "v"),
+        "hash get": lambda n: hsh.get(f"k{n % 100}"),
+        "hash update of 100 keys": lambda n: hsh.update(BATCH),
+        "set add": lambda n: st.add("x"),
+        "set contains": lambda n: st.contains("x"),
+        "queue put + get": queue_cycle,
+        "lock acquire + release": lock_cycle,
+    }
+    return {name: (fill, op) for name, op in ops.items()}
+
+
+def _purse(client: redis.asyncio.Redis) -> Ops | None:
+    try:
+        import purse
+    except ImportError:
+        return None
+    return _async_ops(client, "q", purse, purse.Redlock("q:lock", [client], auto_release_time=10_000))
+
+
+def _rate(fill: Callable[[], Any], op: Op, seconds: float) -> float:
     fill()
     count, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
@@ -105,21 +154,45 @@ def _rate(fill: Callable[[], None], op: Op, seconds: float) -> float:
     return count / elapsed
 
 
+async def _async_rate(fill: Callable[[], Awaitable[None]], op: Op, seconds: float) -> float:
+    await fill()
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for n in range(count, count + 50):
+            await op(n)
+        count += 50
+    return count / elapsed
+
+
 def run(url: str, quick: bool) -> list[Result]:
-    """Operations per second of each operation, for ours and pottery, in alternating rounds (the median)."""
+    """Operations per second of each operation, for ours (sync and asyncio), pottery and purse, in alternating
+    rounds (the median)."""
     client = redis.Redis.from_url(url)
-    systems = {SYSTEM: _ours(client)}
-    peer = _pottery(client)
-    if peer is not None:
-        systems[POTTERY] = peer
+    loop = asyncio.new_event_loop()
+    async_client = redis.asyncio.Redis.from_url(url)
+    systems: dict[str, Ops] = {SYSTEM: _ours(client)}
+    peers = {
+        POTTERY: _pottery(client),
+        ASYNC_SYSTEM: _async_ops(async_client, "a", aio, async_lock.Redlock("a:lock", async_client, ttl=10)),
+        PURSE: _purse(async_client),
+    }
+    systems.update({system: ops for system, ops in peers.items() if ops is not None})
     rounds, seconds = (1, 0.1) if quick else (3, 0.5)
     rates: dict[tuple[str, str], list[float]] = {}
-    for _ in range(rounds):
-        for name in systems[SYSTEM]:
-            for system, ops in systems.items():
-                fill, op = ops[name]
-                rates.setdefault((system, name), []).append(_rate(fill, op, seconds))
-    client.close()
+    try:
+        for _ in range(rounds):
+            for name in systems[SYSTEM]:
+                for system, ops in systems.items():
+                    fill, op = ops[name]
+                    if system in (ASYNC_SYSTEM, PURSE):
+                        rate = loop.run_until_complete(_async_rate(fill, op, seconds))
+                    else:
+                        rate = _rate(fill, op, seconds)
+                    rates.setdefault((system, name), []).append(rate)
+    finally:
+        client.close()
+        loop.run_until_complete(async_client.aclose())
+        loop.close()
     return [
         Result(system=system, scenario=f"collection: {name}", n=len(found), rps=round(statistics.median(found), 1))
         for (system, name), found in rates.items()
@@ -127,15 +200,21 @@ def run(url: str, quick: bool) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    """Ours and pottery, operation by operation, with the ratio (above 1x: ours is faster)."""
-    mine = {r.scenario: r for r in results if r.system == SYSTEM and r.scenario.startswith("collection: ")}
-    theirs = {r.scenario: r for r in results if r.system == POTTERY}
-    if not mine:
+    """Ours against pottery (sync) and against purse (asyncio), operation by operation, with the ratios (above
+    1x: ours is faster)."""
+    rps = {(r.system, r.scenario): r.rps for r in results if r.scenario.startswith("collection: ")}
+    scenarios = [scenario for system, scenario in rps if system == SYSTEM]
+    if not scenarios:
         return ""
-    rows = ["| operation | flask-multi-redis ops/s | pottery ops/s | ours / pottery |", "| --- | ---: | ---: | ---: |"]
-    for scenario, result in mine.items():
-        other = theirs.get(scenario)
-        ratio = f"{result.rps / other.rps:.2f}x" if other and other.rps and result.rps else "-"
-        peer = f"{other.rps:.0f}" if other and other.rps else "-"
-        rows.append(f"| {scenario.removeprefix('collection: ')} | {result.rps:.0f} | {peer} | {ratio} |")
+    rows = [
+        "| operation | ours ops/s | pottery ops/s | ours / pottery | ours asyncio ops/s | purse ops/s | ours / purse |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for scenario in scenarios:
+        cells = [scenario.removeprefix("collection: ")]
+        for mine, theirs in ((SYSTEM, POTTERY), (ASYNC_SYSTEM, PURSE)):
+            ours, peer = rps.get((mine, scenario)), rps.get((theirs, scenario))
+            cells += [f"{ours:.0f}" if ours else "-", f"{peer:.0f}" if peer else "-"]
+            cells.append(f"{ours / peer:.2f}x" if ours and peer else "-")
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -179,7 +179,15 @@ def test_one_server_from_a_session(redis_url: str) -> None:
     with Redlock("single", session, ttl=5) as lock:
         assert lock.quorum == 1
         assert session.exists("single")
+        first = lock.token
     assert not session.exists("single")
+    tokens = []
+    for _ in range(3):  # on one server the acquire takes the token itself: still one higher each time
+        with lock:
+            tokens.append(lock.token)
+    assert first is not None
+    assert tokens == [first + 1, first + 2, first + 3]
+    assert session.get("{single}:fence") == str(first + 3).encode()
 
 
 def test_ten_greenlets_in_a_gevent_process(five: list[RedisServer], masters: list[redis.Redis]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -102,5 +103,30 @@ def test_a_majority_suffices_and_a_minority_refuses(redis_server_factory: Server
         finally:
             for client in masters:
                 await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_one_silent_server_refuses_by_the_deadline(redis_server_factory: ServerFactory) -> None:
+    """One server gone silent (SIGSTOP, its socket open): the one-server path awaits its reply with the
+    deadline (no socket timeout here), then refuses."""
+    server = redis_server_factory()
+    process = server.process
+    assert process is not None
+
+    async def main() -> None:
+        client = redis.asyncio.Redis(host=server.host, port=server.port)
+        lock = Redlock("silent", client, ttl=10)
+        try:
+            assert await lock.acquire()
+            await lock.release()
+            process.send_signal(signal.SIGSTOP)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            assert not await lock.acquire(timeout=0.5)
+            assert loop.time() - started < 2
+        finally:
+            process.send_signal(signal.SIGCONT)
+            await client.aclose()
 
     asyncio.run(main())

@@ -10,7 +10,8 @@ The fencing token is a number that grows with every acquisition: each server kee
 granted (``{<key>}:fence``, in the key's cluster slot); an acquisition reads them from the servers that granted
 it, takes the highest plus one, and stores that on them. Any two majorities share a server, so a later holder
 always gets a higher token, and a resource that remembers the highest token it has seen can refuse a holder
-whose lock expired.
+whose lock expired. On one server there is no majority to read: its acquire script takes the token (INCR) in
+the same step, so a lock on one server costs one round trip to acquire, as one without a token would.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ __all__ = ["ACQUIRE", "CLOCK_DRIFT", "EXTEND", "FENCE", "RELEASE", "LockState", 
 #: The clock-drift allowance: this part of the TTL, plus 2 ms, is taken off the time a lock is known valid.
 CLOCK_DRIFT = 0.01
 
-#: SET NX PX, then the server's fence: its highest token so far ('0': none yet). A try sent again (a client
-#: that retries after a lost reply) finds its own value and says yes again.
+#: SET NX PX, then the server's fence: its highest token so far ('0': none yet), or with ARGV[3] '1' (the lock's
+#: only server) the next token, taken at once. A try sent again (a client that retries after a lost reply) finds
+#: its own value and says yes again.
 ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) or redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[3] == '1' then return {1, redis.call('INCR', KEYS[2])} end
   return {1, redis.call('GET', KEYS[2]) or '0'}
 end
 return {0, '0'}
@@ -74,6 +77,7 @@ class LockState(Generic[Client]):
         self.timeout = timeout
         self.retry_delay = retry_delay
         self.quorum = len(self.masters) // 2 + 1
+        self.alone = len(self.masters) == 1  #: one server: its acquire takes the token, with no second round
         self.token: int | None = None  #: the fencing token of the current holding, while held
         self.lost = False  #: an automatic renewal failed: the lock may be held by another now
         self._value: str | None = None
@@ -86,6 +90,16 @@ class LockState(Generic[Client]):
     def keys(self) -> list[str]:
         """The lock's key and its fence's."""
         return [self.key, companion_key(self.key, "fence")]
+
+    def acquire_args(self, value: str) -> list[Any]:
+        """The acquire script's arguments for a try with ``value``."""
+        return [value, int(self.ttl * 1000), int(self.alone)]
+
+    def next_token(self, replies: dict[int, Any], winners: list[int]) -> int:
+        """The token of a new holding: the one server's own, or the highest fence among ``winners`` plus one
+        (stored on them by the fence round)."""
+        highest = max(int(replies[index][1]) for index in winners)
+        return highest if self.alone else highest + 1
 
     def owned(self) -> bool:
         """Whether this instance holds the lock and its validity has not run out."""
@@ -150,11 +164,6 @@ class LockState(Generic[Client]):
 
     def extended(self, valid_for: float) -> None:
         self._valid_until = time.monotonic() + valid_for
-
-
-def next_token(replies: dict[int, Any], winners: list[int]) -> int:
-    """The token of a new holding: the highest fence among ``winners``, plus one."""
-    return max(int(replies[index][1]) for index in winners) + 1
 
 
 def gathered(replies: dict[int, Any]) -> dict[int, Any]:

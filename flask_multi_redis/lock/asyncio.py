@@ -16,7 +16,7 @@ import redis.asyncio
 
 from flask_multi_redis.errors import LockError, LockTimeout
 
-from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, gathered, next_token
+from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, gathered
 
 __all__ = ["Redlock"]
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 
 Server = redis.asyncio.Redis | redis.asyncio.RedisCluster
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11: a deadline on an await, with no task of its own
 
 
 class Redlock(LockState[Server]):
@@ -63,11 +64,15 @@ class Redlock(LockState[Server]):
         value = self.new_value()
         started = time.monotonic()
         try:
-            granted = await self._on_all(ACQUIRE, self.keys, [value, int(self.ttl * 1000)], until=deadline)
+            granted = await self._on_all(ACQUIRE, self.keys, self.acquire_args(value), until=deadline)
             winners = self.winners(granted)
             if winners:
-                token = next_token(granted, winners)
-                fenced = await self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
+                token = self.next_token(granted, winners)
+                fenced = (
+                    granted
+                    if self.alone
+                    else await self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
+                )
                 valid_for = self.validity(self.ttl, started)
                 if self.winners(fenced) and valid_for > 0:
                     self.take(value, token, valid_for)
@@ -125,6 +130,8 @@ class Redlock(LockState[Server]):
         """As the sync Redlock's: every server at once, a slow one (half the TTL, or ``until``) counts as no,
         and the round ends as soon as its outcome is known; without ``wait`` the calls go on by themselves."""
         indexes = list(range(len(self.masters))) if only is None else only
+        if self.alone and wait:  # one server: its reply, awaited here (no task), by the same deadline
+            return await self._on_one(self._call(0, script, keys, args), until)
         tasks = {asyncio.ensure_future(_run(self._call(i, script, keys, args))): i for i in indexes}
         if not wait:
             self._background.update(tasks)
@@ -146,6 +153,16 @@ class Redlock(LockState[Server]):
         for task in pending:  # too slow, or not needed: cancelled (an undo that follows covers what landed)
             task.cancel()
         return gathered(replies)
+
+    async def _on_one(self, call: Callable[[], Awaitable[Any]], until: float | None) -> dict[int, Any]:
+        left = max(0.0, self.ttl / 2 if until is None else min(self.ttl / 2, until - time.monotonic()))
+        try:
+            if _timeout is None:  # Python 3.10
+                return gathered({0: await asyncio.wait_for(_run(call), left)})
+            async with _timeout(left):
+                return gathered({0: await _run(call)})
+        except asyncio.TimeoutError:  # too slow: no reply (an undo that follows covers what landed)
+            return {}
 
     def _call(self, index: int, script: str | None, keys: list[str], args: list[Any]) -> Callable[[], Awaitable[Any]]:
         client = self.masters[index]

@@ -16,7 +16,7 @@ import redis
 
 from flask_multi_redis.errors import LockError, LockTimeout
 
-from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, gathered, next_token
+from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, gathered
 
 __all__ = ["Redlock"]
 
@@ -76,11 +76,11 @@ class Redlock(LockState[Server]):
         majority held it with validity left. Servers that have not answered by ``deadline`` count as no."""
         value = self.new_value()
         started = time.monotonic()
-        granted = self._on_all(ACQUIRE, self.keys, [value, int(self.ttl * 1000)], until=deadline)
+        granted = self._on_all(ACQUIRE, self.keys, self.acquire_args(value), until=deadline)
         winners = self.winners(granted)
         if winners:
-            token = next_token(granted, winners)
-            fenced = self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
+            token = self.next_token(granted, winners)
+            fenced = granted if self.alone else self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
             valid_for = self.validity(self.ttl, started)
             if self.winners(fenced) and valid_for > 0:
                 self.take(value, token, valid_for)
