@@ -1,6 +1,6 @@
 """Typed collections and the Redlock against pottery (sync) and purse (asyncio), on the benchmark's own
 redis-server: operations per second for list append / getitem / contains, hash set / get / update of 100 keys,
-set add / contains, queue put + get, and lock acquire + release, each system in turn in alternating rounds.
+set add / contains, queue put + get, and lock acquire + release; ours and each peer's calls interleaved.
 
 pottery and purse are optional peers (extra ``bench``; purse with ``--no-deps``, as it pins redis below 6 and
 runs on today's); without them only ours is measured.
@@ -12,7 +12,7 @@ import asyncio
 import statistics
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -144,51 +144,71 @@ def _purse(client: redis.asyncio.Redis) -> Ops | None:
     return _async_ops(client, "q", purse, purse.Redlock("q:lock", [client], auto_release_time=10_000))
 
 
-def _rate(fill: Callable[[], Any], op: Op, seconds: float) -> float:
+def _pair_rates(
+    ours: tuple[Callable[[], Any], Op], peer: tuple[Callable[[], Any], Op] | None, seconds: float
+) -> list[float]:
+    """Operations per second of ours and the peer, their calls interleaved one by one (A B A B), so that the
+    machine's drift weighs on both alike."""
+    (fill, op), spent = ours, [0.0, 0.0]
     fill()
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
+    if peer is not None:
+        peer[0]()
+    runs = [op] if peer is None else [op, peer[1]]
+    count, clock, started = 0, time.perf_counter, time.perf_counter()
+    while clock() - started < seconds * len(runs):
         for n in range(count, count + 50):
-            op(n)
+            for index, run in enumerate(runs):
+                began = clock()
+                run(n)
+                spent[index] += clock() - began
         count += 50
-    return count / elapsed
+    return [count / total for total in spent[: len(runs)]]
 
 
-async def _async_rate(fill: Callable[[], Awaitable[None]], op: Op, seconds: float) -> float:
+async def _async_pair_rates(
+    ours: tuple[Callable[[], Any], Op], peer: tuple[Callable[[], Any], Op] | None, seconds: float
+) -> list[float]:
+    """As :func:`_pair_rates`, on the event loop."""
+    (fill, op), spent = ours, [0.0, 0.0]
     await fill()
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
+    if peer is not None:
+        await peer[0]()
+    runs = [op] if peer is None else [op, peer[1]]
+    count, clock, started = 0, time.perf_counter, time.perf_counter()
+    while clock() - started < seconds * len(runs):
         for n in range(count, count + 50):
-            await op(n)
+            for index, run in enumerate(runs):
+                began = clock()
+                await run(n)
+                spent[index] += clock() - began
         count += 50
-    return count / elapsed
+    return [count / total for total in spent[: len(runs)]]
 
 
 def run(url: str, quick: bool) -> list[Result]:
-    """Operations per second of each operation, for ours (sync and asyncio), pottery and purse, in alternating
-    rounds (the median)."""
+    """Operations per second of each operation, ours against pottery (sync) and against purse (asyncio), each
+    pair's calls interleaved, in rounds (the median)."""
     client = redis.Redis.from_url(url)
     loop = asyncio.new_event_loop()
     async_client = redis.asyncio.Redis.from_url(url)
-    systems: dict[str, Ops] = {SYSTEM: _ours(client)}
-    peers = {
-        POTTERY: _pottery(client),
-        ASYNC_SYSTEM: _async_ops(async_client, "a", aio, async_lock.Redlock("a:lock", async_client, ttl=10)),
-        PURSE: _purse(async_client),
-    }
-    systems.update({system: ops for system, ops in peers.items() if ops is not None})
+    mine = _ours(client)
+    mine_async = _async_ops(async_client, "a", aio, async_lock.Redlock("a:lock", async_client, ttl=10))
+    pottery, purse = _pottery(client), _purse(async_client)
     rounds, seconds = (1, 0.1) if quick else (3, 0.5)
     rates: dict[tuple[str, str], list[float]] = {}
+
+    def keep(name: str, systems: tuple[str, str], found: list[float]) -> None:
+        for system, rate in zip(systems, found, strict=False):
+            rates.setdefault((system, name), []).append(rate)
+
     try:
         for _ in range(rounds):
-            for name in systems[SYSTEM]:
-                for system, ops in systems.items():
-                    fill, op = ops[name]
-                    if system in (ASYNC_SYSTEM, PURSE):
-                        rate = loop.run_until_complete(_async_rate(fill, op, seconds))
-                    else:
-                        rate = _rate(fill, op, seconds)
-                    rates.setdefault((system, name), []).append(rate)
+            for name in mine:
+                peer = pottery[name] if pottery else None
+                keep(name, (SYSTEM, POTTERY), _pair_rates(mine[name], peer, seconds))
+                peer = purse[name] if purse else None
+                found = loop.run_until_complete(_async_pair_rates(mine_async[name], peer, seconds))
+                keep(name, (ASYNC_SYSTEM, PURSE), found)
     finally:
         client.close()
         loop.run_until_complete(async_client.aclose())

@@ -28,6 +28,7 @@ class Values(Generic[T]):
             )
         self.value_type = value_type
         self.where = where
+        self._model = value_type not in _PLAIN
 
     def dump(self, value: object, at: object = None) -> bytes:
         """``value`` as stored.
@@ -35,9 +36,14 @@ class Values(Generic[T]):
         :raises CollectionValueError: it is not of the collection's type (nothing is written).
         """
         kind = self.value_type
-        if isinstance(kind, type) and issubclass(kind, BaseModel) and not isinstance(value, kind):
+        if type(value) is kind:  # the common case, first: text and bytes as they are
+            if kind is str:
+                return value.encode()  # type: ignore[attr-defined,no-any-return]
+            if kind is bytes:
+                return value  # type: ignore[return-value]
+        if self._model and not isinstance(value, kind):
             try:
-                value = kind.model_validate(value)
+                value = cast("type[BaseModel]", kind).model_validate(value)
             except ValidationError as exc:
                 raise self._error(at, f"does not validate as {kind.__name__}: {exc.error_count()} error(s)") from None
         elif kind is float and isinstance(value, int) and not isinstance(value, bool):
