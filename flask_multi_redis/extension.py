@@ -11,6 +11,7 @@ from weakref import WeakKeyDictionary
 from flask import Flask, current_app, has_app_context
 
 from .cluster import ClusterSession
+from .commands import ForwardedCommands
 from .config import AnyConfig, ClusterNodes, DatabaseSpec, Label, Sentinels, load_config, resolve
 from .connection import build_cluster, build_sessions
 from .errors import FlaskRedisError, NotInitializedError, UnknownDatabaseError
@@ -163,8 +164,27 @@ class RedisExtension:
             if app in self._states:
                 return app
         if self._own_state is None:
-            self._state(None)  # raises, saying why
+            return self._sole_app()
         return None
+
+    def _sole_app(self) -> Flask:
+        """The one app this extension is bound to, for use outside an app context (scripts, shells).
+
+        :raises NotInitializedError: it is bound to none, or to several (which are named).
+        """
+        apps = self.apps
+        if len(apps) == 1:
+            return apps[0]
+        if apps:
+            names = ", ".join(repr(app.name) for app in apps)
+            raise NotInitializedError(
+                f"{type(self).__name__} is used outside of an application context and is bound to several apps "
+                f"({names}). Use 'with app.app_context():' or pass app= to say which."
+            )
+        raise NotInitializedError(
+            f"{type(self).__name__} is used outside of an application context. "
+            f"Use 'with app.app_context():', or configure it from a dict or model to use it without an app."
+        )
 
     def _build_state(self, app: Flask | None) -> _AppState:
         if self._config is not None:
@@ -188,10 +208,7 @@ class RedisExtension:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
             state = self._states.get(app) or self._own_state
         elif self._own_state is None:
-            raise NotInitializedError(
-                f"{type(self).__name__} is used outside of an application context. "
-                f"Use 'with app.app_context():', or configure it from a dict or model to use it without an app."
-            )
+            return self._states[self._sole_app()]
         else:
             return self._own_state
         if state is None:
@@ -265,14 +282,19 @@ class RedisExtension:
         return f"<{type(self).__name__} config_element={self.config_element!r}>"
 
 
-class FlaskRedisSingle(RedisExtension):
+class FlaskRedisSingle(RedisExtension, ForwardedCommands):
     """One Redis database, configured from ``app.config[config_element]`` (or flat ``REDIS_*`` keys), a dict,
     a URL or an :class:`~flask_multi_redis.IRedisSimpleConfig`.
 
-    ``getRedis()`` returns its :class:`~flask_multi_redis.RedisSession`.
+    ``getRedis()`` returns its :class:`~flask_multi_redis.RedisSession`; Redis commands called on the extension
+    itself (``redis.get("k")``, ``redis.pipeline()``), as flask-redis and Flask-And-Redis offer them, go to that
+    session, of the current app (or of the one app it is bound to, outside an app context).
     """
 
     multi = False
+
+    def _commands(self) -> RedisSession:
+        return self.getRedis()
 
 
 class FlaskRedisMulti(RedisExtension):

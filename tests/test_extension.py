@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 from collections.abc import Callable
 
@@ -105,11 +106,39 @@ def test_use_with_an_app_it_was_never_initialised_for(make_app: MakeApp) -> None
 
 
 def test_use_outside_an_app_context(make_app: MakeApp) -> None:
-    ext = FlaskRedisSingle(make_app(REDIS={"HOST": "h"}))
-    with pytest.raises(NotInitializedError, match="outside of an application context"):
+    """Bound to one app, the extension serves it outside an app context too (scripts, shells), as flask-redis
+    and Flask-And-Redis do; bound to several, it cannot guess, and says which."""
+    one = make_app(REDIS={"HOST": "h", "DATABASE": 3})
+    ext = FlaskRedisSingle(one)
+    assert ext.getRedis().database == 3
+    assert ext.context_app() is one
+    two = make_app(REDIS={"HOST": "h"})
+    ext.init_app(two)
+    with pytest.raises(NotInitializedError, match=r"bound to several apps \('test_app', 'test_app'\)"):
         ext.getRedis()
     with pytest.raises(NotInitializedError, match="outside of an application context"):
         FlaskRedisSingle().getRedis()
+
+
+def test_redis_commands_on_the_extension(make_app: MakeApp, redis_url: str) -> None:
+    """``ext.get("k")``, ``ext.pipeline()``: the commands of the current app's session (flask-redis's idiom)."""
+    first, second = make_app(REDIS={"URL": redis_url, "DATABASE": 1}), make_app(REDIS={"URL": redis_url})
+    ext = FlaskRedisSingle(first)
+    ext.set("where", "first")  # outside an app context: the one app bound
+    assert ext.get("where") == b"first"
+    ext.init_app(second)
+    with second.app_context():
+        assert ext.get("where") is None  # database 0: the second app's
+        with ext.pipeline() as pipe:
+            pipe.set("where", "second")
+            pipe.incr("count")
+            assert pipe.execute() == [True, 1]
+    with first.app_context():
+        assert ext.get("where") == b"first"
+        assert ext.exists("count") == 0
+        with pytest.raises(AttributeError, match="'getredis', and it is no Redis command"):
+            ext.getredis  # type: ignore[attr-defined]  # noqa: B018 - a typo: an error for mypy, and when run
+    assert copy.copy(ext).config_element == "REDIS"  # private names are never forwarded
 
 
 def test_unknown_database_names_the_known_ones() -> None:
