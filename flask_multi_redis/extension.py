@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from weakref import WeakKeyDictionary
 
@@ -277,6 +278,19 @@ class RedisExtension:
         """Database name -> server address with any password replaced by ``***`` (of ``app``, or of the
         current context)."""
         return {spec.name: spec.address for spec in self._state(app).specs}
+
+    def url(self, name_or_index: str | int | None = None, *, app: Flask | None = None) -> str:
+        """The URL of a database with its credentials, for libraries that take only a URL (Flask-Limiter's
+        ``storage_uri``): ``redis://user:password@host:port/db``, or ``rediss://``, ``unix://``,
+        ``redis+sentinel://``, ``redis+cluster://`` as configured. It holds the password: give it to the
+        library, never to a log (:meth:`addresses` is the one to show)."""
+        state = self._state(app)
+        name = state.name_of(name_or_index)
+        spec = next(spec for spec in state.specs if spec.name == name)
+        password = spec.kwargs.get("password")
+        if password is None:
+            return spec.address
+        return spec.address.replace(":***@", f":{quote(str(password), safe='')}@", 1)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} config_element={self.config_element!r}>"

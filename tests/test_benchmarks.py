@@ -63,7 +63,8 @@ def test_a_quick_run_behind_sentinel_and_on_a_cluster(tmp_path: Path) -> None:
 
 
 def test_a_quick_run_of_the_collections(tmp_path: Path) -> None:
-    """Ours against pottery when it is installed (extra bench), ours alone otherwise."""
+    """Ours (sync and asyncio) against pottery and purse when they are installed (make bench), ours alone
+    otherwise."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "collections", "--out", str(tmp_path)],
         cwd=ROOT,
@@ -74,11 +75,12 @@ def test_a_quick_run_of_the_collections(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
-    ours = {r["scenario"] for r in results if r["system"] == "flask-multi-redis"}
-    assert {
-        "collection: list append",
-        "collection: hash update of 100 keys",
-        "collection: lock acquire + release",
-    } <= ours
+    for system in ("flask-multi-redis", "flask-multi-redis asyncio"):
+        ours = {r["scenario"] for r in results if r["system"] == system}
+        assert {
+            "collection: list append",
+            "collection: hash update of 100 keys",
+            "collection: lock acquire + release",
+        } <= ours
     assert all(r["rps"] > 0 for r in results if r["scenario"].startswith("collection: "))
-    assert "| operation | flask-multi-redis ops/s |" in done.stdout
+    assert "| operation | ours ops/s | pottery ops/s | ours / pottery | ours asyncio ops/s |" in done.stdout
