@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
     from redis import ConnectionPool
     from redis.client import Pipeline, PubSub
-    from redis.lock import Lock
     from redis.commands import CoreCommands, RedisModuleCommands, SentinelCommands
+    from redis.lock import Lock
 
     class ForwardedCommands(RedisModuleCommands, CoreCommands, SentinelCommands):
         """Every command of a ``redis.Redis``, for type checkers."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, ClassVar, cast
+from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app, has_app_context
