@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+import orjson
 import redis
 from flask import current_app
 from flask.cli import AppGroup
+from pydantic import BaseModel
 
+from .broker import Channel
 from .connection import failure_reason, topology_nodes
 from .connection import ping as ping_server
-from .errors import BrokerUnavailable
+from .errors import BrokerUnavailable, FlaskRedisError
 
 if TYPE_CHECKING:
+    from .broker import Reply
     from .broker.registry import ProcessInfo
     from .extension import RedisExtension
 
@@ -61,22 +66,115 @@ def redis_group(ext: RedisExtension) -> click.Group:
 
     @group.command("workers")
     @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Processes to list.")
-    def workers(limit: int) -> None:
+    @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+    def workers(limit: int, as_json: bool) -> None:
         """List the live processes (web workers and backend workers) from their heartbeats."""
+        address, prefix = ext.broker.where()
         try:
             processes, more = ext.broker.process_page(limit)
         except BrokerUnavailable as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: Redis at {address} (prefix {prefix!r}): {exc}", err=True)
             raise SystemExit(1) from exc
-        click.echo(format_processes(processes, more))
+        if as_json:
+            listed = [process_json(process) for process in processes]
+            click.echo(orjson.dumps({"prefix": prefix, "processes": listed, "more": more}).decode())
+        else:
+            click.echo(format_processes(processes, more, prefix))
+
+    @group.command("channels")
+    @click.option("--json", "as_json", is_flag=True, help="With each channel's request and reply JSON Schema.")
+    def channels(as_json: bool) -> None:
+        """List the channels this app serves (its broker and the routers it includes), with their kind
+        (command: every process runs it; handler: one does) and their request and reply types."""
+        routes = sorted(ext.broker.routes(), key=lambda route: (route.channel.name, route.kind))
+        if as_json:
+            listed = [{"channel": r.channel.name, "kind": r.kind, **r.channel.json_schemas()} for r in routes]
+            click.echo(orjson.dumps(listed).decode())
+            return
+        rows = [("CHANNEL", "KIND", "REQUEST", "REPLY")]
+        rows += [(r.channel.name, r.kind, *r.channel.type_names()) for r in routes]
+        click.echo(_table(rows))
+        click.echo(f"{len(routes)} channel(s)")
+
+    @group.command("call")
+    @click.argument("channel")
+    @click.argument("message", default="{}")
+    @click.option("--timeout", type=click.FloatRange(min=0, max=300), default=5.0, show_default=True)
+    @click.option("--broadcast", is_flag=True, help="Run the channel's command everywhere and gather the replies.")
+    def call(channel: str, message: str, timeout: float, broadcast: bool) -> None:
+        """Send MESSAGE (JSON) on CHANNEL and print the reply (or, with --broadcast, every process's), as JSON.
+        A channel this app serves is checked against its types."""
+        try:
+            body = orjson.loads(message)
+        except orjson.JSONDecodeError as exc:
+            raise click.BadParameter(f"is not JSON: {exc}", param_hint="'MESSAGE'") from exc
+        kind = "command" if broadcast else "handler"
+        route = next((r for r in ext.broker.routes() if r.channel.name == channel and r.kind == kind), None)
+        typed = route.channel if route is not None else _untyped(channel)
+        try:
+            if broadcast:
+                replies = ext.broker.broadcast(typed, body, gather=True, timeout=timeout)
+                click.echo(orjson.dumps([_reply_json(reply) for reply in replies], default=_plain).decode())
+            else:
+                click.echo(orjson.dumps(ext.broker.request(typed, body, timeout=timeout), default=_plain).decode())
+        except FlaskRedisError as exc:
+            address, prefix = ext.broker.where()
+            click.echo(f"Error: {type(exc).__name__}: {exc} (Redis at {address}, prefix {prefix!r})", err=True)
+            raise SystemExit(1) from exc
 
     return group
 
 
-def format_processes(processes: list[ProcessInfo], more: bool = False) -> str:
+def _untyped(name: str) -> Channel[Any, Any]:
+    try:
+        return Channel(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'CHANNEL'") from exc
+
+
+def _plain(value: object) -> Any:
+    """What orjson cannot write itself: pydantic models, as their JSON values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _reply_json(reply: Reply[Any]) -> dict[str, Any]:
+    error = None if reply.error is None else f"{type(reply.error).__name__}: {reply.error}"
+    return {
+        "sender": None if reply.sender is None else str(reply.sender),
+        "ok": reply.ok,
+        "value": reply.value,
+        "error": error,
+    }
+
+
+def process_json(process: ProcessInfo) -> dict[str, Any]:
+    """A live process as ``flask redis workers --json`` lists it."""
+    return {
+        "sender": str(process.sender),
+        "role": process.sender.role,
+        "host": process.sender.host,
+        "pid": process.sender.pid,
+        "started_at": process.started_at,
+        "handled": process.handled,
+        "failed": process.failed,
+        "handlers": list(process.handlers),
+        "commands": list(process.commands),
+    }
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def format_processes(processes: list[ProcessInfo], more: bool = False, prefix: str | None = None) -> str:
     """The ``flask redis workers`` table (its fields were checked when read: nothing in it can break a
     terminal)."""
-    rows = [("ROLE", "HOST", "PID", "UP", "HANDLED", "FAILED", "HANDLERS", "COMMANDS")]
+    rows: list[tuple[str, ...]] = [("ROLE", "HOST", "PID", "UP", "HANDLED", "FAILED", "HANDLERS", "COMMANDS")]
     now = time.time()
     for p in processes:
         up = f"{now - p.started_at:.0f}s"
@@ -84,7 +182,6 @@ def format_processes(processes: list[ProcessInfo], more: bool = False) -> str:
         rows.append(
             (p.sender.role, p.sender.host, str(p.sender.pid), up, str(p.handled), str(p.failed), handlers, commands)
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.append(f"{len(processes)} live process(es)" + (", and more: raise --limit to list them" if more else ""))
-    return "\n".join(lines)
+    where = "" if prefix is None else f" with the prefix {prefix!r}"
+    summary = f"{len(processes)} live process(es){where}" + (", and more: raise --limit to list them" if more else "")
+    return _table(rows) + "\n" + summary

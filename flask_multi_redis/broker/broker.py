@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from weakref import WeakKeyDictionary, WeakSet
 
 import redis
@@ -15,7 +15,6 @@ import redis
 from flask_multi_redis.cluster import ClusterSession
 from flask_multi_redis.connection import failure_reason, shard_session
 from flask_multi_redis.errors import (
-    BrokerError,
     BrokerUnavailable,
     ConfigurationError,
     InvalidMessage,
@@ -29,13 +28,16 @@ from flask_multi_redis.session import RedisSession
 from . import commands
 from .caller import RECONNECT_GRACE, new_id
 from .channel import Channel
-from .envelope import Envelope, Sender, is_name
+from .envelope import Envelope, is_name
 from .health import BrokerHealth
 from .process import after_fork, when_to_start
 from .registry import ProcessInfo
+from .reply import Reply
 from .router import Router
 from .runtime import Runtime
 from .settings import MAX_MESSAGE_SIZE, BrokerSettings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -48,20 +50,6 @@ Req = TypeVar("Req")
 Rep = TypeVar("Rep")
 
 _runtime_lock = threading.Lock()  # guards creation only; nothing that blocks runs while it is held
-
-
-@dataclass(frozen=True)
-class Reply(Generic[Rep]):
-    """One process's answer to a gathered broadcast: its ``value`` when ``ok``, otherwise the ``error``.
-
-    A process that received the broadcast but did not answer in time has ``sender=None`` and a
-    :class:`~flask_multi_redis.RequestTimeout` as its error.
-    """
-
-    sender: Sender | None
-    ok: bool
-    value: Rep | None = None
-    error: BrokerError | None = None
 
 
 class Broker(Router):
@@ -251,6 +239,19 @@ class Broker(Router):
         :raises RemoteError: the handler raised, or rejected the message.
         :raises InvalidMessage: ``message`` or the reply does not fit the channel's types.
         """
+        if not log.isEnabledFor(logging.DEBUG):
+            return self._request(channel, message, timeout)
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            return self._request(channel, message, timeout)
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            spent = (time.perf_counter() - started) * 1000
+            log.debug("request: channel=%s %.2f ms %s", channel.name, spent, outcome)
+
+    def _request(self, channel: Channel[Req, Rep], message: Req, timeout: float | None) -> Rep:
         timeout = self._timeout(timeout)
         deadline = time.monotonic() + timeout
         runtime = self.runtime()
@@ -286,6 +287,14 @@ class Broker(Router):
             return self.runtime().processes(limit)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the registry: {failure_reason(exc)}") from exc
+
+    def where(self) -> tuple[str, str]:
+        """The address of the database this broker's messages travel through (password hidden), and the prefix
+        of its environment, in the current context: what an error or a listing should name."""
+        app = self.extension.context_app()
+        wanted = self.database if self.database is not None else self.extension.databases_of(app)[0]
+        session = self.extension.getRedis(wanted, app=app)
+        return self.extension.addresses(app)[session.name], session.prefix
 
     def responders(self, channel: Channel[Any, Any]) -> list[ProcessInfo]:
         """The live processes that handle requests on ``channel``."""

@@ -94,6 +94,14 @@ class Channel(Generic[Req, Rep]):
     def reply_type(self) -> Any:
         return self._reply.type
 
+    def type_names(self) -> tuple[str, str]:
+        """The names of the request and reply types (``JSON``: any JSON value)."""
+        return self._request.type_name, self._reply.type_name
+
+    def json_schemas(self) -> dict[str, dict[str, Any]]:
+        """The JSON Schema of the request and of the reply (``{}``: any JSON value), as pydantic writes them."""
+        return {"request": self._request.adapter.json_schema(), "reply": self._reply.adapter.json_schema()}
+
     def dump_request(self, message: Req | Any) -> bytes:
         return self._request.dump(message, f"a request on {self.name!r}")
 

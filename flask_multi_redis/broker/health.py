@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .envelope import Sender
 from .listener import ListenerHealth
 
-__all__ = ["BrokerHealth", "Counters"]
+__all__ = ["BrokerHealth", "Counters", "MinuteSummary"]
+
+log = logging.getLogger("flask_multi_redis.broker")
+
+COUNTED = ("handled", "failed", "expired", "dropped", "overloaded")
 
 
 @dataclass
@@ -40,3 +46,25 @@ class BrokerHealth:
     counters: Counters
     in_flight: int
     waiting_calls: int
+
+
+class MinuteSummary:
+    """Logs at INFO, once a minute, what the broker did with the messages it received in that minute (nothing
+    for a quiet minute)."""
+
+    def __init__(self, name: str, counters: Counters, every: float = 60.0) -> None:
+        self._name = name
+        self._counters = counters
+        self._every = every
+        self._since = time.monotonic()
+        self._last = dict.fromkeys(COUNTED, 0)
+
+    def tick(self) -> None:
+        """Log the summary when a minute has passed since the last one (called by the heartbeat)."""
+        if time.monotonic() - self._since < self._every:
+            return
+        now = {name: getattr(self._counters, name) for name in COUNTED}
+        spent = {name: now[name] - self._last[name] for name in COUNTED}
+        self._since, self._last = time.monotonic(), now
+        if any(spent.values()):
+            log.info("broker %s, last minute: %s", self._name, ", ".join(f"{n} {c}" for n, c in spent.items()))

@@ -210,6 +210,13 @@ class Responder:
             return
         self._counters.count("handled")
         self._answer(envelope, "reply", body)
+        log.debug(
+            "%s ran: channel=%s id=%s %.2f ms ok",
+            route.kind,
+            route.channel.name,
+            envelope.id,
+            (time.perf_counter() - started) * 1000,
+        )
 
     def _expired(self, envelope: Envelope, route: Route) -> None:
         self._counters.count("expired")

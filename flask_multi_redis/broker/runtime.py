@@ -23,7 +23,7 @@ from flask_multi_redis.errors import BrokerUnavailable
 from . import commands, names
 from .caller import Caller
 from .directory import ResponderDirectory
-from .health import BrokerHealth, Counters
+from .health import BrokerHealth, Counters, MinuteSummary
 from .heartbeat import Heartbeat
 from .intake import Intake
 from .listener import Listener, encoded_name
@@ -81,6 +81,7 @@ class Runtime:
         self.inbox = names.inbox_channel(self.prefix, self.sender.id)
         self.started_at = time.time()
         self.counters = Counters()
+        self._summary = MinuteSummary(str(self.sender), self.counters)
         self._router = router
         name = f"flask-redis:{self.sender.id}"  # CLIENT LIST tells which process holds a connection
         self.client = derived_client(session, settings.connections - 2, POOL_WAIT, name)  # the two others below
@@ -276,6 +277,7 @@ class Runtime:
 
     def _beat(self) -> None:
         deadline = time.monotonic() + self.settings.heartbeat_interval  # a beat never holds up the next
+        self._summary.tick()
         self._unlinks.flush(self._pipelined, deadline)
         self._reply_wait.close_if_idle(self.settings.heartbeat_interval)
         self._registration.renew(self.settings.heartbeat_ttl_ms, deadline)

@@ -107,6 +107,17 @@ def worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True),
         click.option(
+            "--health-port",
+            type=click.IntRange(min=0, max=65535),
+            help="Serve /live and /ready (JSON, 200 or 503) over HTTP on this port (0: any free port).",
+        ),
+        click.option(
+            "--health-host",
+            default="0.0.0.0",  # noqa: S104 - probes come from outside the container
+            show_default=True,
+            help="The address the health server binds.",
+        ),
+        click.option(
             "--check",
             is_flag=True,
             help="Load everything and reach Redis once: exit 0 if fine, 1 with the reason if not.",
@@ -127,6 +138,8 @@ def run_worker(
     log_level: str,
     log_format: str,
     check: bool,
+    health_port: int | None = None,
+    health_host: str = "0.0.0.0",  # noqa: S104
 ) -> None:
     """Build the Worker from the options, then check it or run it; exits with its status."""
     setup_logging(log_level, log_format)
@@ -137,7 +150,16 @@ def run_worker(
         except ImportError as exc:
             raise click.BadParameter(GEVENT_MISSING, param_hint="'--pool'") from exc
     try:
-        worker = Worker(app, loaded, concurrency, pool, grace=grace, heartbeat=heartbeat)
+        worker = Worker(
+            app,
+            loaded,
+            concurrency,
+            pool,
+            grace=grace,
+            heartbeat=heartbeat,
+            health_port=health_port,
+            health_host=health_host,
+        )
         if check:
             click.echo(f"ok: {worker.check()}")
             sys.exit(0)
@@ -148,6 +170,7 @@ def run_worker(
 
 
 @click.command(name="flask-redis-worker", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flask-multi-redis", prog_name="flask-redis-worker")
 @click.argument("app", metavar="MODULE:APP")
 @worker_options
 def worker_command(app: str, **options: Any) -> None:

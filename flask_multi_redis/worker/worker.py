@@ -20,6 +20,7 @@ from flask_multi_redis.broker.process import start_explicitly
 from flask_multi_redis.connection import failure_reason, ping
 from flask_multi_redis.errors import FlaskRedisError
 from flask_multi_redis.extension import RedisExtension
+from flask_multi_redis.health import serve_health
 
 from .launch import GEVENT_MISSING
 
@@ -48,6 +49,8 @@ class Worker:
     :param extension: the key of the Redis extension in ``app.extensions`` (default: the only one).
     :param grace: seconds that handlers in flight get to finish once a stop is asked for.
     :param heartbeat: seconds between registry heartbeats (the entry expires after three).
+    :param health_port: serve ``/live`` and ``/ready`` over HTTP on this port while running (0: any free port,
+        logged); None: not at all. ``health_host`` is the address it binds.
     """
 
     def __init__(
@@ -60,6 +63,8 @@ class Worker:
         extension: str | None = None,
         grace: float = 30.0,
         heartbeat: float = 2.0,
+        health_port: int | None = None,
+        health_host: str = "0.0.0.0",  # noqa: S104 - probes come from outside the container
     ) -> None:
         if pool not in DEFAULT_CONCURRENCY:
             raise ValueError(f"pool must be 'threads' or 'gevent', not {pool!r}")
@@ -73,6 +78,8 @@ class Worker:
         self.extension_key = extension
         self.grace = grace
         self.heartbeat = heartbeat
+        self.health_port = health_port
+        self.health_host = health_host
         self._stop = threading.Event()
         self._signals = 0
         if pool == "gevent":
@@ -137,6 +144,13 @@ class Worker:
                     failed = runtime.listener.last_error
                     reason = f": {failure_reason(failed)}" if failed is not None else ""
                     raise WorkerError(f"Redis at {address} did not answer within {STARTUP_TIMEOUT:.0f} s{reason}")
+            health = (
+                None if self.health_port is None else serve_health(self.app, broker, self.health_port, self.health_host)
+            )
+            if health is not None:
+                log.info(
+                    "worker %s health on http://%s:%d/ready and /live", runtime.sender, self.health_host, health.port
+                )
             info = runtime.info()
             log.info(
                 "worker %s ready: pool=%s concurrency=%d handlers=%s commands=%s",
@@ -152,6 +166,8 @@ class Worker:
                 lambda: log.info("worker %s stopping: up to %.1f s for handlers in flight", runtime.sender, self.grace),
             )
             broker.stop(timeout=5)
+            if health is not None:
+                health.stop()
         if not drained:
             log.error("worker %s: handlers still running after %.1f s; exiting", runtime.sender, self.grace)
             return 1
