@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 __all__ = ["ForwardedCommands"]
 
 if TYPE_CHECKING:
@@ -46,7 +48,12 @@ else:
         def __getattr__(self, name: str) -> Any:
             if name.startswith("_"):  # never a command; and looked up before __init__ has run (copy, pickle)
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            client = self._commands()
+            try:
+                client = self._commands()
+            except Exception as exc:  # no client here: for a command, why; for any other name, no such attribute
+                if hasattr(redis.Redis, name):
+                    raise
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from exc
             if client is None:
                 raise AttributeError(
                     f"{type(self).__name__!r} object has no attribute {name!r} (no client yet: call init_app)"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from redis.backoff import NoBackoff
@@ -32,6 +33,7 @@ __all__ = [
     "ServerInfo",
     "build_cluster",
     "build_sessions",
+    "database_url",
     "derived_client",
     "describe",
     "error_code",
@@ -321,3 +323,34 @@ def failure_reason(error: BaseException) -> str:
 
 def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+#: The client settings a URL carries in its query (redis-py's ``from_url`` reads them back).
+URL_OPTIONS = (
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+    "socket_timeout",
+    "socket_connect_timeout",
+)
+
+
+def database_url(spec: DatabaseSpec) -> str:
+    """The URL of ``spec``'s database with its credentials, and the TLS and timeout settings in its query, for
+    libraries that take only a URL. It holds the password: never log it (``spec.address`` is the one to show)."""
+    scheme, _, rest = spec.address.partition("://")
+    head, at, tail = rest.partition("@")
+    if at and "/" not in head:  # the shown address's user and hidden password: replaced by the real ones
+        rest = tail
+    user, password = spec.kwargs.get("username"), spec.kwargs.get("password")
+    userinfo = ""
+    if user is not None or password is not None:
+        userinfo = quote(str(user or ""), safe="") + ("" if password is None else ":" + quote(str(password), safe=""))
+        userinfo += "@"
+    options = [(key, spec.kwargs[key]) for key in URL_OPTIONS if spec.kwargs.get(key) is not None]
+    query = "&".join(f"{key}={quote(str(value), safe='')}" for key, value in options)
+    if query:
+        rest += ("&" if "?" in rest else "?") + query
+    return f"{scheme}://{userinfo}{rest}"

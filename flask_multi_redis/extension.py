@@ -6,7 +6,6 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, cast
-from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app, has_app_context
@@ -14,7 +13,7 @@ from flask import Flask, current_app, has_app_context
 from .cluster import ClusterSession
 from .commands import ForwardedCommands
 from .config import AnyConfig, ClusterNodes, DatabaseSpec, Label, Sentinels, load_config, resolve
-from .connection import build_cluster, build_sessions
+from .connection import build_cluster, build_sessions, database_url
 from .errors import FlaskRedisError, NotInitializedError, UnknownDatabaseError
 from .session import RedisSession
 
@@ -101,7 +100,7 @@ class RedisExtension:
         """
         self.strict = strict
         self.config_element = config_element
-        self.prefix = prefix
+        self.default_prefix = prefix  # not ``prefix``: on FlaskRedisSingle that is its session's, forwarded
         self.client_kwargs = kwargs
         self._config: tuple[AnyConfig, Label] | None = None
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
@@ -164,7 +163,9 @@ class RedisExtension:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
             if app in self._states:
                 return app
-        if self._own_state is None:
+            if self._own_state is None:
+                self._state(None)  # raises: not initialised for this app
+        elif self._own_state is None:
             return self._sole_app()
         return None
 
@@ -195,7 +196,7 @@ class RedisExtension:
             config, label = load_config(
                 app.config, config_element=self.config_element, multi=self.multi, flask_config=True
             )
-        specs = resolve(config, label, prefix=self.prefix, client_kwargs=self.client_kwargs)
+        specs = resolve(config, label, prefix=self.default_prefix, client_kwargs=self.client_kwargs)
         behind_sentinels = [spec for spec in specs if isinstance(spec.topology, Sentinels)]
         replicas = build_sessions(behind_sentinels, replicas=True)
         servers = [spec for spec in specs if not isinstance(spec.topology, ClusterNodes)]
@@ -286,11 +287,7 @@ class RedisExtension:
         library, never to a log (:meth:`addresses` is the one to show)."""
         state = self._state(app)
         name = state.name_of(name_or_index)
-        spec = next(spec for spec in state.specs if spec.name == name)
-        password = spec.kwargs.get("password")
-        if password is None:
-            return spec.address
-        return spec.address.replace(":***@", f":{quote(str(password), safe='')}@", 1)
+        return database_url(next(spec for spec in state.specs if spec.name == name))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} config_element={self.config_element!r}>"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from flask import Blueprint, Flask, Response
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from .broker import Broker
     from .extension import RedisExtension
 
-__all__ = ["Health", "HealthServer", "health_blueprint", "health_of"]
+__all__ = ["Health", "HealthServer", "health_blueprint", "health_of", "serve_health"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class Health:
 
 
 def health_of(broker: Broker) -> Health:
-    """The health of ``broker`` in this process (of the current app); it starts the broker if it has not."""
+    """The health of ``broker`` in this process (of the current app); it starts the broker if it has not (a
+    process that has never called still answers calls, and a probe should see whether it could)."""
+    broker.start()
     state = broker.health()
     listener = state.listener
     ready = listener.running and listener.connected and broker.wait_ready(0)
@@ -82,17 +86,34 @@ class HealthServer:
     """``/live`` and ``/ready`` over plain HTTP on ``host:port``, for a process with no web server of its own
     (``flask-redis-worker --health-port``); ``report`` gives the health at each request."""
 
-    def __init__(self, report: Callable[[], Health], port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - probes come from outside
+    def __init__(
+        self,
+        report: Callable[[], Health],
+        port: int,
+        host: str = "0.0.0.0",  # noqa: S104 - probes come from outside
+        metrics: Callable[[], bytes] | None = None,
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 which = self.path.split("?", 1)[0].rstrip("/")
-                if which not in ("/live", "/ready"):
-                    self.send_error(404, "only /live and /ready")
+                if which == "/metrics" and metrics is not None:
+                    self._send(200, metrics(), "text/plain; version=0.0.4; charset=utf-8")
                     return
-                health = report()
-                body = health.body()
-                self.send_response(200 if (health.live if which == "/live" else health.ready) else 503)
-                self.send_header("Content-Type", "application/json")
+                if which not in ("/live", "/ready"):
+                    self.send_error(404, "only /live, /ready and, with metrics, /metrics")
+                    return
+                try:
+                    health = report()
+                except Exception as exc:  # no report at all: neither live nor ready, and why
+                    why = {"live": False, "ready": False, "error": f"{type(exc).__name__}: {exc}"}
+                    self._send(503, orjson.dumps(why), "application/json")
+                    return
+                good = health.live if which == "/live" else health.ready
+                self._send(200 if good else 503, health.body(), "application/json")
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -110,15 +131,23 @@ class HealthServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
 
 def serve_health(app: Flask, broker: Broker, port: int, host: str) -> HealthServer:
-    """Start a :class:`HealthServer` reporting ``broker`` of ``app``."""
+    """Start a :class:`HealthServer` reporting ``broker`` of ``app``, with ``/metrics`` when the broker has
+    metrics (:class:`flask_multi_redis.metrics.BrokerMetrics`)."""
+    found = [getattr(item, "exposition", None) for item in broker.instruments.items]
+    exposition = next((method for method in found if callable(method)), None)
+    metrics = None if exposition is None else _in_context(app, exposition)
+    return HealthServer(_in_context(app, lambda: health_of(broker)), port, host, metrics).start()
 
-    def report() -> Health:
+
+def _in_context(app: Flask, function: Callable[[], T]) -> Callable[[], T]:
+    def run() -> T:
         with app.app_context():
-            return health_of(broker)
+            return function()
 
-    return HealthServer(report, port, host).start()
+    return run

@@ -67,13 +67,17 @@ class ThrowawayRedis:
                 [self.executable, *options, "--dir", str(self.folder)], stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
-        with redis.Redis(port=self.port, socket_timeout=1) as client:
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    if client.ping():
-                        return self
-                except redis.ConnectionError:
-                    time.sleep(0.02)  # polls: the server is starting
+        try:
+            with redis.Redis(port=self.port, socket_timeout=1) as client:
+                while time.monotonic() < deadline and self.process.poll() is None:
+                    try:
+                        if client.ping():
+                            return self
+                    except redis.RedisError:
+                        time.sleep(0.02)  # polls: the server is starting
+        except BaseException:
+            self.stop()
+            raise
         self.stop()
         raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout} s (see {log.name})")
 
@@ -147,6 +151,7 @@ def call(app: Flask, channel: Channel[Any, Rep], message: Any, timeout: float = 
     deadline = time.monotonic() + timeout
     with app.app_context():
         broker = _extension(app).broker
+        broker.start()  # a caller-only app (no routes) has not, yet
         if not broker.wait_ready(timeout):
             raise TimeoutError(f"the broker of app {app.name!r} was not ready within {timeout} s")
         return broker.request(channel, message, timeout=max(0.001, deadline - time.monotonic()))
@@ -155,7 +160,8 @@ def call(app: Flask, channel: Channel[Any, Rep], message: Any, timeout: float = 
 @contextmanager
 def expect_broadcast(app: Flask, channel: Channel[Any, Any], timeout: float = 5.0) -> Iterator[list[Any]]:
     """Collect the broadcasts (commands) sent on ``channel`` in ``app``'s environment while the block runs, as
-    the channel's request type; after the block, wait up to ``timeout`` seconds for the first.
+    the channel's request type; after the block, wait up to ``timeout`` seconds for the first. It listens with
+    classic pub/sub: on one server or behind Sentinel, not on a cluster (whose broker publishes sharded).
 
     :raises TimeoutError: none came in time.
     """

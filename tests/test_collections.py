@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import redis
 import redis.asyncio
 from pydantic import BaseModel
 
@@ -451,3 +452,12 @@ def test_collections_in_a_gevent_process(redis_url: str) -> None:
     assert ended["counts"] == {f"job-{n}": 10 for n in range(10)}
     assert ended["got"] == ["wake"]
     assert ended["appended_while_waiting"] is True
+
+
+def test_a_client_of_the_other_kind_is_refused(redis_url: str) -> None:
+    with pytest.raises(TypeError, match=r"use flask_multi_redis\.collections\.asyncio\.RedisList"):
+        RedisList(redis.asyncio.Redis.from_url(redis_url), "k", int)
+    from flask_multi_redis.collections import asyncio as async_collections
+
+    with pytest.raises(TypeError, match=r"use flask_multi_redis\.collections\.RedisHash"):
+        async_collections.RedisHash(redis.Redis.from_url(redis_url), "k", int)

@@ -221,3 +221,20 @@ def test_single_connection_client_keeps_name_and_prefix(redis_url: str) -> None:
         with session.subscribe("chan") as pubsub:
             assert pinned.publish("chan", "via-client") == 1
             assert session.wait_for_reply(pubsub, timeout=5) == "via-client"
+
+
+def test_inside_another_app_the_sole_app_is_not_used(make_app: MakeApp) -> None:
+    one, other = make_app(REDIS={"HOST": "h"}), make_app(REDIS={"HOST": "h"})
+    ext = FlaskRedisSingle(one)
+    with other.app_context():
+        with pytest.raises(NotInitializedError, match="Did you forget to call init_app"):
+            ext.context_app()
+        with pytest.raises(NotInitializedError):
+            ext.getRedis()
+
+
+def test_attribute_checks_on_the_extension_without_a_session() -> None:
+    ext = FlaskRedisSingle()  # neither an app nor a config: no session anywhere
+    assert not hasattr(ext, "no_such_thing")  # not a command: simply no such attribute
+    with pytest.raises(NotInitializedError):
+        ext.get("k")  # a command: the error says why it cannot run

@@ -4,6 +4,7 @@ not ready while Redis is away (503, saying why), live again and ready once it is
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from flask_multi_redis.broker import Channel
 from flask_multi_redis.health import health_blueprint
 
 from .conftest import ServerFactory
-from .processes import WorkerProcess, free_port
+from .processes import APP, WORKER, WorkerProcess, free_port, run_cli
 from .waiting import wait_until
 
 ping = Channel("health.ping", request=dict, reply=dict)
@@ -72,3 +73,26 @@ def test_the_worker_serves_health_on_a_port(start_worker: Callable[..., WorkerPr
     assert probe(f"http://127.0.0.1:{port}/live")[0] == 200
     with pytest.raises(urllib.error.HTTPError, match="404"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/anything-else", timeout=5)
+
+
+def test_an_app_without_routes_is_live_once_probed(redis_url: str) -> None:
+    """A caller-only web app has not started its broker before its first call: the probe starts it."""
+    app = Flask("caller")
+    app.config["REDIS"] = {"URL": redis_url, "PREFIX": "health"}
+    redis = FlaskRedisSingle(app)
+    app.register_blueprint(health_blueprint(redis), url_prefix="/health")
+    client = app.test_client()
+    wait_until(lambda: client.get("/health/ready").status_code == 200)
+    assert client.get("/health/live").status_code == 200
+    with app.app_context():
+        redis.broker.stop()
+
+
+def test_a_health_port_in_use_is_a_one_line_error(broker_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(broker_env, WORKER, APP, "--health-port", str(port), "--health-host", "127.0.0.1")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(f"Error: --health-port {port}: cannot serve on 127.0.0.1:")

@@ -4,6 +4,8 @@ on a database of its own, under the app's PREFIX where the library takes a key p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 from flask import Flask, session
@@ -119,3 +121,13 @@ def test_the_url_connects_to_a_password_protected_server(password_server: RedisS
     ext = FlaskRedisSingle({"URL": password_server.url, "PASSWORD": password_server.password})
     with redis.Redis.from_url(ext.url()) as client:  # as a library given only the URL would connect
         assert client.ping()
+
+
+def test_the_url_carries_tls_settings(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read here")
+    ext = FlaskRedisSingle({"URL": "rediss://cache.internal:6380/2", "SSL_CA_CERTS": str(ca), "PASSWORD": "s3cret"})
+    url = ext.url()
+    assert url.startswith("rediss://:s3cret@cache.internal:6380/2?ssl_ca_certs=")
+    kwargs = redis.Redis.from_url(url).connection_pool.connection_kwargs
+    assert (kwargs["ssl_ca_certs"], kwargs["password"], kwargs["db"]) == (str(ca), "s3cret", 2)

@@ -72,11 +72,13 @@ def test_forged_records_are_not_listed_and_the_listing_has_a_limit(
     admin.set("p:fmr:process:evil", record(sender=forged), px=10_000)
     result = app.test_cli_runner().invoke(args=["redis", "workers"])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == "3 live process(es)"
+    assert result.output.splitlines()[-1] == "3 live process(es) with the prefix 'p'"
     assert "evil" not in result.output
     assert "\x1b" not in result.output
     limited = app.test_cli_runner().invoke(args=["redis", "workers", "--limit", "2"])
-    assert limited.output.splitlines()[-1] == "2 live process(es), and more: raise --limit to list them"
+    assert limited.output.splitlines()[-1] == (
+        "2 live process(es) with the prefix 'p', and more: raise --limit to list them"
+    )
 
 
 def test_far_future_and_fake_members_cannot_take_requests(

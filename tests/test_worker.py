@@ -145,7 +145,7 @@ def test_the_table_lists_live_processes_and_forgets_a_killed_one(
     (row,) = [line.split() for line in listed.splitlines() if str(worker.pid) in line]
     assert row[0] == "worker"
     assert "math.add" in row[6]
-    assert listed.splitlines()[-1] == "1 live process(es)"
+    assert listed.splitlines()[-1].startswith("1 live process(es) with the prefix ")
     worker.process.kill()
     worker.finish()
     wait_until(lambda: str(worker.pid) not in table(), timeout=10)  # its heartbeat expired

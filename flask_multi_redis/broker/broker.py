@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import threading
 import time
@@ -30,14 +29,13 @@ from .caller import RECONNECT_GRACE, new_id
 from .channel import Channel
 from .envelope import Envelope, is_name
 from .health import BrokerHealth
+from .instruments import Instrument, Instruments
 from .process import after_fork, when_to_start
 from .registry import ProcessInfo
 from .reply import Reply
 from .router import Router
 from .runtime import Runtime
 from .settings import MAX_MESSAGE_SIZE, BrokerSettings
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -117,6 +115,7 @@ class Broker(Router):
         self._runtimes: WeakKeyDictionary[Flask, Runtime] = WeakKeyDictionary()
         self._own_runtime: Runtime | None = None  # for the extension's own configuration (a dict, URL, model)
         self._deferred: WeakSet[Flask] = WeakSet()  # apps whose runtime starts in each forked child
+        self.instruments = Instruments()  #: what sees its calls and handler runs: see :meth:`instrument`
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -209,6 +208,14 @@ class Broker(Router):
             are reported, not waited for). A gather that reaches nobody is sent again for up to half a second
             (listeners may be resubscribing after a lost connection) before it returns no replies.
         """
+        if not self.instruments.active():
+            return self._broadcast(channel, message, gather, timeout)
+        with self.instruments.call("gather" if gather else "broadcast", channel.name):
+            return self._broadcast(channel, message, gather, timeout)
+
+    def _broadcast(
+        self, channel: Channel[Req, Rep], message: Req, gather: bool, timeout: float | None
+    ) -> int | list[Reply[Rep]]:
         caller = self.runtime().caller
         body = channel.dump_request(message)
         if not gather:  # with a deadline all the same: a copy published again later runs nothing
@@ -239,17 +246,10 @@ class Broker(Router):
         :raises RemoteError: the handler raised, or rejected the message.
         :raises InvalidMessage: ``message`` or the reply does not fit the channel's types.
         """
-        if not log.isEnabledFor(logging.DEBUG):
+        if not self.instruments.active():
             return self._request(channel, message, timeout)
-        started, outcome = time.perf_counter(), "ok"
-        try:
+        with self.instruments.call("request", channel.name):
             return self._request(channel, message, timeout)
-        except Exception as exc:
-            outcome = type(exc).__name__
-            raise
-        finally:
-            spent = (time.perf_counter() - started) * 1000
-            log.debug("request: channel=%s %.2f ms %s", channel.name, spent, outcome)
 
     def _request(self, channel: Channel[Req, Rep], message: Req, timeout: float | None) -> Rep:
         timeout = self._timeout(timeout)
@@ -287,6 +287,11 @@ class Broker(Router):
             return self.runtime().processes(limit)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the registry: {failure_reason(exc)}") from exc
+
+    def instrument(self, instrument: Instrument) -> None:
+        """Have ``instrument`` see every call and handler run of this broker, in every process and runtime
+        (metrics and traces: :mod:`flask_multi_redis.metrics`, :mod:`flask_multi_redis.tracing`)."""
+        self.instruments.add(instrument)
 
     def where(self) -> tuple[str, str]:
         """The address of the database this broker's messages travel through (password hidden), and the prefix
@@ -341,7 +346,7 @@ class Broker(Router):
                 session, verbs = self._session(app)
                 address = self.extension.addresses(app)[session.name]
                 keys = self.extension.signing_keys(session.name, app=app)
-                runtime = Runtime(self.settings(), self, session, app, address, keys, verbs)
+                runtime = Runtime(self.settings(), self, session, app, address, keys, verbs, self.instruments)
                 if app is None:
                     self._own_runtime = runtime
                 else:

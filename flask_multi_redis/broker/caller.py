@@ -27,6 +27,7 @@ from . import commands, names
 from .channel import Channel
 from .directory import ResponderDirectory
 from .envelope import Envelope, Kind, Sender, deadline_after, pack
+from .instruments import OUTGOING
 from .intake import Intake
 from .pipeline import PipelinedConnection
 from .reply_lists import DeferredUnlink, ReplyListWait
@@ -131,6 +132,7 @@ class Caller:
             reply_to=self.inbox if reply else None,
             deadline=None if timeout is None else deadline_after(timeout),
             sender=self.sender,
+            headers=OUTGOING.get(),
             max_size=self.max_message_size,
             signer=self._intake.signer,
         )

@@ -12,7 +12,7 @@ from .listener import ListenerHealth
 
 __all__ = ["BrokerHealth", "Counters", "MinuteSummary"]
 
-log = logging.getLogger("flask_multi_redis.broker")
+log = logging.getLogger(__name__)
 
 COUNTED = ("handled", "failed", "expired", "dropped", "overloaded")
 

@@ -27,6 +27,7 @@ from flask_multi_redis.errors import (
 from . import commands, names
 from .envelope import Envelope, Kind, Sender, now_ms, pack
 from .health import Counters
+from .instruments import Instruments
 from .intake import Intake
 from .pipeline import PipelinedConnection
 from .pool import HandlerPool
@@ -82,6 +83,7 @@ class Responder:
         counters: Counters,
         intake: Intake,
         verbs: commands.Verbs = commands.CLASSIC,
+        instruments: Instruments | None = None,
     ) -> None:
         self.prefix = prefix
         self.sender = sender
@@ -93,6 +95,7 @@ class Responder:
         self._app = app
         self._pipelined = pipelined
         self._counters = counters
+        self._instruments = instruments or Instruments()
         self._intake = intake
         self._verbs = verbs
         self._environment = names.environment(prefix)  # what every name of this environment starts with
@@ -200,7 +203,11 @@ class Responder:
         try:
             started = time.perf_counter()
             with self._app_context():
-                result = route.func(message)
+                if self._instruments.active():
+                    with self._instruments.handle(route.kind, route.channel.name, envelope.id, envelope.headers):
+                        result = route.func(message)
+                else:
+                    result = route.func(message)
             self._note_cost(route, time.perf_counter() - started)
             body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
         except Exception as exc:
@@ -210,13 +217,6 @@ class Responder:
             return
         self._counters.count("handled")
         self._answer(envelope, "reply", body)
-        log.debug(
-            "%s ran: channel=%s id=%s %.2f ms ok",
-            route.kind,
-            route.channel.name,
-            envelope.id,
-            (time.perf_counter() - started) * 1000,
-        )
 
     def _expired(self, envelope: Envelope, route: Route) -> None:
         self._counters.count("expired")

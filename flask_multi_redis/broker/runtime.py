@@ -25,6 +25,7 @@ from .caller import Caller
 from .directory import ResponderDirectory
 from .health import BrokerHealth, Counters, MinuteSummary
 from .heartbeat import Heartbeat
+from .instruments import Instruments
 from .intake import Intake
 from .listener import Listener, encoded_name
 from .pipeline import PipelinedConnection
@@ -70,6 +71,7 @@ class Runtime:
         address: str = "Redis",
         signing_keys: tuple[bytes, ...] = (),
         verbs: commands.Verbs = commands.CLASSIC,
+        instruments: Instruments | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -120,6 +122,7 @@ class Runtime:
             counters=self.counters,
             intake=self._intake,
             verbs=verbs,
+            instruments=instruments or Instruments(),
         )
         # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
         self.listener = Listener(

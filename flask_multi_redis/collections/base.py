@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Generic
 
-from .operation import Op, operation
+from .operation import Op, check_client, operation
 from .values import T, Values
 
 __all__ = ["PAGE", "Collection", "text"]
@@ -27,6 +27,7 @@ class Collection(Generic[T]):
 
     def __init__(self, redis: Any, rkey: str, value_type: type[T]) -> None:
         self.redis: Any = redis  # a redis.Redis, a RedisCluster, their asyncio twins, or a client with their commands
+        check_client(self, redis)
         prefix = getattr(redis, "prefix", "")
         self.rkey = rkey
         self.key = f"{prefix}:{rkey}" if prefix else rkey

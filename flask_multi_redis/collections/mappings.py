@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic
 
+from redis.exceptions import RedisClusterException
+
 from .base import PAGE, Collection, text
-from .operation import Op, Page, Sync, operation, paged
+from .operation import Op, Page, Sync, check_client, operation, paged
 from .values import T, Values
 
 __all__ = ["HashOperations", "KeySpaceOperations", "RedisHash", "RedisKeySpace"]
@@ -119,6 +121,7 @@ class KeySpaceOperations(Generic[T]):
 
     def __init__(self, redis: Any, rkey: str, value_type: type[T]) -> None:
         self.redis: Any = redis
+        check_client(self, redis)
         prefix = getattr(redis, "prefix", "")
         self.space = f"{prefix}:{rkey}" if prefix else rkey
         self.values: Values[T] = Values(value_type, self.space)
@@ -178,13 +181,16 @@ class KeySpaceOperations(Generic[T]):
 
     def _scan_page(self, position: int, pattern: str = "*") -> Op[Page[str]]:
         """The names in the space that match ``pattern`` (glob-style, as SCAN MATCH), read in pages (on a
-        cluster, every primary in turn)."""
+        cluster, every primary in turn: a failover or resharding meanwhile may skip or repeat names, as SCAN
+        may, or end the scan with ``RedisClusterException``)."""
         match, lead = f"{self.space}:{pattern}", len(self.space) + 1
         if not hasattr(self.redis, "get_primaries"):
             cursor, keys = yield self.redis.scan(position, match=match, count=PAGE)
             return [text(key)[lead:] for key in keys], cursor or None
         primaries = sorted(self.redis.get_primaries(), key=lambda node: node.name)
         at, cursor = divmod(position, _NODE)
+        if at >= len(primaries):
+            raise RedisClusterException(f"{self.space}: the cluster's primaries changed during a scan; scan again")
         cursors, keys = yield self.redis.scan(cursor, match=match, count=PAGE, target_nodes=primaries[at])
         cursor = next(iter(cursors.values()))
         if cursor == 0:

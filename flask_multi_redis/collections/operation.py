@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from types import MethodType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-__all__ = ["Async", "Op", "Page", "Sync", "operation", "paged"]
+import redis
+import redis.asyncio
+
+from flask_multi_redis.commands import ForwardedCommands
+
+__all__ = ["Async", "Op", "Page", "Sync", "check_client", "operation", "paged"]
 
 R = TypeVar("R")
 X = TypeVar("X")
@@ -19,6 +24,26 @@ P = ParamSpec("P")
 Op = Generator[Any, Any, R]
 #: One page of an iteration: its values, and where the next page starts (None: there is no next page).
 Page = tuple[list[X], int | None]
+
+
+def check_client(collection: object, client: object) -> None:
+    """Refuse a client of the other kind: an asyncio client's calls would come back as unawaited coroutines
+    (every method would seem to succeed and send nothing), a sync client's replies would not be awaitable.
+
+    :raises TypeError: naming the module to use instead.
+    """
+    is_async = isinstance(client, (redis.asyncio.Redis, redis.asyncio.RedisCluster))
+    is_sync = isinstance(client, (redis.Redis, redis.RedisCluster, ForwardedCommands))
+    if isinstance(collection, Sync) and is_async:
+        raise TypeError(
+            f"{type(collection).__name__} of flask_multi_redis.collections is sync; for a redis.asyncio client use "
+            f"flask_multi_redis.collections.asyncio.{type(collection).__name__}"
+        )
+    if isinstance(collection, Async) and is_sync:
+        raise TypeError(
+            f"{type(collection).__name__} of flask_multi_redis.collections.asyncio needs a redis.asyncio client; "
+            f"for a sync client use flask_multi_redis.collections.{type(collection).__name__}"
+        )
 
 
 class Sync:

@@ -20,7 +20,7 @@ from flask_multi_redis.broker.process import start_explicitly
 from flask_multi_redis.connection import failure_reason, ping
 from flask_multi_redis.errors import FlaskRedisError
 from flask_multi_redis.extension import RedisExtension
-from flask_multi_redis.health import serve_health
+from flask_multi_redis.health import HealthServer, serve_health
 
 from .launch import GEVENT_MISSING
 
@@ -132,6 +132,24 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._on_signal)
+        health = self._serve_health(broker)  # before Redis answers: a probe then hears why it is not ready
+        try:
+            return self._serve(broker, started)
+        finally:
+            if health is not None:
+                health.stop()
+
+    def _serve_health(self, broker: Broker) -> HealthServer | None:
+        if self.health_port is None:
+            return None
+        try:
+            server = serve_health(self.app, broker, self.health_port, self.health_host)
+        except OSError as exc:
+            raise WorkerError(f"--health-port {self.health_port}: cannot serve on {self.health_host}: {exc}") from exc
+        log.info("health on http://%s:%d/ready and /live", self.health_host, server.port)
+        return server
+
+    def _serve(self, broker: Broker, started: float) -> int:
         with self.app.app_context():
             runtime = broker.start()
             while not runtime.wait_ready(0.25):  # a SIGTERM while Redis is unreachable still ends the worker
@@ -144,13 +162,6 @@ class Worker:
                     failed = runtime.listener.last_error
                     reason = f": {failure_reason(failed)}" if failed is not None else ""
                     raise WorkerError(f"Redis at {address} did not answer within {STARTUP_TIMEOUT:.0f} s{reason}")
-            health = (
-                None if self.health_port is None else serve_health(self.app, broker, self.health_port, self.health_host)
-            )
-            if health is not None:
-                log.info(
-                    "worker %s health on http://%s:%d/ready and /live", runtime.sender, self.health_host, health.port
-                )
             info = runtime.info()
             log.info(
                 "worker %s ready: pool=%s concurrency=%d handlers=%s commands=%s",
@@ -166,8 +177,6 @@ class Worker:
                 lambda: log.info("worker %s stopping: up to %.1f s for handlers in flight", runtime.sender, self.grace),
             )
             broker.stop(timeout=5)
-            if health is not None:
-                health.stop()
         if not drained:
             log.error("worker %s: handlers still running after %.1f s; exiting", runtime.sender, self.grace)
             return 1

@@ -111,6 +111,10 @@ def create_app() -> Flask:
     if os.environ.get("REDIS_SIGNING_KEYS"):
         app.config["REDIS"]["SIGNING_KEYS"] = os.environ["REDIS_SIGNING_KEYS"]
     redis.init_app(app)
+    if os.environ.get("SVC_METRICS"):  # the metrics extra: /metrics beside the worker's /live and /ready
+        from flask_multi_redis.metrics import BrokerMetrics
+
+        BrokerMetrics(redis)
 
     @app.get("/add")
     def call_add() -> ResponseReturnValue:

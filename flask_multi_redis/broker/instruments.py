@@ -1,0 +1,80 @@
+"""What metrics, traces and DEBUG logs see of the broker's work, through one seam: each instrument is told of
+every call this process makes (a request, a broadcast) and every handler it runs, as a context manager around
+it, and may add headers to the envelope the call sends (a trace context, PROTOCOL.md). With no instrument and
+DEBUG off, nothing is done."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextvars import ContextVar
+from typing import Literal, Protocol
+
+__all__ = ["OUTGOING", "CallKind", "Instrument", "Instruments"]
+
+log = logging.getLogger(__name__)
+
+#: The headers the envelopes made in this context carry (set around an instrumented call).
+OUTGOING: ContextVar[dict[str, str] | None] = ContextVar("flask_multi_redis_outgoing_headers", default=None)
+
+#: A call: a request (one handler answers), a broadcast (every command runs), a gather (a broadcast whose
+#: replies are collected).
+CallKind = Literal["request", "broadcast", "gather"]
+
+
+class Instrument(Protocol):
+    """Sees the broker's calls and handler runs. Each method returns a context manager around the work; an
+    exception raised by the work goes through it (its type is the outcome)."""
+
+    def call(self, kind: CallKind, channel: str, headers: dict[str, str]) -> AbstractContextManager[None]: ...
+    def handle(self, kind: str, channel: str, headers: Mapping[str, str]) -> AbstractContextManager[None]: ...
+
+
+class Instruments:
+    """The instruments of one broker, shared by its runtimes."""
+
+    def __init__(self) -> None:
+        self.items: tuple[Instrument, ...] = ()
+
+    def add(self, instrument: Instrument) -> None:
+        self.items = (*self.items, instrument)
+
+    def active(self) -> bool:
+        """Whether a call or a handler run needs to go through :meth:`call` / :meth:`handle` at all."""
+        return bool(self.items) or log.isEnabledFor(logging.DEBUG)
+
+    @contextmanager
+    def call(self, kind: CallKind, channel: str) -> Iterator[None]:
+        """Around a call: every instrument's, the headers they add on the envelopes made inside, a DEBUG line."""
+        headers: dict[str, str] = {}
+        started, outcome = time.perf_counter(), "ok"
+        with ExitStack() as stack:
+            for instrument in self.items:
+                stack.enter_context(instrument.call(kind, channel, headers))
+            token = OUTGOING.set(headers or None)
+            try:
+                yield
+            except BaseException as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                OUTGOING.reset(token)
+                log.debug("%s: channel=%s %.2f ms %s", kind, channel, (time.perf_counter() - started) * 1000, outcome)
+
+    @contextmanager
+    def handle(self, kind: str, channel: str, envelope_id: str, headers: Mapping[str, str]) -> Iterator[None]:
+        """Around a handler run: every instrument's, and a DEBUG line."""
+        started, outcome = time.perf_counter(), "ok"
+        with ExitStack() as stack:
+            for instrument in self.items:
+                stack.enter_context(instrument.handle(kind, channel, headers))
+            try:
+                yield
+            except BaseException as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                spent = (time.perf_counter() - started) * 1000
+                log.debug("%s ran: channel=%s id=%s %.2f ms %s", kind, channel, envelope_id, spent, outcome)
