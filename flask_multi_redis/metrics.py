@@ -13,7 +13,6 @@ after that, so a caller that names channels from user input cannot grow the seri
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,8 @@ try:
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("flask_multi_redis.metrics needs prometheus-client: pip install '.[metrics]'") from exc
+
+from .broker.instruments import timed
 
 if TYPE_CHECKING:
     from .broker.instruments import CallKind
@@ -99,15 +100,14 @@ class BrokerMetrics:
 
     @contextmanager
     def _timed(self, count: Counter, seconds: Histogram, kind: str, channel: str) -> Iterator[None]:
-        label, started, outcome = self.channel_label(channel), time.perf_counter(), "ok"
-        try:
-            yield
-        except BaseException as exc:
-            outcome = type(exc).__name__
-            raise
-        finally:
-            seconds.labels(label, kind).observe(time.perf_counter() - started)
+        label = self.channel_label(channel)
+
+        def observe(spent: float, outcome: str) -> None:
+            seconds.labels(label, kind).observe(spent)
             count.labels(label, kind, outcome).inc()
+
+        with timed(observe):
+            yield
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus's text format."""

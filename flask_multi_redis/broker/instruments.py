@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import Literal, Protocol
 
-__all__ = ["OUTGOING", "CallKind", "Instrument", "Instruments"]
+__all__ = ["OUTGOING", "CallKind", "Instrument", "Instruments", "timed"]
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +49,43 @@ class Instruments:
     def call(self, kind: CallKind, channel: str) -> Iterator[None]:
         """Around a call: every instrument's, the headers they add on the envelopes made inside, a DEBUG line."""
         headers: dict[str, str] = {}
-        started, outcome = time.perf_counter(), "ok"
+
+        def logged(seconds: float, outcome: str) -> None:
+            log.debug("%s: channel=%s %.2f ms %s", kind, channel, seconds * 1000, outcome)
+
         with ExitStack() as stack:
             for instrument in self.items:
                 stack.enter_context(instrument.call(kind, channel, headers))
             token = OUTGOING.set(headers or None)
             try:
-                yield
-            except BaseException as exc:
-                outcome = type(exc).__name__
-                raise
+                with timed(logged):
+                    yield
             finally:
                 OUTGOING.reset(token)
-                log.debug("%s: channel=%s %.2f ms %s", kind, channel, (time.perf_counter() - started) * 1000, outcome)
 
     @contextmanager
     def handle(self, kind: str, channel: str, envelope_id: str, headers: Mapping[str, str]) -> Iterator[None]:
         """Around a handler run: every instrument's, and a DEBUG line."""
-        started, outcome = time.perf_counter(), "ok"
+
+        def logged(seconds: float, outcome: str) -> None:
+            log.debug("%s ran: channel=%s id=%s %.2f ms %s", kind, channel, envelope_id, seconds * 1000, outcome)
+
         with ExitStack() as stack:
             for instrument in self.items:
                 stack.enter_context(instrument.handle(kind, channel, headers))
-            try:
+            with timed(logged):
                 yield
-            except BaseException as exc:
-                outcome = type(exc).__name__
-                raise
-            finally:
-                spent = (time.perf_counter() - started) * 1000
-                log.debug("%s ran: channel=%s id=%s %.2f ms %s", kind, channel, envelope_id, spent, outcome)
+
+
+@contextmanager
+def timed(report: Callable[[float, str], None]) -> Iterator[None]:
+    """Around some work: ``report(seconds, outcome)`` once it ends, the outcome ``ok`` or the type of the
+    exception that ended it (which goes on)."""
+    started, outcome = time.perf_counter(), "ok"
+    try:
+        yield
+    except BaseException as exc:
+        outcome = type(exc).__name__
+        raise
+    finally:
+        report(time.perf_counter() - started, outcome)
