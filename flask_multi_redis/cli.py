@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 import orjson
@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from pydantic import BaseModel
 
+from .asyncapi import asyncapi_document
 from .broker import Channel
 from .connection import failure_reason, topology_nodes
 from .connection import ping as ping_server
@@ -76,7 +77,7 @@ def redis_group(ext: RedisExtension) -> click.Group:
             click.echo(f"Error: Redis at {address} (prefix {prefix!r}): {exc}", err=True)
             raise SystemExit(1) from exc
         if as_json:
-            listed = [process_json(process) for process in processes]
+            listed = [process.summary() for process in processes]
             click.echo(orjson.dumps({"prefix": prefix, "processes": listed, "more": more}).decode())
         else:
             click.echo(format_processes(processes, more, prefix))
@@ -95,6 +96,15 @@ def redis_group(ext: RedisExtension) -> click.Group:
         rows += [(r.channel.name, r.kind, *r.channel.type_names()) for r in routes]
         click.echo(_table(rows))
         click.echo(f"{len(routes)} channel(s)")
+
+    @group.command("asyncapi")
+    @click.option("--title", default="", help="The document's title (default: the app's name).")
+    @click.option("--version", "api_version", default="1", show_default=True, help="The version of your API.")
+    @click.option("-o", "--output", type=click.File("wb"), default="-", help="Where to write it (default: stdout).")
+    def asyncapi(title: str, api_version: str, output: BinaryIO) -> None:
+        """Write an AsyncAPI 3.0 document (JSON) of the channels this app serves, their messages and types."""
+        document = asyncapi_document(ext, title=title, version=api_version)
+        output.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
 
     @group.command("call")
     @click.argument("channel")
@@ -146,21 +156,6 @@ def _reply_json(reply: Reply[Any]) -> dict[str, Any]:
         "ok": reply.ok,
         "value": reply.value,
         "error": error,
-    }
-
-
-def process_json(process: ProcessInfo) -> dict[str, Any]:
-    """A live process as ``flask redis workers --json`` lists it."""
-    return {
-        "sender": str(process.sender),
-        "role": process.sender.role,
-        "host": process.sender.host,
-        "pid": process.sender.pid,
-        "started_at": process.started_at,
-        "handled": process.handled,
-        "failed": process.failed,
-        "handlers": list(process.handlers),
-        "commands": list(process.commands),
     }
 
 

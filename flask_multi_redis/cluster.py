@@ -12,7 +12,13 @@ from redis.cluster import ClusterPubSub
 from .codec import encode
 from .session import SUBSCRIBE_CONFIRM_TIMEOUT, RedisSession, confirm, next_reply, prefixed, publish_and_wait
 
-__all__ = ["ClusterSession", "companion_key"]
+__all__ = ["ClusterSession", "broker_tag", "companion_key"]
+
+
+def broker_tag(prefix: str) -> str:
+    """The hash tag that prefixes every key and channel of the broker on a cluster (PROTOCOL.md): ``{PREFIX}``,
+    ``{fmr}`` when the prefix is empty."""
+    return "{" + (prefix or "fmr") + "}"
 
 
 def companion_key(key: str, suffix: str) -> str:

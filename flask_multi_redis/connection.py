@@ -21,7 +21,7 @@ from redis.exceptions import InvalidResponse, RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
-from .cluster import ClusterSession
+from .cluster import ClusterSession, broker_tag
 from .config import ClusterNodes, DatabaseSpec, Sentinels
 from .follow import FollowedPrimary, SerializedSentinel, followed, shard_pool
 from .session import RedisSession
@@ -113,7 +113,7 @@ def shard_session(cluster: ClusterSession) -> RedisSession:
     migrations; its prefix is that tag. One per cluster session."""
     with _shard_lock:
         if cluster.shard_session is None:
-            tag = "{" + (cluster.prefix or "fmr") + "}"
+            tag = broker_tag(cluster.prefix)
             pool = shard_pool(cluster, tag)
             cluster.shard_session = RedisSession(connection_pool=pool, name=cluster.name, prefix=tag)
         return cluster.shard_session

@@ -64,6 +64,21 @@ class ProcessInfo:
             "failed": self.failed,
         }
 
+    def summary(self) -> dict[str, Any]:
+        """This process as ``flask redis workers --json`` and the dashboard list it."""
+        sender = self.sender
+        return {
+            "sender": str(sender),
+            "role": sender.role,
+            "host": sender.host,
+            "pid": sender.pid,
+            "started_at": self.started_at,
+            "handled": self.handled,
+            "failed": self.failed,
+            "handlers": list(self.handlers),
+            "commands": list(self.commands),
+        }
+
     @classmethod
     def from_json(cls, raw: bytes | str, signer: Signer | None = None) -> ProcessInfo | None:
         """Parse a heartbeat record; None for one this version cannot read, or whose fields are not of the
