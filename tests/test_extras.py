@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 from .conftest import ROOT
 
 HIDE = """
 import importlib.abc, sys
-HIDDEN = {"gevent", "prometheus_client", "opentelemetry"}
+HIDDEN = {"gevent", "prometheus_client", "opentelemetry", "jsonschema", "playwright"}  # the last two: dev only
 class Hide(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in HIDDEN:
@@ -60,3 +62,16 @@ def test_the_core_without_the_extras(redis_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "core ok"
+
+
+def test_the_wheel_carries_the_files_beside_the_code(tmp_path: Path) -> None:
+    """``pip install .`` gets the dashboard's page and the py.typed marker, not only the modules."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("flask_multi_redis-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"flask_multi_redis/dashboard.html", "flask_multi_redis/py.typed"} <= names
