@@ -24,6 +24,7 @@ from redis.sentinel import SentinelConnectionPool
 from .cluster import ClusterSession, broker_tag
 from .config import ClusterNodes, DatabaseSpec, Sentinels
 from .follow import FollowedPrimary, SerializedSentinel, followed, shard_pool
+from .gevent_io import fast_readiness_checks
 from .session import RedisSession
 
 __all__ = [
@@ -68,6 +69,7 @@ def build_sessions(specs: Iterable[DatabaseSpec], replicas: bool = False) -> dic
     :param replicas: sessions on a replica, for reads (of a database behind sentinels: on a replica they list,
         the primary when none is up).
     """
+    fast_readiness_checks()  # a gevent-patched process: see gevent_io
     pools: dict[tuple[object, ...], redis.ConnectionPool] = {}
     sentinels: dict[tuple[object, ...], SerializedSentinel] = {}
     sessions: dict[str, RedisSession] = {}

@@ -19,6 +19,7 @@ import redis
 
 from flask_multi_redis.connection import derived_client, failure_reason
 from flask_multi_redis.errors import BrokerUnavailable
+from flask_multi_redis.gevent_io import fast_readiness_checks
 
 from . import commands, names
 from .caller import Caller
@@ -73,6 +74,7 @@ class Runtime:
         verbs: commands.Verbs = commands.CLASSIC,
         instruments: Instruments | None = None,
     ) -> None:
+        fast_readiness_checks()  # clients made before gevent patched this process (a preloading master's)
         self.settings = settings
         self.session = session
         self.app = app
