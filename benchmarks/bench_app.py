@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from flask import Flask
 from pydantic import BaseModel
@@ -32,6 +33,8 @@ class Big(BaseModel):
 
 
 add = Channel("bench.add", request=AddIn, reply=AddOut)
+incr = Channel("bench.incr", request=AddIn, reply=AddOut)  # its handler does one Redis command
+nap = Channel("bench.nap", request=AddIn, reply=AddOut)  # its handler waits 1 ms (I/O of some other kind)
 big = Channel("bench.big", request=Big, reply=Big)
 ping = Channel("bench.ping", reply=Pong)
 
@@ -42,6 +45,22 @@ router = Router()
 @router.handler(add)
 def add_numbers(message: AddIn) -> AddOut:
     return AddOut(result=message.a + message.b)
+
+
+@router.handler(incr)
+def add_and_count(message: AddIn) -> AddOut:
+    redis.getRedis().incr("bench:handled")
+    return AddOut(result=message.a + message.b)
+
+
+@router.handler(nap)
+def add_after_a_nap(message: AddIn) -> AddOut:
+    time.sleep(0.001)
+    return AddOut(result=message.a + message.b)
+
+
+#: The handlers' channels by the work they do (BENCH_WORK): nothing, one Redis command, a 1 ms wait.
+WORK = {"none": add, "incr": incr, "nap": nap}
 
 
 @redis.broker.command(ping)
@@ -60,5 +79,7 @@ def config() -> dict[str, object]:
 def create_app() -> Flask:
     app = Flask("bench")
     app.config["REDIS"] = config()
+    if os.environ.get("BENCH_SERVE_HANDLERS"):  # gunicorn's web workers serve them too
+        redis.broker.include_router(router)
     redis.init_app(app)
     return app

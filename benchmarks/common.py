@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -107,3 +108,30 @@ def redis_pid(url: str) -> int:
         return int(client.info("server")["process_id"])
     finally:
         client.close()
+
+
+def combine(rounds: list[Result]) -> Result:
+    """One result from alternating rounds of the same scenario: the median of their p50 and of their p99, and
+    the requests/s of all their calls together."""
+    if len(rounds) == 1:
+        return rounds[0]
+    first = rounds[0]
+    timed = [r for r in rounds if r.rps and r.p50_us is not None and r.p99_us is not None]
+    n, elapsed = sum(r.n for r in timed), sum(r.n / r.rps for r in timed if r.rps)
+    return Result(
+        system=first.system,
+        scenario=first.scenario,
+        n=n,
+        p50_us=statistics.median(r.p50_us for r in timed if r.p50_us is not None) if timed else None,
+        p99_us=statistics.median(r.p99_us for r in timed if r.p99_us is not None) if timed else None,
+        rps=round(n / elapsed, 1) if elapsed else None,
+        extra={**first.extra, "rounds_p50_us": [r.p50_us for r in rounds], **_median_cpu(rounds)},
+        latencies_us=[value for r in rounds for value in r.latencies_us],
+    )
+
+
+def _median_cpu(rounds: list[Result]) -> dict[str, Any]:
+    measured = [r.extra["cpu_us_per_call"] for r in rounds if r.extra.get("cpu_us_per_call")]
+    if not measured:
+        return {}
+    return {"cpu_us_per_call": {name: statistics.median(m[name] for m in measured) for name in measured[0]}}

@@ -121,7 +121,7 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> li
     channel = f"bench:floor:{uuid.uuid4().hex[:12]}"
     env = child_env(url, BENCH_CHANNEL=channel)
     child = ["benchmarks.floor", "caller"]
-    worker = {"responder": "redis-py, 1 process, single-threaded", "encoding": "json"}
+    worker: dict[str, Any] = {"responder": "redis-py, 1 process, single-threaded", "encoding": "json"}
     with running([python(), "-m", "benchmarks.floor", "responder"], env, "floor responder") as responder:
         wait_for_subscriber(url, channel, responder)
         measured = {**env, CPU_PIDS: f"server={responder.pid},redis={redis_pid(url)}"}
@@ -134,10 +134,15 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> li
 def responder(url: str, channel: str) -> None:
     """Answer every request on ``channel`` until terminated, one at a time."""
     client = redis.Redis.from_url(url)
-    subscription = client.pubsub(ignore_subscribe_messages=True)
+    subscription = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     subscription.subscribe(channel)
+    work = os.environ.get("BENCH_WORK", "none")  # the same work as the handler it is compared with
     for message in subscription.listen():
         request = json.loads(message["data"])
+        if work == "incr":
+            client.incr("bench:handled")
+        elif work == "nap":
+            time.sleep(0.001)
         reply = json.dumps({"id": request["id"], "result": request["a"] + request["b"]})
         pipeline = client.pipeline(transaction=False)
         pipeline.lpush(request["reply_to"], reply)

@@ -15,8 +15,9 @@ if sys.argv[1] == "concurrent":
     monkey.patch_all()
 
 import json
+import os
 
-from benchmarks.bench_app import AddIn, add, config, ping
+from benchmarks.bench_app import WORK, AddIn, config, ping
 from benchmarks.common import summarize
 from benchmarks.peer_apps.driver import READY_TIMEOUT_S, WARMUP_CALLS, check, time_calls, time_calls_and_cpu
 from flask_multi_redis import FlaskRedisSingle
@@ -36,8 +37,10 @@ def main() -> None:
     runtime = broker.start(timeout=10)
     own = f"flask-redis:{runtime.sender.id}"
 
+    channel = WORK[os.environ.get("BENCH_WORK", "none")]
+
     def call(i: int, timeout: float) -> None:
-        check(i, broker.request(add, AddIn(a=i, b=1), timeout=timeout).result)
+        check(i, broker.request(channel, AddIn(a=i, b=1), timeout=timeout).result)
 
     # Warm up as every other system's caller does (benchmarks.peer_apps.driver): one call, then a few more.
     if mode == "gather":

@@ -12,14 +12,13 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from . import collections_bench, floor, ours, topologies
-from .common import ROOT, Result, bench_redis
+from . import collections_bench, floor, handler_io, ours, topologies
+from .common import ROOT, Result, bench_redis, combine
 
 TARGETS_NOTE = ROOT / "benchmarks" / "NOTES.md"
 
@@ -66,6 +65,8 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
             for result in measured:
                 sequential.setdefault(result.system, []).append(result)
         results += [combine(rounds_of) for rounds_of in sequential.values()]
+        if "handlers" in systems:
+            results += handler_io.run(url, quick)
         if "ours" in systems:
             results += ours.run(url, 0, n_conc, concurrencies, n_gather)
         if "floor" in systems:
@@ -80,33 +81,6 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
     if "topologies" in systems:
         results += topologies.run(quick)
     return results
-
-
-def combine(rounds: list[Result]) -> Result:
-    """One result from alternating rounds of the same scenario: the median of their p50 and of their p99, and
-    the requests/s of all their calls together."""
-    if len(rounds) == 1:
-        return rounds[0]
-    first = rounds[0]
-    timed = [r for r in rounds if r.rps and r.p50_us is not None and r.p99_us is not None]
-    n, elapsed = sum(r.n for r in timed), sum(r.n / r.rps for r in timed if r.rps)
-    return Result(
-        system=first.system,
-        scenario=first.scenario,
-        n=n,
-        p50_us=statistics.median(r.p50_us for r in timed if r.p50_us is not None) if timed else None,
-        p99_us=statistics.median(r.p99_us for r in timed if r.p99_us is not None) if timed else None,
-        rps=round(n / elapsed, 1) if elapsed else None,
-        extra={**first.extra, "rounds_p50_us": [r.p50_us for r in rounds], **_median_cpu(rounds)},
-        latencies_us=[value for r in rounds for value in r.latencies_us],
-    )
-
-
-def _median_cpu(rounds: list[Result]) -> dict[str, Any]:
-    measured = [r.extra["cpu_us_per_call"] for r in rounds if r.extra.get("cpu_us_per_call")]
-    if not measured:
-        return {}
-    return {"cpu_us_per_call": {name: statistics.median(m[name] for m in measured) for name in measured[0]}}
 
 
 def cpu_table(results: list[Result]) -> str:
@@ -159,7 +133,7 @@ def table(results: list[Result]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
-        if result.p50_us is None:
+        if result.p50_us is None or result.scenario.startswith("handler-"):
             continue
         base = find(results, "floor", result.scenario)
         lines.append(
@@ -222,7 +196,7 @@ def targets(results: list[Result]) -> list[tuple[str, bool | None, str]]:
     if memory:
         held = memory.extra["idle_web_worker_connections"]
         out.append(("at most 2 Redis connections per idle web process", held <= 2, f"{held} connections"))
-    return out
+    return out + handler_io.verdicts(results)
 
 
 def plot(results: list[Result], path: Path) -> bool:
@@ -341,6 +315,12 @@ gevent workers; then eight callers (requests with a 2 s timeout) while the broke
 
 {topologies.table(results)}
 
+## Handlers that do work
+
+{handler_io.__doc__.split(chr(10) + chr(10))[0]} Median p50 of the rounds (their range):
+
+{handler_io.table(results)}
+
 ## Typed collections and locks
 
 Operations per second, one caller, on a private redis-server of their own, ours and pottery (sync) in turn in
@@ -365,8 +345,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument(
         "--systems",
-        default="ours,floor,peers,collections,topologies",
-        help="comma-separated: ours, floor, peers, collections (and locks, against pottery), topologies",
+        default="ours,floor,peers,handlers,collections,topologies",
+        help="comma-separated: ours, floor, peers, handlers, collections (and locks, against pottery), topologies",
     )
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from --out's results.json")
     args = parser.parse_args()
@@ -384,7 +364,7 @@ def main() -> None:
     plotted = plot(results, args.out / "benchmarks.png")
     print(table(results))
     print(topologies.table(results))
-    print(collections_bench.table(results))
+    print(collections_bench.table(results), handler_io.table(results), sep="\n")
     print(cpu_table(results))
     for name, holds, figures in targets(results):
         print(f"{'HOLDS' if holds else 'n/a' if holds is None else 'FAILS'}: {name} ({figures})")

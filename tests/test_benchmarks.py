@@ -14,11 +14,11 @@ from .conftest import ROOT
 
 def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "ours,floor", "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "ours,floor,handlers", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -35,6 +35,10 @@ def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
     ):
         assert ("flask-multi-redis", scenario) in measured
     assert {("floor", "sequential"), ("floor", "concurrent-16")} <= measured
+    from benchmarks.handler_io import SERVERS  # a handler doing one Redis command, served by each kind of server
+
+    assert {(server, "handler-incr") for server in SERVERS} <= measured
+    assert "one-INCR handler, gunicorn gevent: at most 1.1x the redis-py responder" in done.stdout
     timed = [result for result in results if result["p50_us"] is not None]
     assert all(result["n"] > 0 and result["p99_us"] >= result["p50_us"] > 0 for result in timed)
     assert (tmp_path / "results.md").read_text().startswith("| scenario | system |")
