@@ -18,6 +18,11 @@ first waits for the worker to answer one call, then warms up, then is timed (:mo
   a second worker whose subscriber takes ``max_workers = max(C)`` messages at once, and the C callers are asyncio
   tasks in one process instead of greenlets.
 
+- ``nats``: request/reply with nats-py against a nats-server of its own on a free port (installed with apt-get
+  when missing and this runs as root; skipped with a note otherwise), the responder an asyncio process
+  subscribed to the subject, both ends validating with the same pydantic models as ours; concurrent callers
+  are asyncio tasks.
+
 A peer whose package is not importable is skipped with a printed note.
 """
 
@@ -26,6 +31,11 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -116,11 +126,60 @@ def run_faststream(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, 
     return results
 
 
+def nats_server() -> str | None:
+    """The nats-server binary: on the PATH (or Debian's /usr/sbin), else installed with apt-get when possible."""
+    found = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/bin")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("peers: installing nats-server with apt-get")
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nats-server"]):
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(argv, env=env, capture_output=True, check=False)
+        found = shutil.which("nats-server", path="/usr/sbin:/usr/bin")
+    return found
+
+
+def run_nats(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> list[Result]:
+    """Time NATS request/reply: a nats-server of its own, one asyncio responder; ``sequential`` and
+    ``concurrent-C`` (asyncio tasks)."""
+    binary = nats_server()
+    if binary is None:
+        print("peers: nats skipped, no nats-server (apt-get install nats-server)")
+        return []
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = child_env(url, NATS_URL=f"nats://127.0.0.1:{port}", BENCH_SUBJECT=f"bench.add.{uuid.uuid4().hex[:8]}")
+    caller = ["benchmarks.peer_apps.nats_caller"]
+    info = {"worker": "nats-py responder, 1 asyncio process", "server": f"nats-server on port {port}"}
+    with running([binary, "-a", "127.0.0.1", "-p", str(port)], env, "nats-server"):
+        _wait_for_port(port)
+        with running([python(), "-m", "benchmarks.peer_apps.nats_app"], env, "nats responder"):
+            results = [time_caller("nats", caller, env, n_seq, **info, caller="plain loop")] if n_seq else []
+            for concurrency in concurrencies:
+                results.append(
+                    time_caller("nats", caller, env, n_conc, concurrency, gevent=False, **info, caller="asyncio tasks")
+                )
+    return results
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)  # polling interval of a condition with a deadline
+
+
 PEERS: dict[str, tuple[str, str, Callable[[str, int, int, tuple[int, ...]], list[Result]]]] = {
     # system: (module that must be importable, distribution whose version is recorded, runner)
     "celery": ("celery", "celery", run_celery),
     "rq": ("rq", "rq", run_rq),
     "faststream": ("faststream.redis", "faststream", run_faststream),
+    "nats": ("nats", "nats-py", run_nats),
 }
 
 
