@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import collections_bench, floor, handler_io, ours, topologies
+from . import collections_bench, floor, handler_io, ours, raw_floor, topologies
 from .common import ROOT, Result, bench_redis, combine
 
 TARGETS_NOTE = ROOT / "benchmarks" / "NOTES.md"
@@ -58,6 +58,7 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
                 measured += ours.run(url, n_seq // rounds, 0, (), 0, signed=True)[:1]
             if "floor" in systems:
                 measured += floor.run(url, n_seq // rounds, 0, ())
+                measured += raw_floor.run(url, n_seq // rounds)
             if "peers" in systems:
                 from . import peers
 
@@ -175,6 +176,11 @@ def targets(results: list[Result]) -> list[tuple[str, bool | None, str]]:
                 + _round_ratios(seq, seq_floor),
             )
         )
+    transport = find(results, raw_floor.SYSTEM, "sequential")
+    if seq and transport and seq.p50_us and transport.p50_us:
+        figures = f"{seq.p50_us:.0f} us vs {transport.p50_us:.0f} us: {seq.p50_us / transport.p50_us:.2f}x"
+        holds = seq.p50_us <= 1.5 * transport.p50_us
+        out.append(("sequential p50 at most 1.5x the transport floor", holds, figures + _round_ratios(seq, transport)))
     for peer, times in (("celery", 10), ("faststream", 10), ("nats", 2)):
         other = find(results, peer, "sequential")
         holds = None if not (seq and other and seq.p50_us and other.p50_us) else other.p50_us >= times * seq.p50_us
@@ -283,7 +289,9 @@ Packages: {packages}.
 - **Memory**: RSS of an idle gunicorn gevent web worker with its listener, and the connections each process
   holds (Redis `CLIENT LIST`, by the names the broker gives its connections).
 - **Floor**: hand-written redis-py: PUBLISH the request, the responder LPUSHes the reply to a per-request
-  list, the caller BLPOPs it. No framework, no validation.
+  list, the caller BLPOPs it. No framework, no validation. The **hiredis floor** (the transport floor) sends
+  the same messages over raw sockets parsed by hiredis: PUBLISH and BLPOP in one write, RPUSH and PEXPIRE in
+  one write (`benchmarks/raw_floor.py`).
 - Peers (when installed, `pip install '.[bench]'`): Celery (Redis broker and result backend), RQ
   (SimpleWorker), FastStream (`RedisBroker.request`), and NATS (nats-py request/reply against a nats-server of
   its own, the same pydantic validation at both ends). How each one runs is in `benchmarks/peers.py`.

@@ -34,11 +34,12 @@ def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
         "codec-10kb",
     ):
         assert ("flask-multi-redis", scenario) in measured
-    assert {("floor", "sequential"), ("floor", "concurrent-16")} <= measured
+    assert {("floor", "sequential"), ("floor", "concurrent-16"), ("hiredis floor", "sequential")} <= measured
     from benchmarks.handler_io import SERVERS  # a handler doing one Redis command, served by each kind of server
 
     assert {(server, "handler-incr") for server in SERVERS} <= measured
     assert "one-INCR handler, gunicorn gevent: at most 1.1x the redis-py responder" in done.stdout
+    assert "sequential p50 at most 1.5x the transport floor" in done.stdout
     timed = [result for result in results if result["p50_us"] is not None]
     assert all(result["n"] > 0 and result["p99_us"] >= result["p50_us"] > 0 for result in timed)
     assert (tmp_path / "results.md").read_text().startswith("| scenario | system |")
