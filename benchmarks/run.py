@@ -26,7 +26,18 @@ TARGETS_NOTE = ROOT / "benchmarks" / "NOTES.md"
 def machine() -> dict[str, Any]:
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
     versions = {}
-    for package in ("redis", "hiredis", "pydantic", "orjson", "gevent", "flask", "celery", "rq", "faststream"):
+    for package in (
+        "redis",
+        "hiredis",
+        "pydantic",
+        "orjson",
+        "gevent",
+        "flask",
+        "celery",
+        "rq",
+        "faststream",
+        "nats-py",
+    ):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
