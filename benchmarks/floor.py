@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import redis
@@ -169,11 +169,18 @@ def caller(url: str, channel: str, argv: Sequence[str]) -> None:
     driver.main(call, argv)
 
 
-if __name__ == "__main__":
+def child_main(module: str, serve: Callable[[str, str], None], call: Callable[[str, str, Sequence[str]], None]) -> None:
+    """The entry point of a floor's child process: ``responder`` or ``caller [--n N --concurrency C]``, with
+    ``REDIS_URL`` and ``BENCH_CHANNEL`` from the environment."""
     role, *rest = sys.argv[1:]
+    url, channel = os.environ["REDIS_URL"], os.environ["BENCH_CHANNEL"]
     if role == "responder":
-        responder(os.environ["REDIS_URL"], os.environ["BENCH_CHANNEL"])
+        serve(url, channel)
     elif role == "caller":
-        caller(os.environ["REDIS_URL"], os.environ["BENCH_CHANNEL"], rest)
+        call(url, channel, rest)
     else:
-        raise SystemExit(f"usage: python -m benchmarks.floor responder|caller [--n N --concurrency C], not {role!r}")
+        raise SystemExit(f"usage: python -m {module} responder|caller [--n N --concurrency C], not {role!r}")
+
+
+if __name__ == "__main__":
+    child_main("benchmarks.floor", responder, caller)

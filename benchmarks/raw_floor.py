@@ -11,9 +11,7 @@ Child entry points: ``python -m benchmarks.raw_floor responder`` and ``python -m
 
 from __future__ import annotations
 
-import os
 import socket
-import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +21,7 @@ import hiredis
 import orjson
 
 from benchmarks.common import CPU_PIDS, Result, child_env, python, redis_pid
-from benchmarks.floor import REPLY_TTL_MS, running, time_caller, wait_for_subscriber
+from benchmarks.floor import REPLY_TTL_MS, child_main, running, time_caller, wait_for_subscriber
 
 SYSTEM = "hiredis floor"
 
@@ -102,10 +100,4 @@ def caller(url: str, channel: str, argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-    role, *rest = sys.argv[1:]
-    if role == "responder":
-        responder(os.environ["REDIS_URL"], os.environ["BENCH_CHANNEL"])
-    elif role == "caller":
-        caller(os.environ["REDIS_URL"], os.environ["BENCH_CHANNEL"], rest)
-    else:
-        raise SystemExit(f"usage: python -m benchmarks.raw_floor responder|caller [--n N], not {role!r}")
+    child_main("benchmarks.raw_floor", responder, caller)

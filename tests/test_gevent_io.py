@@ -6,7 +6,7 @@ a timeout still cooperates. Checked in a gevent-patched child process, with and 
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 import sys
 from typing import Any
 
@@ -14,18 +14,11 @@ import pytest
 
 from flask_multi_redis.gevent_io import fast_readiness_checks
 
-from .conftest import ROOT
+from .processes import run_cli
 
 
 def observe(redis_url: str, *mode: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.apps.gevent_io_check", redis_url, *mode],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli(dict(os.environ), sys.executable, "-m", "tests.apps.gevent_io_check", redis_url, *mode)
     assert done.returncode == 0, done.stderr[-3000:]
     found: dict[str, Any] = json.loads(done.stdout)
     return found
