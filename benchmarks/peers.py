@@ -42,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from benchmarks.common import Result, child_env, python
 from benchmarks.floor import running, time_caller, wait_for_subscriber
+from examples.local_redis import free_port
 
 RQ_CONCURRENT_CAP = 1000  # RQ requests per concurrent scenario at most: one job at a time keeps the run under ~90 s
 
@@ -145,9 +146,7 @@ def run_nats(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) 
     if binary is None:
         print("peers: nats skipped, no nats-server (apt-get install nats-server)")
         return []
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = child_env(url, NATS_URL=f"nats://127.0.0.1:{port}", BENCH_SUBJECT=f"bench.add.{uuid.uuid4().hex[:8]}")
     caller = ["benchmarks.peer_apps.nats_caller"]
     info = {"worker": "nats-py responder, 1 asyncio process", "server": f"nats-server on port {port}"}

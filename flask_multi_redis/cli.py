@@ -89,7 +89,7 @@ def redis_group(ext: RedisExtension) -> click.Group:
         (command: every process runs it; handler: one does) and their request and reply types."""
         routes = sorted(ext.broker.routes(), key=lambda route: (route.channel.name, route.kind))
         if as_json:
-            listed = [{"channel": r.channel.name, "kind": r.kind, **r.channel.json_schemas()} for r in routes]
+            listed = [route.summary() for route in routes]
             click.echo(orjson.dumps(listed).decode())
             return
         rows = [("CHANNEL", "KIND", "REQUEST", "REPLY")]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from flask import Blueprint, Response
 
+from .broker.instruments import timed
 from .errors import FlaskRedisError
 from .health import health_of
 
@@ -76,41 +77,33 @@ class RecentCalls:
         self._lock = threading.Lock()
 
     def call(self, kind: CallKind, channel: str, headers: dict[str, str]) -> AbstractContextManager[None]:
-        return self._timed("calls", kind, channel)
+        return timed(lambda seconds, error: self._record("calls", kind, channel, seconds, error))
 
     def handle(self, kind: str, channel: str, headers: Mapping[str, str]) -> AbstractContextManager[None]:
-        return self._timed("handled", kind, channel)
+        return timed(lambda seconds, error: self._record("handled", kind, channel, seconds, error))
 
-    @contextmanager
-    def _timed(self, what: str, kind: str, channel: str) -> Iterator[None]:
-        started, failure = time.perf_counter(), None
-        try:
-            yield
-        except Exception as exc:
-            failure = exc
-            raise
-        finally:
-            self._record(what, kind, channel, time.perf_counter() - started, failure)
-
-    def _record(self, what: str, kind: str, channel: str, seconds: float, failure: Exception | None) -> None:
+    def _record(self, what: str, kind: str, channel: str, seconds: float, error: BaseException | None) -> None:
         now = time.time()
         with self._lock:
             key = (what, int(now // self.step))
-            self._steps.setdefault(key, _Step()).add(seconds, failure is not None)
-            if failure is not None:
+            step = self._steps.get(key)
+            if step is None:  # a new step begins: those that left the window go
+                oldest = int((now - self.window) // self.step)
+                for stale in [k for k in self._steps if k[1] < oldest]:
+                    del self._steps[stale]
+                step = self._steps[key] = _Step()
+            step.add(seconds, error is not None)
+            if error is not None:
                 self.errors.appendleft(
                     {
                         "at": round(now, 3),
                         "what": what,
                         "kind": kind,
                         "channel": channel,
-                        "type": type(failure).__name__,
-                        "message": str(failure)[:300],
+                        "type": type(error).__name__,
+                        "message": str(error)[:300],
                     }
                 )
-            oldest = int((now - self.window) // self.step)
-            for stale in [k for k in self._steps if k[1] < oldest]:
-                del self._steps[stale]
 
     def series(self) -> dict[str, Any]:
         """Per step, oldest first (steps with nothing are left out): its start (unix seconds), and the calls'
@@ -151,15 +144,7 @@ def dashboard_data(extension: RedisExtension, recent: RecentCalls) -> dict[str, 
     except FlaskRedisError as exc:
         data["unavailable"] = f"{type(exc).__name__}: {exc}"
     routes = sorted(broker.routes(), key=lambda route: (route.channel.name, route.kind))
-    data["channels"] = [
-        {
-            "channel": route.channel.name,
-            "kind": route.kind,
-            "types": route.channel.type_names(),
-            **route.channel.json_schemas(),
-        }
-        for route in routes
-    ]
+    data["channels"] = [{**route.summary(), "types": route.channel.type_names()} for route in routes]
     data["series"] = recent.series()
     data["errors"] = list(recent.errors)
     return data

@@ -26,7 +26,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("flask_multi_redis.metrics needs prometheus-client: pip install '.[metrics]'") from exc
 
-from .broker.instruments import timed
+from .broker.instruments import outcome, timed
 
 if TYPE_CHECKING:
     from .broker.instruments import CallKind
@@ -102,9 +102,9 @@ class BrokerMetrics:
     def _timed(self, count: Counter, seconds: Histogram, kind: str, channel: str) -> Iterator[None]:
         label = self.channel_label(channel)
 
-        def observe(spent: float, outcome: str) -> None:
+        def observe(spent: float, error: BaseException | None) -> None:
             seconds.labels(label, kind).observe(spent)
-            count.labels(label, kind, outcome).inc()
+            count.labels(label, kind, outcome(error)).inc()
 
         with timed(observe):
             yield
@@ -149,8 +149,8 @@ class _StateCollector(Collector):
         received = CounterMetricFamily(
             "flask_redis_messages", "What became of the messages received, by outcome.", labels=["outcome"]
         )
-        for outcome in ("handled", "failed", "expired", "dropped", "overloaded"):
-            received.add_metric([outcome], getattr(counters, outcome))
+        for fate in ("handled", "failed", "expired", "dropped", "overloaded"):
+            received.add_metric([fate], getattr(counters, fate))
         yield received
         yield GaugeMetricFamily("flask_redis_handlers_in_flight", "Handlers running or queued.", value=health.in_flight)
         yield GaugeMetricFamily("flask_redis_calls_waiting", "Calls waiting for replies.", value=health.waiting_calls)

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import Literal, Protocol
 
-__all__ = ["OUTGOING", "CallKind", "Instrument", "Instruments", "timed"]
+__all__ = ["OUTGOING", "CallKind", "Instrument", "Instruments", "outcome", "timed"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class Instruments:
         """Around a call: every instrument's, the headers they add on the envelopes made inside, a DEBUG line."""
         headers: dict[str, str] = {}
 
-        def logged(seconds: float, outcome: str) -> None:
-            log.debug("%s: channel=%s %.2f ms %s", kind, channel, seconds * 1000, outcome)
+        def logged(seconds: float, error: BaseException | None) -> None:
+            log.debug("%s: channel=%s %.2f ms %s", kind, channel, seconds * 1000, outcome(error))
 
         with ExitStack() as stack:
             for instrument in self.items:
@@ -67,8 +67,8 @@ class Instruments:
     def handle(self, kind: str, channel: str, envelope_id: str, headers: Mapping[str, str]) -> Iterator[None]:
         """Around a handler run: every instrument's, and a DEBUG line."""
 
-        def logged(seconds: float, outcome: str) -> None:
-            log.debug("%s ran: channel=%s id=%s %.2f ms %s", kind, channel, envelope_id, seconds * 1000, outcome)
+        def logged(seconds: float, error: BaseException | None) -> None:
+            log.debug("%s ran: channel=%s id=%s %.2f ms %s", kind, channel, envelope_id, seconds * 1000, outcome(error))
 
         with ExitStack() as stack:
             for instrument in self.items:
@@ -78,14 +78,19 @@ class Instruments:
 
 
 @contextmanager
-def timed(report: Callable[[float, str], None]) -> Iterator[None]:
-    """Around some work: ``report(seconds, outcome)`` once it ends, the outcome ``ok`` or the type of the
-    exception that ended it (which goes on)."""
-    started, outcome = time.perf_counter(), "ok"
+def timed(report: Callable[[float, BaseException | None], None]) -> Iterator[None]:
+    """Around some work: ``report(seconds, error)`` once it ends, ``error`` the exception that ended it (which
+    goes on), or None."""
+    started, error = time.perf_counter(), None
     try:
         yield
     except BaseException as exc:
-        outcome = type(exc).__name__
+        error = exc
         raise
     finally:
-        report(time.perf_counter() - started, outcome)
+        report(time.perf_counter() - started, error)
+
+
+def outcome(error: BaseException | None) -> str:
+    """How a piece of work ended, as a label: ``ok``, or the type of the exception that ended it."""
+    return "ok" if error is None else type(error).__name__

@@ -25,6 +25,11 @@ class Route:
     channel: Channel[Any, Any]
     func: Callable[[Any], Any]
 
+    def summary(self) -> dict[str, Any]:
+        """This route as ``flask redis channels --json`` and the dashboard list it: channel, kind, and the
+        request's and reply's JSON Schema."""
+        return {"channel": self.channel.name, "kind": self.kind, **self.channel.json_schemas()}
+
 
 class Router:
     """Collects commands and handlers; include it in a :class:`~flask_multi_redis.broker.Broker` or a Worker.
