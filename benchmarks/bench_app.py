@@ -26,6 +26,12 @@ class Pong(BaseModel):
     pid: int
 
 
+class Blob(BaseModel):
+    """A payload of any size: the payload curve's request and reply."""
+
+    data: str
+
+
 class Big(BaseModel):
     """About 10 KB as JSON: the codec scenario's large payload."""
 
@@ -36,9 +42,14 @@ add = Channel("bench.add", request=AddIn, reply=AddOut)
 incr = Channel("bench.incr", request=AddIn, reply=AddOut)  # its handler does one Redis command
 nap = Channel("bench.nap", request=AddIn, reply=AddOut)  # its handler waits 1 ms (I/O of some other kind)
 big = Channel("bench.big", request=Big, reply=Big)
+echo = Channel("bench.echo", request=Blob, reply=Blob)  # its handler answers with the request's payload
 ping = Channel("bench.ping", reply=Pong)
 
+#: The largest message the benchmark's brokers take: the payload curve goes to 1 MiB of payload.
+MAX_MESSAGE_SIZE = 2 * 1024 * 1024
+
 redis = FlaskRedisSingle()
+redis.broker.configure(max_message_size=MAX_MESSAGE_SIZE)
 router = Router()
 
 
@@ -57,6 +68,11 @@ def add_and_count(message: AddIn) -> AddOut:
 def add_after_a_nap(message: AddIn) -> AddOut:
     time.sleep(0.001)
     return AddOut(result=message.a + message.b)
+
+
+@router.handler(echo)
+def echo_back(message: Blob) -> Blob:
+    return message
 
 
 #: The handlers' channels by the work they do (BENCH_WORK): nothing, one Redis command, a 1 ms wait.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,3 +138,32 @@ def _median_cpu(rounds: list[Result]) -> dict[str, Any]:
     if not measured:
         return {}
     return {"cpu_us_per_call": {name: statistics.median(m[name] for m in measured) for name in measured[0]}}
+
+
+def machine() -> dict[str, Any]:
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
+    versions = {}
+    for package in (
+        "redis",
+        "hiredis",
+        "pydantic",
+        "orjson",
+        "gevent",
+        "flask",
+        "celery",
+        "rq",
+        "faststream",
+        "nats-py",
+    ):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "redis_server": redis_version.stdout.split()[2].removeprefix("v=") if redis_version.stdout else "?",
+        "packages": versions,
+        "date": time.strftime("%Y-%m-%d"),
+    }

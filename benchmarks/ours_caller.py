@@ -3,13 +3,15 @@
 python -m benchmarks.ours_caller sequential N
 python -m benchmarks.ours_caller concurrent C N      (gevent: C greenlets, N calls in all)
 python -m benchmarks.ours_caller gather WORKERS N
+python -m benchmarks.ours_caller payload BYTES N     (bench.echo with BYTES of payload each way)
+python -m benchmarks.ours_caller hold N              (gevent: N requests in flight at once; see benchmarks.curves)
 """
 
 from __future__ import annotations
 
 import sys
 
-if sys.argv[1] == "concurrent":
+if sys.argv[1] in ("concurrent", "hold"):
     from gevent import monkey
 
     monkey.patch_all()
@@ -17,7 +19,7 @@ if sys.argv[1] == "concurrent":
 import json
 import os
 
-from benchmarks.bench_app import WORK, AddIn, config, ping
+from benchmarks.bench_app import MAX_MESSAGE_SIZE, WORK, AddIn, Blob, config, echo, ping
 from benchmarks.common import summarize
 from benchmarks.peer_apps.driver import READY_TIMEOUT_S, WARMUP_CALLS, check, time_calls, time_calls_and_cpu
 from flask_multi_redis import FlaskRedisSingle
@@ -34,13 +36,30 @@ def main() -> None:
     mode = sys.argv[1]
     ext = FlaskRedisSingle(config())
     broker = ext.broker
+    broker.configure(max_message_size=MAX_MESSAGE_SIZE)
     runtime = broker.start(timeout=10)
     own = f"flask-redis:{runtime.sender.id}"
 
-    channel = WORK[os.environ.get("BENCH_WORK", "none")]
+    if mode == "hold":
+        from benchmarks.curves import hold
 
-    def call(i: int, timeout: float) -> None:
-        check(i, broker.request(channel, AddIn(a=i, b=1), timeout=timeout).result)
+        print(json.dumps(hold(broker, int(sys.argv[2]), int(os.environ["BENCH_HOLD_PID"])).as_json()))
+        broker.stop()
+        return
+
+    channel = WORK[os.environ.get("BENCH_WORK", "none")]
+    if mode == "payload":
+        size = int(sys.argv[2])
+        blob = Blob(data="x" * size)
+
+        def call(i: int, timeout: float) -> None:
+            if len(broker.request(echo, blob, timeout=timeout).data) != size:
+                raise SystemExit(f"payload: call {i} came back with another size")
+
+    else:
+
+        def call(i: int, timeout: float) -> None:
+            check(i, broker.request(channel, AddIn(a=i, b=1), timeout=timeout).result)
 
     # Warm up as every other system's caller does (benchmarks.peer_apps.driver): one call, then a few more.
     if mode == "gather":
@@ -51,10 +70,11 @@ def main() -> None:
         concurrency = int(sys.argv[2]) if mode == "concurrent" else 0
         time_calls(call, max(WARMUP_CALLS, 2 * concurrency), concurrency)
 
-    if mode == "sequential":
-        timed = time_calls_and_cpu(call, int(sys.argv[2]), 0)
+    if mode in ("sequential", "payload"):
+        timed = time_calls_and_cpu(call, int(sys.argv[-1]), 0)
+        scenario = "sequential" if mode == "sequential" else f"curve-payload-{sys.argv[2]}"
         result = summarize(
-            SYSTEM, "sequential", timed["latencies_s"], timed["elapsed_s"], cpu_us_per_call=timed["cpu_us_per_call"]
+            SYSTEM, scenario, timed["latencies_s"], timed["elapsed_s"], cpu_us_per_call=timed["cpu_us_per_call"]
         )
     elif mode == "concurrent":
         import gevent

@@ -8,48 +8,14 @@ BENCHMARKS.md unless ``--quick`` (a smoke run of a few seconds, used by the test
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
-import os
-import platform
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from . import collections_bench, floor, handler_io, ours, raw_floor, topologies
-from .common import ROOT, Result, bench_redis, combine
+from . import collections_bench, curves, floor, handler_io, ours, raw_floor, topologies
+from .common import ROOT, Result, bench_redis, combine, machine
 
 TARGETS_NOTE = ROOT / "benchmarks" / "NOTES.md"
-
-
-def machine() -> dict[str, Any]:
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
-    versions = {}
-    for package in (
-        "redis",
-        "hiredis",
-        "pydantic",
-        "orjson",
-        "gevent",
-        "flask",
-        "celery",
-        "rq",
-        "faststream",
-        "nats-py",
-    ):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "redis_server": redis_version.stdout.split()[2].removeprefix("v=") if redis_version.stdout else "?",
-        "packages": versions,
-        "date": time.strftime("%Y-%m-%d"),
-    }
 
 
 def measure(quick: bool, systems: set[str]) -> list[Result]:
@@ -87,6 +53,8 @@ def measure(quick: bool, systems: set[str]) -> list[Result]:
             from . import peers
 
             results += peers.run(url, 0, n_conc // 3, concurrencies)
+        if "curves" in systems:
+            results += curves.run(url, quick)
     if "collections" in systems:
         with bench_redis() as url:
             results += collections_bench.run(url, quick)
@@ -145,7 +113,7 @@ def table(results: list[Result]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
-        if result.p50_us is None or result.scenario.startswith("handler-"):
+        if result.p50_us is None or result.scenario.startswith(("handler-", "curve-")):
             continue
         base = find(results, "floor", result.scenario)
         lines.append(
@@ -213,7 +181,7 @@ def targets(results: list[Result]) -> list[tuple[str, bool | None, str]]:
     if memory:
         held = memory.extra["idle_web_worker_connections"]
         out.append(("at most 2 Redis connections per idle web process", held <= 2, f"{held} connections"))
-    return out + handler_io.verdicts(results)
+    return out + handler_io.verdicts(results) + curves.verdicts(results)
 
 
 def plot(results: list[Result], path: Path) -> bool:
@@ -341,6 +309,14 @@ gevent workers; then eight callers (requests with a 2 s timeout) while the broke
 
 {handler_io.table(results)}
 
+## Curves as work grows
+
+{curves.__doc__.split(chr(10) + chr(10))[0]}
+
+{curves.section(results)}
+
+![curves](benchmarks/results/curves.png)
+
 ## Typed collections and locks
 
 Operations per second, one caller, on a private redis-server of their own, ours and pottery (sync) in turn in
@@ -365,8 +341,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument(
         "--systems",
-        default="ours,floor,peers,handlers,collections,topologies",
-        help="comma-separated: ours, floor, peers, handlers, collections (and locks, against pottery), topologies",
+        default="ours,floor,peers,handlers,curves,collections,topologies",
+        help="comma-separated: ours, floor, peers, handlers, curves, collections (and locks: pottery), topologies",
     )
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from --out's results.json")
     args = parser.parse_args()
@@ -382,10 +358,12 @@ def main() -> None:
         )
     (args.out / "results.md").write_text(table(results) + "\n")
     plotted = plot(results, args.out / "benchmarks.png")
+    curves.plot(results, args.out / "curves.png")
     print(table(results))
     print(topologies.table(results))
     print(collections_bench.table(results), handler_io.table(results), sep="\n")
     print(cpu_table(results))
+    print(curves.section(results))
     for name, holds, figures in targets(results):
         print(f"{'HOLDS' if holds else 'n/a' if holds is None else 'FAILS'}: {name} ({figures})")
     if not args.quick:

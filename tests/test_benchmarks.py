@@ -4,6 +4,7 @@ The figures themselves are not asserted here; BENCHMARKS.md reports them (``make
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -89,3 +90,26 @@ def test_a_quick_run_of_the_collections(tmp_path: Path) -> None:
         } <= ours
     assert all(r["rps"] > 0 for r in results if r["scenario"].startswith("collection: "))
     assert "| operation | ours ops/s | pottery ops/s | ours / pottery | ours asyncio ops/s |" in done.stdout
+
+
+def test_a_quick_run_of_the_curves(tmp_path: Path) -> None:
+    """Every curve gets its points, the caller's memory is measured with every held call ended, and the curves'
+    targets are checked."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "curves", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    scenarios = {result["scenario"]: result for result in results}
+    for curve in ("gather-1", "gather-4", "payload-100", "payload-10240", "in-flight-16", "responders-2"):
+        assert scenarios[f"curve-{curve}"]["p50_us"] > 0
+    held = scenarios["curve-caller-memory"]["extra"]
+    assert held["waiting_at_peak"] == 500 and sum(held["outcomes"].values()) == 500
+    assert "at most 2 connections per idle web worker, 1 to 64 of them" in done.stdout
+    if importlib.util.find_spec("matplotlib") is not None:  # the bench extra draws them
+        assert (tmp_path / "curves.png").stat().st_size > 0
