@@ -23,7 +23,7 @@ from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Broker
 
 from .bench_app import AddIn, add, ping
-from .common import Result, child_env
+from .common import CPU_PIDS, Result, child_env, redis_pid
 from .floor import running
 from .ours import APP, BIN, SYSTEM, WORKER, caller, connections_by_pid, rss_kib, wait
 
@@ -93,8 +93,17 @@ def _gather(url: str, probe: FlaskRedisSingle, gather_to: tuple[int, ...], n: in
             replies = probe.broker.broadcast(ping, None, gather=True, timeout=2)
             pids = [reply.value.pid for reply in replies if reply.value]
             held = connections_by_pid(probe)
-            found = caller(url, "gather", count, n or (1000 if count <= 4 else 500 if count <= 16 else 200))
+            watched = ",".join([f"redis={redis_pid(url)}", *(f"web{index}={pid}" for index, pid in enumerate(pids))])
+            calls = n or (1000 if count <= 4 else 500 if count <= 16 else 200)
+            found = caller(url, "gather", count, calls, **{CPU_PIDS: watched})
+            cpu = found.extra.pop("cpu_us_per_call", {})
             found.extra |= {
+                "cpus": os.cpu_count() or 1,
+                "cpu_us_per_gather": {
+                    "caller": cpu.get("caller"),
+                    "redis": cpu.get("redis"),
+                    "each web worker": round(sum(cpu.get(f"web{i}", 0) for i in range(len(pids))) / len(pids), 1),
+                },
                 "web_worker_connections_max": max(held[pid] for pid in pids),
                 "web_worker_connections_min": min(held[pid] for pid in pids),
                 "web_worker_rss_kib_max": max(rss_kib(pid) for pid in pids),
@@ -174,12 +183,19 @@ def section(results: list[Result]) -> str:
         return ""
     lines: list[str] = []
     if gather:
-        lines += ["| listening processes | p50 (us) | p99 (us) | connections per idle web worker | RSS each (MiB) |"]
-        lines += ["| ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "| listening processes | p50 (us) | p99 (us) | CPU per gather: each worker, Redis, caller (us) "
+            "| CPU in all / CPUs (us) | connections per idle worker | RSS each (MiB) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for count, r in gather:
+            cpu = r.extra.get("cpu_us_per_gather", {})
+            each, rest = cpu.get("each web worker") or 0, (cpu.get("redis") or 0) + (cpu.get("caller") or 0)
             lines.append(
-                f"| {count} | {r.p50_us:.0f} | {r.p99_us:.0f} | {r.extra['web_worker_connections_min']}-"
-                f"{r.extra['web_worker_connections_max']} | {r.extra['web_worker_rss_kib_max'] / 1024:.0f} |"
+                f"| {count} | {r.p50_us:.0f} | {r.p99_us:.0f} | {each:.0f}, {cpu.get('redis') or 0:.0f}, "
+                f"{cpu.get('caller') or 0:.0f} | {(count * each + rest) / r.extra.get('cpus', 1):.0f} | "
+                f"{r.extra['web_worker_connections_min']}-{r.extra['web_worker_connections_max']} | "
+                f"{r.extra['web_worker_rss_kib_max'] / 1024:.0f} |"
             )
         if len(gather) > 1:
             lines += ["", f"Each further process adds {_slope(gather[0], gather[-1], 1):.0f} us to the gather's p50."]

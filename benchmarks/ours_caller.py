@@ -99,8 +99,14 @@ def main() -> None:
             if len(replies) != workers or not all(reply.ok for reply in replies):
                 raise SystemExit(f"gather: {len(replies)} replies, expected {workers}")
 
-        latencies, elapsed = time_calls(gather, n, 0)
-        result = summarize(SYSTEM, f"broadcast-{workers}", latencies, elapsed)
+        timed = time_calls_and_cpu(gather, n, 0)
+        result = summarize(
+            SYSTEM,
+            f"broadcast-{workers}",
+            timed["latencies_s"],
+            timed["elapsed_s"],
+            cpu_us_per_call=timed["cpu_us_per_call"],
+        )
     result.extra["connections_at_rest"] = connections_of(ext, own)
     broker.stop()
     print(json.dumps(result.as_json()))
