@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from examples.local_redis import free_port
 
 from .waiting import wait_until
 
@@ -94,12 +95,6 @@ def stop_serve(process: subprocess.Popen[str]) -> None:
 
 def run_cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def parent_of(pid: int) -> int:

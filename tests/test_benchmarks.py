@@ -109,7 +109,8 @@ def test_a_quick_run_of_the_curves(tmp_path: Path) -> None:
     for curve in ("gather-1", "gather-4", "payload-100", "payload-10240", "in-flight-16", "responders-2"):
         assert scenarios[f"curve-{curve}"]["p50_us"] > 0
     held = scenarios["curve-caller-memory"]["extra"]
-    assert held["waiting_at_peak"] == 500 and sum(held["outcomes"].values()) == 500
+    assert held["waiting_at_peak"] == 500
+    assert sum(held["outcomes"].values()) == 500
     assert "at most 2 connections per idle web worker, 1 to 64 of them" in done.stdout
     if importlib.util.find_spec("matplotlib") is not None:  # the bench extra draws them
         assert (tmp_path / "curves.png").stat().st_size > 0

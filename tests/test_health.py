@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from examples.local_redis import free_port
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Channel
 from flask_multi_redis.health import health_blueprint
 
 from .conftest import ServerFactory
-from .processes import APP, WORKER, WorkerProcess, free_port, run_cli
+from .processes import APP, WORKER, WorkerProcess, run_cli
 from .waiting import wait_until
 
 ping = Channel("health.ping", request=dict, reply=dict)

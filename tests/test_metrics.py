@@ -10,11 +10,12 @@ import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
+from examples.local_redis import free_port
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Channel, RemoteError
 from flask_multi_redis.metrics import BrokerMetrics
 
-from .processes import WorkerProcess, free_port
+from .processes import WorkerProcess
 
 double = Channel("math.double", request=int, reply=int)
 explode = Channel("math.explode", request=int, reply=int)
