@@ -54,18 +54,21 @@ def run(url: str, quick: bool) -> list[Result]:
             wait("the worker registering", lambda: probe.broker.responders(add))
             for size in payloads:
                 results.append(_named(caller(url, "payload", size, 20 if quick else _calls(size)), "payload", size))
+            watched = {CPU_PIDS: f"worker0={worker.pid},redis={redis_pid(url)}"}
             for callers in in_flight:
-                found = caller(url, "concurrent", callers, 200 if quick else 4000)
+                found = caller(url, "concurrent", callers, 200 if quick else 4000, **watched)
                 found.extra["worker_connections"] = connections_by_pid(probe)[worker.pid]
                 results.append(_named(found, "in-flight", callers))
             held = caller(url, "hold", 500 if quick else HELD, BENCH_HOLD_PID=str(worker.pid))
             results.append(held)
         for count in responders:
             with contextlib.ExitStack() as stack:
+                pids = [f"redis={redis_pid(url)}"]
                 for index in range(count):
-                    stack.enter_context(running(WORKER, child_env(url), f"flask-redis-worker {index}"))
+                    started = stack.enter_context(running(WORKER, child_env(url), f"flask-redis-worker {index}"))
+                    pids.append(f"worker{index}={started.pid}")
                 wait(f"{count} workers registering", lambda: len(probe.broker.responders(add)) == count, 60)  # noqa: B023
-                found = caller(url, "concurrent", 64, 200 if quick else 6000)
+                found = caller(url, "concurrent", 64, 200 if quick else 6000, **{CPU_PIDS: ",".join(pids)})
                 results.append(_named(found, "responders", count))
     finally:
         probe.broker.stop()
@@ -175,6 +178,15 @@ def _slope(first: tuple[int, Result], last: tuple[int, Result], per: float) -> f
     return ((last[1].p50_us or 0) - (first[1].p50_us or 0)) / max(1e-9, (last[0] - first[0]) / per)
 
 
+def _busy(result: Result) -> str:
+    """The cores each kind of process kept busy during a throughput point (CPU per call times calls per second):
+    the caller, the workers together, Redis."""
+    cpu = result.extra.get("cpu_us_per_call", {})
+    workers = sum(value for name, value in cpu.items() if name.startswith("worker"))
+    shares = (cpu.get("caller"), workers or None, cpu.get("redis"))
+    return ", ".join("-" if share is None else f"{share * (result.rps or 0) / 1e6:.2f}" for share in shares)
+
+
 def section(results: list[Result]) -> str:
     """The report's tables of every curve, and how each grows; empty if the curves were not measured."""
     gather, payload = points(results, "gather"), points(results, "payload")
@@ -209,18 +221,22 @@ def section(results: list[Result]) -> str:
             lines += ["", f"Each further KiB of payload adds {per_kib:.1f} us to the p50."]
         lines.append("")
     if in_flight:
-        lines += ["| callers in flight | req/s | p50 (us) | p99 (us) | caller connections (peak) | worker's |"]
-        lines += ["| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "| callers in flight | req/s | p50 (us) | p99 (us) | cores busy: caller, worker, Redis "
+            "| caller connections (peak) | worker's |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for callers, r in in_flight:
             lines.append(
-                f"| {callers} | {r.rps:.0f} | {r.p50_us:.0f} | {r.p99_us:.0f} | {r.extra.get('peak_connections', '-')} "
-                f"| {r.extra.get('worker_connections', '-')} |"
+                f"| {callers} | {r.rps:.0f} | {r.p50_us:.0f} | {r.p99_us:.0f} | {_busy(r)} "
+                f"| {r.extra.get('peak_connections', '-')} | {r.extra.get('worker_connections', '-')} |"
             )
         best = max(in_flight, key=lambda point: point[1].rps or 0)
         lines += ["", f"Throughput peaks at {best[1].rps:.0f} req/s with {best[0]} in flight.", ""]
     if responders:
-        lines += ["| responder processes (64 in flight) | req/s | p50 (us) |", "| ---: | ---: | ---: |"]
-        lines += [f"| {count} | {r.rps:.0f} | {r.p50_us:.0f} |" for count, r in responders]
+        lines += ["| responder processes (64 in flight) | req/s | p50 (us) | cores busy: caller, workers, Redis |"]
+        lines += ["| ---: | ---: | ---: | ---: |"]
+        lines += [f"| {count} | {r.rps:.0f} | {r.p50_us:.0f} | {_busy(r)} |" for count, r in responders]
         lines.append("")
     memory = next((r for r in results if r.scenario == "curve-caller-memory"), None)
     if memory:

@@ -88,9 +88,16 @@ def main() -> None:
                 peak.append(connections_of(ext, own))
 
         watcher = gevent.spawn(watch)
-        latencies, elapsed = time_calls(call, n, callers)
+        timed = time_calls_and_cpu(call, n, callers)
         watcher.kill()
-        result = summarize(SYSTEM, f"concurrent-{callers}", latencies, elapsed, peak_connections=max(peak))
+        result = summarize(
+            SYSTEM,
+            f"concurrent-{callers}",
+            timed["latencies_s"],
+            timed["elapsed_s"],
+            peak_connections=max(peak),
+            cpu_us_per_call=timed["cpu_us_per_call"],
+        )
     else:  # gather
         workers, n = int(sys.argv[2]), int(sys.argv[3])
 
