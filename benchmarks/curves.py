@@ -290,6 +290,8 @@ def plot(results: list[Result], path: Path) -> bool:
             ax.set_xscale("log")
         if name == "payload":
             ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)  # throughput and the gather's time from zero: no slope made steep by the axis
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
         ax.legend()
     figure.tight_layout()
