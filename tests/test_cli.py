@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -205,8 +206,13 @@ def test_debug_lines_per_request_and_handler_run(
         assert ext.broker.request(add, AddIn(a=1, b=1), timeout=5).sum == 2
         ext.broker.stop()
     messages = [record.getMessage() for record in caplog.records]
-    assert any(m.startswith("request: channel=math.add ") and m.endswith(" ms ok") for m in messages), messages
-    assert any(m.startswith("handler ran: channel=math.add id=") for m in messages), messages
+    called = [m for m in messages if m.startswith("request: channel=math.add id=") and m.endswith(" ms ok")]
+    ran = [m for m in messages if m.startswith("handler ran: channel=math.add id=")]
+    assert len(called) == 1, messages
+    assert len(ran) == 1, messages
+    call_id = called[0].split()[2].removeprefix("id=")
+    assert re.fullmatch("[0-9a-f]{32}", call_id)
+    assert ran[0].split()[3] == f"id={call_id}"  # the caller's line and the handler's carry the same id
 
 
 def test_a_summary_line_per_minute(caplog: pytest.LogCaptureFixture) -> None:

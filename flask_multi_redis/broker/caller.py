@@ -27,7 +27,7 @@ from . import commands, names
 from .channel import Channel
 from .directory import ResponderDirectory
 from .envelope import Envelope, Kind, Sender, deadline_after, pack
-from .instruments import OUTGOING
+from .instruments import CALL_IDS, OUTGOING
 from .intake import Intake
 from .pipeline import PipelinedConnection
 from .reply_lists import DeferredUnlink, ReplyListWait
@@ -42,8 +42,13 @@ log = logging.getLogger(__name__)
 
 
 def new_id() -> str:
-    """An unguessable correlation id (128 random bits from the OS, in hex)."""
-    return os.urandom(16).hex()
+    """An unguessable correlation id (128 random bits from the OS, in hex), noted for the DEBUG line of the
+    instrumented call it is made in."""
+    made = os.urandom(16).hex()
+    noted = CALL_IDS.get()
+    if noted is not None:
+        noted.append(made)
+    return made
 
 
 @dataclass

@@ -12,12 +12,16 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import Literal, Protocol
 
-__all__ = ["OUTGOING", "CallKind", "Instrument", "Instruments", "outcome", "timed"]
+__all__ = ["CALL_IDS", "OUTGOING", "CallKind", "Instrument", "Instruments", "outcome", "timed"]
 
 log = logging.getLogger(__name__)
 
 #: The headers the envelopes made in this context carry (set around an instrumented call).
 OUTGOING: ContextVar[dict[str, str] | None] = ContextVar("flask_multi_redis_outgoing_headers", default=None)
+
+#: The correlation ids a call made in this context used (collected around an instrumented call, for its DEBUG
+#: line: the handler's line carries the same id).
+CALL_IDS: ContextVar[list[str] | None] = ContextVar("flask_multi_redis_call_ids", default=None)
 
 #: A call: a request (one handler answers), a broadcast (every command runs), a gather (a broadcast whose
 #: replies are collected).
@@ -49,18 +53,21 @@ class Instruments:
     def call(self, kind: CallKind, channel: str) -> Iterator[None]:
         """Around a call: every instrument's, the headers they add on the envelopes made inside, a DEBUG line."""
         headers: dict[str, str] = {}
+        ids: list[str] = []
 
         def logged(seconds: float, error: BaseException | None) -> None:
-            log.debug("%s: channel=%s %.2f ms %s", kind, channel, seconds * 1000, outcome(error))
+            used = ",".join(ids) or "-"
+            log.debug("%s: channel=%s id=%s %.2f ms %s", kind, channel, used, seconds * 1000, outcome(error))
 
         with ExitStack() as stack:
             for instrument in self.items:
                 stack.enter_context(instrument.call(kind, channel, headers))
-            token = OUTGOING.set(headers or None)
+            token, noted = OUTGOING.set(headers or None), CALL_IDS.set(ids)
             try:
                 with timed(logged):
                     yield
             finally:
+                CALL_IDS.reset(noted)
                 OUTGOING.reset(token)
 
     @contextmanager
