@@ -163,7 +163,9 @@ def targets(results: list[Result]) -> list[tuple[str, bool | None, str]]:
     for peer, times in (("celery", 10), ("faststream", 10), ("nats", 2)):
         other = find(results, peer, "sequential")
         holds = None if not (seq and other and seq.p50_us and other.p50_us) else other.p50_us >= times * seq.p50_us
-        figures = f"{other.p50_us / seq.p50_us:.2f}x faster" if holds is not None and other and seq else "not measured"
+        figures = "not measured"
+        if holds is not None and other and seq and other.p50_us and seq.p50_us:
+            figures = f"{other.p50_us / seq.p50_us:.2f}x faster" + _round_ratios(other, seq)
         out.append((f"sequential p50 at least {times}x faster than {peer}", holds, figures))
     busy, busy_floor = find(results, ours.SYSTEM, "concurrent-64"), find(results, "floor", "concurrent-64")
     if busy and busy_floor and busy.rps and busy_floor.rps:
