@@ -33,7 +33,10 @@ from .broker import Channel
 from .broker.envelope import unpack
 from .broker.names import command_channel
 from .broker.signing import Signer
+from .cluster import ClusterSession
+from .connection import shard_session
 from .extension import FlaskRedisMulti, FlaskRedisSingle, RedisExtension
+from .session import RedisSession
 
 __all__ = ["ThrowawayRedis", "call", "expect_broadcast"]
 
@@ -160,21 +163,27 @@ def call(app: Flask, channel: Channel[Any, Rep], message: Any, timeout: float = 
 @contextmanager
 def expect_broadcast(app: Flask, channel: Channel[Any, Any], timeout: float = 5.0) -> Iterator[list[Any]]:
     """Collect the broadcasts (commands) sent on ``channel`` in ``app``'s environment while the block runs, as
-    the channel's request type; after the block, wait up to ``timeout`` seconds for the first. It listens with
-    classic pub/sub: on one server or behind Sentinel, not on a cluster (whose broker publishes sharded).
+    the channel's request type; after the block, wait up to ``timeout`` seconds for the first. It listens where
+    the broker publishes: on the broker's database, and on a Redis Cluster on the shard of its hash tag, with
+    sharded pub/sub.
 
     :raises TimeoutError: none came in time.
     """
     extension = _extension(app)
+    broker = extension.broker
     with app.app_context():
-        session = extension.getRedis()
+        session: object = extension.getRedis(broker.database) if broker.database else extension.getRedis()
         keys = extension.signing_keys()
-    signer = Signer(keys, session.prefix) if keys else None
-    max_size = extension.broker.max_message_size
+    sharded = isinstance(session, ClusterSession)
+    session = shard_session(session) if isinstance(session, ClusterSession) else session
+    assert isinstance(session, RedisSession)
+    signer = Signer(keys, session.prefix) if keys else None  # on a cluster, the prefix as on the wire: its tag
+    max_size = broker.max_message_size
     seen: list[Any] = []
     pubsub = session.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     try:
-        pubsub.subscribe(command_channel(session.prefix, channel.name))
+        subscribe = pubsub.ssubscribe if sharded else pubsub.subscribe
+        subscribe(command_channel(session.prefix, channel.name))
         pubsub.get_message(timeout=timeout)  # the subscription's confirmation: nothing is missed after it
         yield seen
         deadline = time.monotonic() + timeout

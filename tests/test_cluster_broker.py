@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
 
 from flask_multi_redis import FlaskRedisSingle
-from flask_multi_redis.broker import NoResponders
+from flask_multi_redis.broker import Channel, NoResponders
+from flask_multi_redis.testing import expect_broadcast
 
 from .apps.svc import AddIn, add, whoami
 from .conftest import ROOT
@@ -242,3 +244,19 @@ def test_the_broker_leaves_a_primary_gone_silent(loaded: Loaded) -> None:
         assert row.recovery < RESUME_WITHIN + 10, row
     finally:
         silent.resume()
+
+
+def test_expect_broadcast_hears_a_broadcast_on_a_cluster(redis_cluster: Cluster, prefix: str) -> None:
+    """The testing helper listens where the broker publishes there: the shard of its hash tag, sharded."""
+    reload_settings = Channel("config.reload", request=AddIn, reply=dict)
+    app = Flask(__name__)
+    app.config["REDIS"] = {"URL": redis_cluster.url, "PREFIX": prefix, "SOCKET_TIMEOUT": 1}
+    ext = FlaskRedisSingle(app)
+    try:
+        with expect_broadcast(app, reload_settings, timeout=5) as seen, app.app_context():
+            assert ext.broker.publish(reload_settings, AddIn(a=1, b=2)) == 1  # the helper's subscription
+        assert seen == [AddIn(a=1, b=2)]
+    finally:
+        with app.app_context():
+            ext.broker.stop()
+            ext.getCluster().close()
