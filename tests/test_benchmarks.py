@@ -13,15 +13,14 @@ from pathlib import Path
 from .conftest import ROOT
 
 
+def quick_run(systems: str, out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.run --quick`` of ``systems``, its results in ``out``."""
+    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", systems, "--out", str(out)]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "ours,floor,handlers", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    done = quick_run("ours,floor,handlers", tmp_path, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     measured = {(result["system"], result["scenario"]) for result in results}
@@ -50,14 +49,7 @@ def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
 
 def test_a_quick_run_behind_sentinel_and_on_a_cluster(tmp_path: Path) -> None:
     """The topologies' scenarios run too, and their failover leaves no hung call."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "topologies", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = quick_run("topologies", tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     for system in ("flask-multi-redis Sentinel", "flask-multi-redis Cluster"):
@@ -71,14 +63,7 @@ def test_a_quick_run_behind_sentinel_and_on_a_cluster(tmp_path: Path) -> None:
 def test_a_quick_run_of_the_collections(tmp_path: Path) -> None:
     """Ours (sync and asyncio) against pottery and purse when they are installed (make bench), ours alone
     otherwise."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "collections", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = quick_run("collections", tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     for system in ("flask-multi-redis", "flask-multi-redis asyncio"):
@@ -95,14 +80,7 @@ def test_a_quick_run_of_the_collections(tmp_path: Path) -> None:
 def test_a_quick_run_of_the_curves(tmp_path: Path) -> None:
     """Every curve gets its points, the caller's memory is measured with every held call ended, and the curves'
     targets are checked."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", "curves", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = quick_run("curves", tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     scenarios = {result["scenario"]: result for result in results}
