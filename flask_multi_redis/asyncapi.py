@@ -17,7 +17,6 @@ from pydantic import TypeAdapter
 
 from .broker import names
 from .broker.envelope import MAX_CHANNEL, MAX_DEADLINE, MAX_ID, MAX_REPLY_TO
-from .cluster import broker_tag
 
 if TYPE_CHECKING:
     from .broker.router import Route
@@ -38,9 +37,8 @@ def asyncapi_document(extension: RedisExtension, title: str = "", version: str =
     from flask import current_app
 
     broker = extension.broker
-    address, prefix = broker.where()
-    if urlsplit(address).scheme == "redis+cluster":  # the broker's names carry the hash tag there
-        prefix = broker_tag(prefix)
+    address, _ = broker.where()
+    prefix = broker.wire_session(extension.context_app())[0].prefix  # on a cluster, the hash tag
     routes = sorted(broker.routes(), key=lambda route: (route.kind, route.channel.name))
     keyed = list(zip(_ids(routes), routes, strict=True))
     payloads, definitions = TypeAdapter.json_schemas(

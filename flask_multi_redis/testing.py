@@ -30,13 +30,11 @@ import redis
 from flask import Flask
 
 from .broker import Channel
+from .broker.commands import SHARDED
 from .broker.envelope import unpack
 from .broker.names import command_channel
 from .broker.signing import Signer
-from .cluster import ClusterSession
-from .connection import shard_session
 from .extension import FlaskRedisMulti, FlaskRedisSingle, RedisExtension
-from .session import RedisSession
 
 __all__ = ["ThrowawayRedis", "call", "expect_broadcast"]
 
@@ -172,17 +170,14 @@ def expect_broadcast(app: Flask, channel: Channel[Any, Any], timeout: float = 5.
     extension = _extension(app)
     broker = extension.broker
     with app.app_context():
-        session: object = extension.getRedis(broker.database) if broker.database else extension.getRedis()
-        keys = extension.signing_keys()
-    sharded = isinstance(session, ClusterSession)
-    session = shard_session(session) if isinstance(session, ClusterSession) else session
-    assert isinstance(session, RedisSession)
-    signer = Signer(keys, session.prefix) if keys else None  # on a cluster, the prefix as on the wire: its tag
+        session, verbs = broker.wire_session(app)
+        keys = extension.signing_keys(session.name, app=app)
+    signer = Signer(keys, session.prefix) if keys else None
     max_size = broker.max_message_size
     seen: list[Any] = []
     pubsub = session.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     try:
-        subscribe = pubsub.ssubscribe if sharded else pubsub.subscribe
+        subscribe = pubsub.ssubscribe if verbs is SHARDED else pubsub.subscribe
         subscribe(command_channel(session.prefix, channel.name))
         pubsub.get_message(timeout=timeout)  # the subscription's confirmation: nothing is missed after it
         yield seen

@@ -343,7 +343,7 @@ class Broker(Router):
         with _runtime_lock:
             runtime = self._current(app)
             if runtime is None:
-                session, verbs = self._session(app)
+                session, verbs = self.wire_session(app)
                 address = self.extension.addresses(app)[session.name]
                 keys = self.extension.signing_keys(session.name, app=app)
                 runtime = Runtime(self.settings(), self, session, app, address, keys, verbs, self.instruments)
@@ -360,9 +360,10 @@ class Broker(Router):
             elif app is not None and self._runtimes.get(app) is runtime:
                 del self._runtimes[app]
 
-    def _session(self, app: Flask | None) -> tuple[RedisSession, commands.Verbs]:
-        """The session the runtime talks through, and its pub/sub: on a cluster, a session on the shard of the
-        broker's hash tag, over sharded pub/sub."""
+    def wire_session(self, app: Flask | None) -> tuple[RedisSession, commands.Verbs]:
+        """The session the broker's messages travel through for ``app`` (None: its own configuration), whose
+        prefix is the one on the wire, and its pub/sub: on a cluster, a session on the shard of the broker's
+        hash tag, over sharded pub/sub."""
         wanted = self.database if self.database is not None else self.extension.databases_of(app)[0]
         session: object = self.extension.getRedis(wanted, app=app)  # a ClusterSession on a cluster
         if isinstance(session, ClusterSession):
