@@ -48,13 +48,14 @@ def run(url: str, quick: bool) -> list[Result]:
         ((1, 4), (100, 10 * 1024), (1, 16), (1, 2)) if quick else (GATHER_TO, PAYLOADS, IN_FLIGHT, RESPONDERS)
     )
     probe = FlaskRedisSingle({"URL": url, "PREFIX": "bench"})
+    server = f"redis={redis_pid(url)}"  # whose CPU every throughput point measures too
     try:
-        results = _gather(url, probe, gather_to, 20 if quick else 0)
+        results = _gather(url, probe, server, gather_to, 20 if quick else 0)
         with running(WORKER, child_env(url), "flask-redis-worker") as worker:
             wait("the worker registering", lambda: probe.broker.responders(add))
             for size in payloads:
                 results.append(_named(caller(url, "payload", size, 20 if quick else _calls(size)), "payload", size))
-            watched = {CPU_PIDS: f"worker0={worker.pid},redis={redis_pid(url)}"}
+            watched = {CPU_PIDS: f"worker0={worker.pid},{server}"}
             for callers in in_flight:
                 found = caller(url, "concurrent", callers, 200 if quick else 4000, **watched)
                 found.extra["worker_connections"] = connections_by_pid(probe)[worker.pid]
@@ -63,7 +64,7 @@ def run(url: str, quick: bool) -> list[Result]:
             results.append(held)
         for count in responders:
             with contextlib.ExitStack() as stack:
-                pids = [f"redis={redis_pid(url)}"]
+                pids = [server]
                 for index in range(count):
                     started = stack.enter_context(running(WORKER, child_env(url), f"flask-redis-worker {index}"))
                     pids.append(f"worker{index}={started.pid}")
@@ -81,7 +82,7 @@ def _named(result: Result, curve: str, x: int) -> Result:
     return result
 
 
-def _gather(url: str, probe: FlaskRedisSingle, gather_to: tuple[int, ...], n: int) -> list[Result]:
+def _gather(url: str, probe: FlaskRedisSingle, server: str, gather_to: tuple[int, ...], n: int) -> list[Result]:
     results = []
     for count in gather_to:
         port = free_port()
@@ -96,7 +97,7 @@ def _gather(url: str, probe: FlaskRedisSingle, gather_to: tuple[int, ...], n: in
             replies = probe.broker.broadcast(ping, None, gather=True, timeout=2)
             pids = [reply.value.pid for reply in replies if reply.value]
             held = connections_by_pid(probe)
-            watched = ",".join([f"redis={redis_pid(url)}", *(f"web{index}={pid}" for index, pid in enumerate(pids))])
+            watched = ",".join([server, *(f"web{index}={pid}" for index, pid in enumerate(pids))])
             calls = n or (1000 if count <= 4 else 500 if count <= 16 else 200)
             found = caller(url, "gather", count, calls, **{CPU_PIDS: watched})
             cpu = found.extra.pop("cpu_us_per_call", {})
