@@ -183,3 +183,49 @@ def test_a_counted_publish_counts_at_the_moment_it_publishes(redis_url: str) -> 
         stop.set()
         thread.join(10)
         connection.close()
+
+
+class Checks:
+    """What posted commands' checks were told, in order."""
+
+    def __init__(self) -> None:
+        self.told: list[list[object] | redis.RedisError] = []
+
+    def __call__(self, replies: list[object] | redis.RedisError) -> None:
+        self.told.append(replies)
+
+
+def test_posted_commands_have_their_replies_read_before_the_next_round_trip(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    checks = Checks()
+    redis_server.admin().set("a string", "x")
+    pipelined.post([("INCR", "posted"), ("LPUSH", "a string", "y")], checks)
+    wait_until(lambda: redis_server.admin().get("posted") == b"1")  # it ran, its replies unread
+    assert checks.told == []
+    assert pipelined.execute("ECHO", "next") == b"next"  # not a posted command's reply
+    ((incremented, refused),) = checks.told  # type: ignore[misc]
+    assert incremented == 1
+    assert isinstance(refused, redis.ResponseError) and "WRONGTYPE" in str(refused)
+
+
+def test_posted_commands_lost_with_the_connection_are_sent_again(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    checks = Checks()
+    pipelined.post([("BLPOP", "gate", 5), ("RPUSH", "posted", "x")], checks)  # the RPUSH waits behind the BLPOP
+    wait_until(lambda: len(blocked(redis_server)) == 1)
+    redis_server.admin().client_kill_filter(_id=blocked(redis_server)[0]["id"])  # neither reply ever comes
+    assert redis_server.admin().lrange("posted", 0, -1) == []
+    redis_server.admin().rpush("gate", "open")
+    assert pipelined.execute("ECHO", "next") == b"next"
+    assert checks.told == [[[b"gate", b"open"], 1]]
+    assert redis_server.admin().lrange("posted", 0, -1) == [b"x"]  # sent again, run once
+
+
+def test_closing_reads_the_replies_of_posted_commands(pipelined: PipelinedConnection) -> None:
+    checks = Checks()
+    pipelined.post([("INCR", "posted")], checks)
+    pipelined.close(5)
+    assert checks.told == [[1]]
+    assert pipelined.execute("GET", "posted") == b"1"  # open again on the next use

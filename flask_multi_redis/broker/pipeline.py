@@ -7,6 +7,11 @@ made at the same time share round trips and a process needs one connection howev
 A blocking command (BLMOVE with a timeout) would hold up everybody behind it: the one call that waits that way
 has a connection of its own.
 
+A process that answers need not wait for the replies to its answer's commands: :meth:`PipelinedConnection.post`
+sends commands and leaves their replies to be read before the connection's next round trip (a heartbeat comes
+every few seconds), so the answering thread is not woken for them while the caller it answered is. Commands
+whose replies were lost with the connection are sent once more.
+
 Deadlines hold: a round trip's reads wait no longer than the earliest deadline among the callers it serves, a
 caller still queued at its deadline gives up, and a caller with a deadline sends nobody else's commands after
 its own: it wakes the next queued caller instead, which sends them. So a caller whose commands shared a round
@@ -16,9 +21,10 @@ whether its commands ran is then unknown, as with any timeout.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +32,15 @@ import redis
 
 from flask_multi_redis.direct import Command, DirectConnection
 
-__all__ = ["SLACK", "PipelinedConnection"]
+__all__ = ["SLACK", "Check", "PipelinedConnection"]
+
+log = logging.getLogger(__name__)
 
 #: How long past a caller's deadline a read may go on, in seconds: every call ends by its deadline and this.
 SLACK = 0.5
+
+#: Told what became of posted commands: their replies (error replies among them), or the error that lost them.
+Check = Callable[[list[Any] | redis.RedisError], None]
 
 
 @dataclass
@@ -55,6 +66,14 @@ class _Batch:
         return self.replies
 
 
+@dataclass
+class _Posted:
+    """Commands sent without waiting for their replies, and who is told of them."""
+
+    commands: Sequence[Command]
+    check: Check
+
+
 class PipelinedConnection:
     """Runs commands on a connection of its own, made like the ``client``'s, pipelining concurrent callers."""
 
@@ -65,7 +84,31 @@ class PipelinedConnection:
         self._queue_lock = threading.Lock()
         self._sending = threading.Lock()
         self._connection = DirectConnection(client)
+        self._posted: list[_Posted] = []  # sent, their replies not read yet: they come first on the connection
         self._closed = False
+
+    def post(self, commands: Sequence[Command], check: Check) -> None:
+        """Send ``commands`` without waiting for their replies, which ``check`` is given once read: before the
+        connection's next round trip, or when it closes. When the connection is lost before they are read, they
+        are sent once more, then (so they may run twice: only for commands that may), and ``check`` gets the
+        error if that fails too. While another caller has the connection, they go with its round trip and
+        ``check`` is told at once.
+
+        :raises redis.RedisError: the commands could not be written (nothing of them ran).
+        """
+        if not self._sending.acquire(blocking=False):
+            check(self.run(commands, raise_errors=False))
+            return
+        try:
+            self._round_trip(commands, None, answered=0)
+        except Exception:
+            self._hand_over(None)
+            raise
+        except BaseException:  # interrupted: let go at once
+            self._sending.release()
+            raise
+        self._posted.append(_Posted(commands, check))
+        self._hand_over(None)
 
     def execute(self, *args: Any, deadline: float | None = None) -> Any:
         """One command; its raw reply (no redis-py response callbacks)."""
@@ -195,12 +238,45 @@ class PipelinedConnection:
             if deadline is not None:
                 return
 
-    def _round_trip(self, commands: Sequence[Command], deadline: float | None) -> list[Any]:
+    def _round_trip(
+        self, commands: Sequence[Command], deadline: float | None, answered: int | None = None
+    ) -> list[Any]:
+        """Write ``commands`` and read the replies of the first ``answered`` (by default all), after those of
+        the posted commands; all by ``deadline`` and SLACK."""
         if self._closed:
             raise redis.ConnectionError("the broker has stopped: its pipelined connection is closed")
+        until = None if deadline is None else deadline + SLACK
+        if self._posted:
+            self._settle(until)
         self.round_trips += 1
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) + SLACK
-        return self._connection.round_trip(commands, timeout)
+        return self._connection.start(commands, len(commands) if answered is None else answered, _left(until))
+
+    def _settle(self, until: float | None) -> None:
+        """Read the replies of the posted commands and tell their checks; those lost with the connection are
+        sent once more, and waited for (by the monotonic ``until``; by default each read within the socket
+        timeout)."""
+        posted, self._posted = self._posted, []
+        for index, entry in enumerate(posted):
+            try:
+                replies = [self._connection.finish(_left(until)) for _ in entry.commands]
+            except redis.RedisError as lost:  # the connection is closed: what was not read may not have run
+                log.debug("the replies to posted commands were lost (%s): sending them again", lost)
+                self._send_again(posted[index:], until)
+                return
+            entry.check(replies)
+
+    def _send_again(self, lost: list[_Posted], until: float | None) -> None:
+        try:
+            again = [command for entry in lost for command in entry.commands]
+            replies = self._connection.round_trip(again, _left(until))
+        except redis.RedisError as exc:
+            for entry in lost:
+                entry.check(exc)
+            return
+        start = 0
+        for entry in lost:
+            entry.check(replies[start : start + len(entry.commands)])
+            start += len(entry.commands)
 
     @property
     def connected(self) -> bool:
@@ -217,7 +293,14 @@ class PipelinedConnection:
         taken = self._sending.acquire(timeout=timeout)
         try:
             self._closed = self._closed or for_good
+            if taken and self._posted:
+                self._settle(None if timeout < 0 else time.monotonic() + timeout)
             self._connection.close()
         finally:
             if taken:
                 self._sending.release()
+
+
+def _left(until: float | None) -> float | None:
+    """The timeout of a read that must end by the monotonic ``until`` (None: the socket timeout)."""
+    return None if until is None else max(0.001, until - time.monotonic())

@@ -273,17 +273,23 @@ class Responder:
         key, ttl_ms = names.reply_key(self.prefix, envelope.id), _ttl_ms(envelope, self._max_ttl_ms)
         sent = commands.answer(key, data, ttl_ms, envelope.reply_to, self._verbs)
         what = f"the {kind} for id={envelope.id} channel={envelope.channel}"
-        for attempt in (1, 2):  # a round trip that failed is sent again: callers count one answer per sender
-            try:
-                replies = self._pipelined.run(sent, raise_errors=False)  # kept, then published, in one write
-            except redis.RedisError as exc:
-                if attempt == 2 or not isinstance(exc, CONNECTION_LOST):
-                    log.error("could not send %s: %s", what, type(exc).__name__)
-                    return
-                continue
+
+        def check(replies: list[Any] | redis.RedisError) -> None:
+            if isinstance(replies, redis.RedisError):
+                log.error("could not send %s: %s", what, type(replies).__name__)
+                return
             for command, reply in zip(sent, replies, strict=True):
                 if isinstance(reply, Exception):  # OOM, a read-only replica: the rest went ahead
                     log.error("%s: Redis refused %s (%s)", what, command[0], describe(reply))
+
+        for attempt in (1, 2):  # a write that failed is sent again: callers count one answer per sender
+            try:  # kept, then published, in one write; the replies are read later (see PipelinedConnection.post)
+                self._pipelined.post(sent, check)
+            except redis.RedisError as exc:
+                if attempt == 2 or not isinstance(exc, CONNECTION_LOST):
+                    check(exc)
+                    return
+                continue
             return
 
     def _app_context(self) -> contextlib.AbstractContextManager[Any]:
