@@ -1,13 +1,15 @@
-"""A/B of the sequential round trip, or of the throughput of concurrent callers (``--callers 64``): this
-checkout against another tree of the project (say a ``git worktree`` of the commit before a change),
-alternating whole runs, worker and caller, of each.
+"""A/B of the sequential round trip, of the throughput of concurrent callers (``--callers 64``), or of a
+gathered broadcast to gunicorn gevent web workers (``--gather 16``): this checkout against another tree of the
+project (say a ``git worktree`` of the commit before a change), alternating whole runs, worker and caller, of
+each.
 
     git worktree add /tmp/base <commit>
     python -m benchmarks.ab /tmp/base --rounds 6 --calls 3000
 
 Each round runs B (the other tree) then A (this one), or A then B in every other round, each with its own
 ``flask-redis-worker`` and caller processes importing that tree's code, against one redis-server of the
-benchmark's own. It prints every round's p50 and the ratio A/B, and the median ratio: below 1, A is faster.
+benchmark's own. It prints every round's p50 (calls per second with ``--callers``), the ratio A/B, and the
+median ratio.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from pathlib import Path
 
 import redis
 
+from benchmarks.bench_app import ping
 from benchmarks.common import ROOT, bench_redis, python
+from examples.local_redis import free_port
+from flask_multi_redis.broker import names
 
 APP = "benchmarks.bench_app:create_app()"
 
@@ -51,6 +56,34 @@ def one_run(tree: Path, url: str, calls: int, callers: int = 0, extra: dict[str,
     return float(result["rps"] if callers else result["p50_us"])
 
 
+def one_gather(tree: Path, url: str, calls: int, workers: int) -> float:
+    """The p50 in microseconds of ``calls`` gathered broadcasts to ``workers`` gunicorn gevent web workers
+    (``--preload``), with ``tree``'s code in every process."""
+    env = env_for(tree, url, {})
+    gunicorn = [python(), "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--preload", "--timeout", "120"]
+    gunicorn += ["-b", f"127.0.0.1:{free_port()}", "--log-level", "warning", APP]
+    web = subprocess.Popen(gunicorn, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        caller = [python(), "-m", "benchmarks.ours_caller", "gather", str(workers), str(calls)]
+        wait_answering(url, workers)
+        done = subprocess.run(caller, env=env, cwd=tree, capture_output=True, text=True, timeout=600, check=True)
+    finally:
+        web.terminate()
+        web.wait(30)
+    redis.Redis.from_url(url).flushall()
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["p50_us"])
+
+
+def wait_answering(url: str, workers: int, timeout: float = 60) -> None:
+    """Until ``workers`` processes listen for ``bench.ping``."""
+    client, channel = redis.Redis.from_url(url), names.command_channel("bench", ping.name)
+    deadline = time.monotonic() + timeout
+    while client.pubsub_numsub(channel)[0][1] < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{workers} web workers did not register")
+        time.sleep(0.05)
+
+
 def wait_registered(url: str, timeout: float = 30) -> None:
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + timeout
@@ -66,6 +99,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--callers", type=int, default=0, help="gevent callers at once (calls per second, not p50)")
+    parser.add_argument("--gather", type=int, default=0, help="gunicorn gevent web workers to gather from")
     parser.add_argument("--env-a", action="append", default=[], metavar="NAME=VALUE", help="for A's processes only")
     args = parser.parse_args()
     other = args.other.resolve()
@@ -77,7 +111,9 @@ def main() -> None:
         for round_no in range(args.rounds):
             order = [("A", ROOT), ("B", other)] if round_no % 2 else [("B", other), ("A", ROOT)]
             figure = {
-                label: one_run(tree, url, args.calls, args.callers, env_a if label == "A" else None)
+                label: one_gather(tree, url, args.calls, args.gather)
+                if args.gather
+                else one_run(tree, url, args.calls, args.callers, env_a if label == "A" else None)
                 for label, tree in order
             }
             ratios.append(figure["A"] / figure["B"])
