@@ -206,7 +206,8 @@ def test_posted_commands_have_their_replies_read_before_the_next_round_trip(
     assert pipelined.execute("ECHO", "next") == b"next"  # not a posted command's reply
     ((incremented, refused),) = checks.told  # type: ignore[misc]
     assert incremented == 1
-    assert isinstance(refused, redis.ResponseError) and "WRONGTYPE" in str(refused)
+    assert isinstance(refused, redis.ResponseError)
+    assert "WRONGTYPE" in str(refused)
 
 
 def test_posted_commands_lost_with_the_connection_are_sent_again(
