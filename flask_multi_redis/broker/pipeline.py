@@ -90,9 +90,9 @@ class PipelinedConnection:
     def post(self, commands: Sequence[Command], check: Check) -> None:
         """Send ``commands`` without waiting for their replies, which ``check`` is given once read: before the
         connection's next round trip, or when it closes. When the connection is lost before they are read, they
-        are sent once more, then (so they may run twice: only for commands that may), and ``check`` gets the
-        error if that fails too. While another caller has the connection, they go with its round trip and
-        ``check`` is told at once.
+        are sent once more, at once (so they may run twice: post only commands for which that is harmless), and
+        ``check`` gets the error if that fails too. While another caller has the connection, they go with its
+        round trip and ``check`` is told at once.
 
         :raises redis.RedisError: the commands could not be written (nothing of them ran).
         """
@@ -231,10 +231,8 @@ class PipelinedConnection:
                     batch.finish([], interrupted if batch is not own else None)
                 raise
             else:
-                start = 0
-                for batch in batches:
-                    batch.finish(replies[start : start + len(batch.commands)])
-                    start += len(batch.commands)
+                for batch, own_replies in zip(batches, _split(replies, batches), strict=True):
+                    batch.finish(own_replies)
             if deadline is not None:
                 return
 
@@ -273,10 +271,8 @@ class PipelinedConnection:
             for entry in lost:
                 entry.check(exc)
             return
-        start = 0
-        for entry in lost:
-            entry.check(replies[start : start + len(entry.commands)])
-            start += len(entry.commands)
+        for entry, own_replies in zip(lost, _split(replies, lost), strict=True):
+            entry.check(own_replies)
 
     @property
     def connected(self) -> bool:
@@ -304,3 +300,12 @@ class PipelinedConnection:
 def _left(until: float | None) -> float | None:
     """The timeout of a read that must end by the monotonic ``until`` (None: the socket timeout)."""
     return None if until is None else max(0.001, until - time.monotonic())
+
+
+def _split(replies: list[Any], senders: Sequence[_Batch | _Posted]) -> list[list[Any]]:
+    """The replies of one write cut into each sender's share, in order."""
+    shares, start = [], 0
+    for sender in senders:
+        shares.append(replies[start : start + len(sender.commands)])
+        start += len(sender.commands)
+    return shares
