@@ -19,14 +19,13 @@ import json
 import os
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
 from benchmarks.bench_app import ping
 from benchmarks.common import ROOT, bench_redis, python
-from examples.local_redis import free_port
+from benchmarks.ours import preloaded_gevent_workers, wait
 from flask_multi_redis.broker import names
 
 APP = "benchmarks.bench_app:create_app()"
@@ -60,12 +59,13 @@ def one_gather(tree: Path, url: str, calls: int, workers: int) -> float:
     """The p50 in microseconds of ``calls`` gathered broadcasts to ``workers`` gunicorn gevent web workers
     (``--preload``), with ``tree``'s code in every process."""
     env = env_for(tree, url, {})
-    gunicorn = [python(), "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--preload", "--timeout", "120"]
-    gunicorn += ["-b", f"127.0.0.1:{free_port()}", "--log-level", "warning", APP]
-    web = subprocess.Popen(gunicorn, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(
+        preloaded_gevent_workers(workers), env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         caller = [python(), "-m", "benchmarks.ours_caller", "gather", str(workers), str(calls)]
-        wait_answering(url, workers)
+        client, channel = redis.Redis.from_url(url), names.command_channel("bench", ping.name)
+        wait(f"{workers} web workers listening", lambda: client.pubsub_numsub(channel)[0][1] >= workers, 60)
         done = subprocess.run(caller, env=env, cwd=tree, capture_output=True, text=True, timeout=600, check=True)
     finally:
         web.terminate()
@@ -74,23 +74,9 @@ def one_gather(tree: Path, url: str, calls: int, workers: int) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["p50_us"])
 
 
-def wait_answering(url: str, workers: int, timeout: float = 60) -> None:
-    """Until ``workers`` processes listen for ``bench.ping``."""
-    client, channel = redis.Redis.from_url(url), names.command_channel("bench", ping.name)
-    deadline = time.monotonic() + timeout
-    while client.pubsub_numsub(channel)[0][1] < workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{workers} web workers did not register")
-        time.sleep(0.05)
-
-
 def wait_registered(url: str, timeout: float = 30) -> None:
     client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + timeout
-    while not client.keys("bench:fmr:serves:*"):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the worker did not register")
-        time.sleep(0.05)
+    wait("the worker's registration", lambda: bool(client.keys("bench:fmr:serves:*")), timeout)
 
 
 def main() -> None:

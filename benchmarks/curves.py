@@ -18,14 +18,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from examples.local_redis import free_port
 from flask_multi_redis import FlaskRedisSingle
 from flask_multi_redis.broker import Broker
 
 from .bench_app import AddIn, add, ping
 from .common import CPU_PIDS, Result, child_env, redis_pid
 from .floor import running
-from .ours import APP, BIN, SYSTEM, WORKER, caller, connections_by_pid, rss_kib, wait
+from .ours import SYSTEM, WORKER, caller, connections_by_pid, preloaded_gevent_workers, rss_kib, wait
 
 GATHER_TO = (1, 4, 16, 64)
 PAYLOADS = (100, 1024, 10 * 1024, 100 * 1024, 1024 * 1024)
@@ -85,10 +84,7 @@ def _named(result: Result, curve: str, x: int) -> Result:
 def _gather(url: str, probe: FlaskRedisSingle, server: str, gather_to: tuple[int, ...], n: int) -> list[Result]:
     results = []
     for count in gather_to:
-        port = free_port()
-        argv = [str(BIN / "gunicorn"), "-k", "gevent", "-w", str(count), "--preload", "--timeout", "120"]
-        argv += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", APP]
-        with running(argv, child_env(url), f"gunicorn -w {count}"):
+        with running(preloaded_gevent_workers(count), child_env(url), f"gunicorn -w {count}"):
             wait(
                 f"{count} web workers listening",
                 lambda: len(probe.broker.broadcast(ping, None, gather=True, timeout=1)) == count,  # noqa: B023

@@ -29,6 +29,13 @@ def wait(what: str, condition: object, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+def preloaded_gevent_workers(count: int) -> list[str]:
+    """gunicorn serving the benchmark's app from ``count`` gevent web workers forked after loading it
+    (``--preload``), on a free port."""
+    argv = [str(BIN / "gunicorn"), "-k", "gevent", "-w", str(count), "--preload", "--timeout", "120"]
+    return [*argv, "-b", f"127.0.0.1:{free_port()}", "--log-level", "warning", APP]
+
+
 #: The key of the signed scenario (PROTOCOL.md, "Signing"): both the worker and the caller sign and check.
 SIGNING_KEY = "a benchmark key of 32 characters"
 
