@@ -31,6 +31,7 @@ __all__ = ["Command", "DirectConnection", "SubscriberConnection"]
 Command = tuple[Any, ...]
 
 _BUFFER = 65536
+_STEP = 0.01  # how much shorter than asked a socket's timeout may be (see _Connection._apply)
 _INCOMPLETE = object()  # what the reader returns while a reply is not complete (a RESP3 false is False)
 _CLOSED = "Connection closed by server."  # redis-py's words
 _Push = hiredis.PushNotification
@@ -78,9 +79,7 @@ class _Connection:
         else:
             data = b"".join([hiredis.pack_command(tuple(map(encode, command))) for command in commands])
         wait = self._bounded(timeout)
-        if self._applied != wait:
-            sock.settimeout(wait)
-            self._applied = wait
+        self._apply(sock, wait)
         try:
             sock.sendall(data)
         except TimeoutError:
@@ -114,9 +113,7 @@ class _Connection:
         reader, sock = self._reader, self._sock
         if reader is None or sock is None:  # closed meanwhile, by the owner's stop
             raise redis.ConnectionError(_CLOSED)
-        if self._applied != timeout:
-            sock.settimeout(timeout)
-            self._applied = timeout
+        self._apply(sock, timeout)
         buffer = self._buffer
         until = None if timeout is None or not whole else time.monotonic() + timeout
         try:
@@ -131,8 +128,7 @@ class _Connection:
                 if not whole:
                     self.heard = time.monotonic()
                 elif until is not None:  # a reply in several pieces: all of them within the one timeout
-                    self._applied = max(0.001, until - time.monotonic())
-                    sock.settimeout(self._applied)
+                    self._apply(sock, max(0.001, until - time.monotonic()))
         except TimeoutError:
             raise
         except OSError as exc:
@@ -142,6 +138,20 @@ class _Connection:
         except BaseException:  # InvalidResponse, or an interruption: nothing read after it would be in step
             self.close()
             raise
+
+    def _apply(self, sock: socket.socket, timeout: float | None) -> None:
+        """Give the socket ``timeout``, or leave it the one it has when that is at most _STEP shorter: each change
+        is a system call, and the calls of a process mostly ask for about the same. No read waits longer than
+        asked."""
+        applied = self._applied
+        if applied == timeout or (
+            applied is not None and timeout is not None and timeout - _STEP <= applied <= timeout
+        ):
+            return
+        if timeout is not None and timeout > _STEP:
+            timeout -= _STEP / 2  # the middle of what calls asking about the same will take
+        sock.settimeout(timeout)
+        self._applied = timeout
 
     def _bounded(self, timeout: float | None) -> float | None:
         """The timeout of a read or write: ``timeout``, but never longer than the connection's socket timeout."""
@@ -228,6 +238,23 @@ class DirectConnection(_Connection):
             return [self._next(None) for _ in range(answered)]
         until = began + wait  # one timeout for connecting, if need be, and all the replies
         return [self._next(max(0.001, until - time.monotonic())) for _ in range(answered)]
+
+    def send_more(self, commands: Sequence[Command]) -> bool:
+        """Send ``commands`` behind those whose replies are still owed (pipelining), reading nothing: their
+        replies are owed too, for :meth:`finish`, after the earlier ones. False, and nothing sent, when nothing
+        is owed (the connection closed since, say) or an error reply ended the connection.
+
+        :raises redis.ConnectionError: the write failed (what was written is unknown; the connection is closed).
+        """
+        if not self._owed or self._broken:
+            return False
+        try:
+            self._write(commands)
+        except BaseException:
+            self.close()
+            raise
+        self._owed += len(commands)
+        return True
 
     def finish(self, timeout: float | None = None) -> Any:
         """The reply to the next owed command, waiting up to ``timeout`` seconds (the socket timeout by default).

@@ -210,6 +210,25 @@ def test_posted_commands_have_their_replies_read_before_the_next_round_trip(
     assert "WRONGTYPE" in str(refused)
 
 
+def test_a_post_is_written_before_the_replies_of_the_one_before_it_are_read(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    """The answering thread reads an earlier answer's replies after its next answer is on its way, not before."""
+    checks = Checks()
+    pipelined.post([("BLPOP", "gate", 5)], checks)  # its reply comes when the gate opens
+    wait_until(lambda: len(blocked(redis_server)) == 1)
+    poster, posted = in_threads(1, lambda: pipelined.post([("INCR", "posted")], checks))
+    # written while the BLPOP's reply is still unread: Redis holds it in the blocked client's query buffer
+    wait_until(lambda: [int(c["qbuf"]) > 0 for c in blocked(redis_server)] == [True])
+    assert checks.told == []
+    redis_server.admin().rpush("gate", "open")
+    poster[0].join(10)
+    assert posted == [None]
+    assert checks.told == [[[b"gate", b"open"]]]  # the first post's replies; the second's are still to be read
+    assert pipelined.execute("GET", "posted") == b"1"
+    assert checks.told == [[[b"gate", b"open"]], [1]]
+
+
 def test_posted_commands_lost_with_the_connection_are_sent_again(
     pipelined: PipelinedConnection, redis_server: RedisServer
 ) -> None:

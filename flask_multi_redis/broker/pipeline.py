@@ -8,8 +8,9 @@ A blocking command (BLMOVE with a timeout) would hold up everybody behind it: th
 has a connection of its own.
 
 A process that answers need not wait for the replies to its answer's commands: :meth:`PipelinedConnection.post`
-sends commands and leaves their replies to be read before the connection's next round trip (a heartbeat comes
-every few seconds), so the answering thread is not woken for them while the caller it answered is. Commands
+sends commands and leaves their replies to be read after the next answer's write, or before the connection's
+next round trip (a heartbeat comes every few seconds), so the answering thread is not woken for them while the
+caller it answered is, and does not read them before its next answer goes out. Commands
 whose replies were lost with the connection are sent once more.
 
 Deadlines hold: a round trip's reads wait no longer than the earliest deadline among the callers it serves, a
@@ -88,8 +89,9 @@ class PipelinedConnection:
         self._closed = False
 
     def post(self, commands: Sequence[Command], check: Check) -> None:
-        """Send ``commands`` without waiting for their replies, which ``check`` is given once read: before the
-        connection's next round trip, or when it closes. When the connection is lost before they are read, they
+        """Send ``commands`` without waiting for their replies, which ``check`` is given once read: after the next
+        post is written (so that reading them does not delay it), before the connection's next round trip, or
+        when it closes. When the connection is lost before they are read, they
         are sent once more, at once (so they may run twice: post only commands for which that is harmless), and
         ``check`` gets the error if that fails too. While another caller has the connection, they go with its
         round trip and ``check`` is told at once.
@@ -100,14 +102,18 @@ class PipelinedConnection:
             check(self.run(commands, raise_errors=False))
             return
         try:
-            self._round_trip(commands, None, answered=0)
+            if self._posted and self._connection.send_more(commands):  # the write first, then earlier replies
+                self._posted.append(_Posted(commands, check))
+                self._settle(None, keep=1)
+            else:
+                self._round_trip(commands, None, answered=0)
+                self._posted.append(_Posted(commands, check))
         except Exception:
             self._hand_over(None)
             raise
         except BaseException:  # interrupted: let go at once
             self._sending.release()
             raise
-        self._posted.append(_Posted(commands, check))
         self._hand_over(None)
 
     def execute(self, *args: Any, deadline: float | None = None) -> Any:
@@ -249,16 +255,18 @@ class PipelinedConnection:
         self.round_trips += 1
         return self._connection.start(commands, len(commands) if answered is None else answered, _left(until))
 
-    def _settle(self, until: float | None) -> None:
-        """Read the replies of the posted commands and tell their checks; those lost with the connection are
-        sent once more, and waited for (by the monotonic ``until``; by default each read within the socket
-        timeout)."""
-        posted, self._posted = self._posted, []
-        for index, entry in enumerate(posted):
+    def _settle(self, until: float | None, keep: int = 0) -> None:
+        """Read the replies of the posted commands, but for the last ``keep`` posts, and tell their checks;
+        those lost with the connection (the kept ones too) are sent once more, and waited for (by the monotonic
+        ``until``; by default each read within the socket timeout)."""
+        posted = self._posted
+        settled, self._posted = posted[: len(posted) - keep], posted[len(posted) - keep :]
+        for index, entry in enumerate(settled):
             try:
                 replies = [self._connection.finish(_left(until)) for _ in entry.commands]
             except redis.RedisError as lost:  # the connection is closed: what was not read may not have run
                 log.debug("the replies to posted commands were lost (%s): sending them again", lost)
+                self._posted = []
                 self._send_again(posted[index:], until)
                 return
             entry.check(replies)
