@@ -81,7 +81,9 @@ class _Connection:
         wait = self._bounded(timeout)
         self._apply(sock, wait)
         try:
-            sock.sendall(data)
+            sent = sock.send(data)  # all of it, nearly always: gevent's sendall asks the buffer size first
+            if sent < len(data):
+                sock.sendall(memoryview(data)[sent:])
         except TimeoutError:
             self.close()
             raise redis.TimeoutError("Timeout writing to socket") from None

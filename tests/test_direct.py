@@ -188,3 +188,10 @@ def test_a_subscriber_gets_messages_and_waits_without_losing_its_place(redis_url
     client.publish("news", "hello")
     assert list(subscriber.next_message(5)) == [b"message", b"news", b"hello"]
     subscriber.close()
+
+
+def test_a_write_larger_than_the_socket_takes_at_once_goes_out_whole(connection: DirectConnection) -> None:
+    """One ``send`` takes what the socket's buffer holds; the rest follows."""
+    value = bytes(range(256)) * (64 << 10)  # 16 MiB: far more than a loopback socket takes in one send
+    assert connection.round_trip([("SET", "big", value), ("STRLEN", "big")]) == [b"OK", len(value)]
+    assert connection.round_trip([("GET", "big")]) == [value]
