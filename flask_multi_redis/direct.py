@@ -68,11 +68,15 @@ class _Connection:
         if handed is not None:
             handed.connection.disconnect()  # type: ignore[no-untyped-call]
 
-    def _write(self, commands: Sequence[Command], timeout: float | None = None) -> float | None:
-        """Write ``commands`` in one go, connecting first if need be (within ``timeout`` seconds, if given); the
-        timeout the socket has now (``timeout``, at most the socket timeout)."""
-        sock = self._sock if self._sock is not None else self._connect(timeout)
-        self.last_used = time.monotonic()
+    def _write(self, commands: Sequence[Command], timeout: float | None = None, connect: bool = True) -> float | None:
+        """Write ``commands`` in one go, connecting first if need be (within ``timeout`` seconds, if given) and
+        ``connect``; the timeout the socket has now (``timeout``, at most the socket timeout)."""
+        sock = self._sock
+        if sock is None:
+            if not connect:
+                raise redis.ConnectionError(_CLOSED)
+            sock = self._connect(timeout)
+        began = self.last_used = time.monotonic()
         encode = self._encode
         if encode is None:
             data = b"".join(map(hiredis.pack_command, commands))
@@ -81,9 +85,14 @@ class _Connection:
         wait = self._bounded(timeout)
         self._apply(sock, wait)
         try:
-            sent = sock.send(data)  # all of it, nearly always: gevent's sendall asks the buffer size first
-            if sent < len(data):
-                sock.sendall(memoryview(data)[sent:])
+            if len(data) > _BUFFER:
+                sock.sendall(data)
+            else:  # one send takes it whole, nearly always: gevent's sendall asks for the buffer's size first
+                sent = sock.send(data)
+                if sent < len(data):  # the rest within what is left of the one timeout
+                    if wait is not None:
+                        self._apply(sock, max(0.001, wait - (time.monotonic() - began)))
+                    sock.sendall(memoryview(data)[sent:])
         except TimeoutError:
             self.close()
             raise redis.TimeoutError("Timeout writing to socket") from None
@@ -164,22 +173,30 @@ class _Connection:
     def _in_step(self) -> bool:
         """Whether nothing is waiting to be read that nobody asked for: a connection the server closed while it
         was idle (a restart, CLIENT KILL, its idle timeout) reads as ready, and writing to it would fail."""
+        if self._sock is None:
+            return True
+        return not self._moved() and not self.readable()
+
+    def _moved(self) -> bool:
+        """Whether the primary it follows is known to have moved (a failover): it must not be used again."""
+        return self.primary is not None and self.primary.moved()
+
+    def readable(self) -> bool:
+        """Whether something can be read at once: a reply, or the end of a connection the server closed."""
         sock = self._sock
         if sock is None:
-            return True
-        if self.primary is not None and self.primary.moved():  # failed over: a connection to the new one
             return False
         if self._reader.has_data():
-            return False
+            return True
         pending = self._pending
         if pending is not None and pending():
-            return False
+            return True
         try:
             if self._poller is not None:
-                return not self._poller.poll(0)
-            return not select.select([sock], [], [], 0)[0]  # no poll (Windows): descriptors below 1024 only
+                return bool(self._poller.poll(0))
+            return bool(select.select([sock], [], [], 0)[0])  # no poll (Windows): descriptors below 1024 only
         except (OSError, ValueError):
-            return False  # a socket closed under us
+            return True  # a socket closed under us: reading says so
 
     def _connect(self, timeout: float | None) -> socket.socket:
         handed = hand_over(self.client, timeout)
@@ -201,7 +218,8 @@ class _Connection:
 class DirectConnection(_Connection):
     """Commands and their replies, read in order. It counts the replies it still owes, so that a use interrupted
     half-way (a timeout, an exception) is never followed by one that would read the first one's replies: every
-    use begins on a connection in step, reconnecting when need be.
+    use begins on a connection in step, reconnecting when need be (but :meth:`send_more`, which goes on with the
+    use before it).
 
     Error replies come back as exceptions among the replies, not raised. One of redis-py's connection errors
     (``LOADING``, ``WRONGPASS``, ``ERR max number of clients reached``) also ends the connection, as it ends a
@@ -244,14 +262,18 @@ class DirectConnection(_Connection):
     def send_more(self, commands: Sequence[Command]) -> bool:
         """Send ``commands`` behind those whose replies are still owed (pipelining), reading nothing: their
         replies are owed too, for :meth:`finish`, after the earlier ones. False, and nothing sent, when nothing
-        is owed (the connection closed since, say) or an error reply ended the connection.
+        is owed (the connection closed since, say), an error reply ended the connection, or the primary it
+        follows has moved: then a new use (:meth:`start`) begins in step. (Whether the server closed the
+        connection meanwhile is known only once the earlier replies are read: see :meth:`readable`.)
 
-        :raises redis.ConnectionError: the write failed (what was written is unknown; the connection is closed).
+        :raises redis.ConnectionError: the write failed, or the connection was closed meanwhile (what was
+            written is unknown; the connection is closed).
+        :raises redis.TimeoutError: the write did not end within the socket timeout (the same).
         """
-        if not self._owed or self._broken:
+        if not self._owed or self._broken or self._moved():
             return False
         try:
-            self._write(commands)
+            self._write(commands, connect=False)  # closed meanwhile (by a stop): not on a new connection
         except BaseException:
             self.close()
             raise

@@ -224,9 +224,23 @@ def test_a_post_is_written_before_the_replies_of_the_one_before_it_are_read(
     redis_server.admin().rpush("gate", "open")
     poster[0].join(10)
     assert posted == [None]
-    assert checks.told == [[[b"gate", b"open"]]]  # the first post's replies; the second's are still to be read
+    assert checks.told == [[[b"gate", b"open"]], [1]]  # the second's came right behind the first's: read too
     assert pipelined.execute("GET", "posted") == b"1"
-    assert checks.told == [[[b"gate", b"open"]], [1]]
+
+
+def test_a_post_after_the_server_closed_the_connection_is_sent_again_at_once(
+    pipelined: PipelinedConnection, redis_server: RedisServer
+) -> None:
+    """The earlier answer's replies came before the server closed the connection (CLIENT KILL, a restart, its
+    idle timeout): the next answer, written behind them, is found lost at once, not at the next round trip."""
+    checks, admin = Checks(), redis_server.admin()
+    pipelined.post([("INCR", "first")], checks)
+    wait_until(lambda: admin.get("first") == b"1")
+    admin.client_kill_filter(_type="normal", skipme=True)
+    wait_until(lambda: not [c for c in admin.client_list() if c.get("name") == "pipelined"])
+    pipelined.post([("INCR", "second")], checks)
+    assert checks.told == [[1], [1]]  # the first one's replies, then the second's, sent again on a new connection
+    assert admin.get("second") == b"1"
 
 
 def test_posted_commands_lost_with_the_connection_are_sent_again(

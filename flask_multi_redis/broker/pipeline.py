@@ -103,8 +103,11 @@ class PipelinedConnection:
             return
         try:
             if self._posted and self._connection.send_more(commands):  # the write first, then earlier replies
+                self.round_trips += 1
                 self._posted.append(_Posted(commands, check))
                 self._settle(None, keep=1)
+                if self._connection.readable():  # these replies came already, or the server closed the connection
+                    self._settle(None)  # which is found out now, and they are sent again at once
             else:
                 self._round_trip(commands, None, answered=0)
                 self._posted.append(_Posted(commands, check))
