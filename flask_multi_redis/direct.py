@@ -151,15 +151,15 @@ class _Connection:
             raise
 
     def _apply(self, sock: socket.socket, timeout: float | None) -> None:
-        """Give the socket ``timeout``, or leave it the one it has when that is at most _STEP shorter: each change
-        is a system call, and the calls of a process mostly ask for about the same. No read waits longer than
-        asked."""
+        """Give the socket ``timeout``, or, when it is longer than _STEP, leave it the one it has when that is at
+        most _STEP shorter: each change is a system call, and the calls of a process mostly ask for about the
+        same. No read waits longer than asked."""
         applied = self._applied
-        if applied == timeout or (
-            applied is not None and timeout is not None and timeout - _STEP <= applied <= timeout
-        ):
+        if applied == timeout:
             return
         if timeout is not None and timeout > _STEP:
+            if applied is not None and timeout - _STEP <= applied <= timeout:
+                return
             timeout -= _STEP / 2  # the middle of what calls asking about the same will take
         sock.settimeout(timeout)
         self._applied = timeout
