@@ -183,10 +183,10 @@ class _Connection:
 
     def readable(self) -> bool:
         """Whether something can be read at once: a reply, or the end of a connection the server closed."""
-        sock = self._sock
-        if sock is None:
+        sock, reader = self._sock, self._reader
+        if sock is None or reader is None:  # closed, by the owner's stop maybe: nothing to read
             return False
-        if self._reader.has_data():
+        if reader.has_data():
             return True
         pending = self._pending
         if pending is not None and pending():
