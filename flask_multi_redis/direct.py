@@ -70,20 +70,30 @@ class _Connection:
 
     def _write(self, commands: Sequence[Command], timeout: float | None = None, connect: bool = True) -> float | None:
         """Write ``commands`` in one go, connecting first if need be (within ``timeout`` seconds, if given) and
-        ``connect``; the timeout the socket has now (``timeout``, at most the socket timeout)."""
-        sock = self._sock
-        if sock is None:
-            if not connect:
-                raise redis.ConnectionError(_CLOSED)
-            sock = self._connect(timeout)
-        began = self.last_used = time.monotonic()
-        encode = self._encode
-        if encode is None:
-            data = b"".join(map(hiredis.pack_command, commands))
-        else:
-            data = b"".join([hiredis.pack_command(tuple(map(encode, command))) for command in commands])
-        wait = self._bounded(timeout)
-        self._apply(sock, wait)
+        ``connect``; the timeout the socket has now (``timeout``, at most the socket timeout). Any failure, an
+        interruption too, closes the connection: what was written of it is unknown."""
+        try:
+            sock = self._sock
+            if sock is None:
+                if not connect:
+                    raise redis.ConnectionError(_CLOSED)
+                sock = self._connect(timeout)
+            began = self.last_used = time.monotonic()
+            encode = self._encode
+            if encode is None:
+                data = b"".join(map(hiredis.pack_command, commands))
+            else:
+                data = b"".join([hiredis.pack_command(tuple(map(encode, command))) for command in commands])
+            wait = self._bounded(timeout)
+            self._apply(sock, wait)
+            self._send(sock, data, wait, began)
+        except BaseException:
+            self.close()
+            raise
+        return wait
+
+    def _send(self, sock: socket.socket, data: bytes, wait: float | None, began: float) -> None:
+        """Send ``data`` within ``wait`` seconds from ``began``; a failure raises redis-py's error for it."""
         try:
             if len(data) > _BUFFER:
                 sock.sendall(data)
@@ -94,13 +104,10 @@ class _Connection:
                         self._apply(sock, max(0.001, wait - (time.monotonic() - began)))
                     sock.sendall(memoryview(data)[sent:])
         except TimeoutError:
-            self.close()
             raise redis.TimeoutError("Timeout writing to socket") from None
         except OSError as exc:
-            self.close()
             errno, message = ("UNKNOWN", exc.args[0]) if len(exc.args) == 1 else exc.args[:2]
             raise redis.ConnectionError(f"Error {errno} while writing to socket. {message}.") from exc
-        return wait
 
     def _read(self, timeout: float | None, whole: bool = True) -> Any:
         """What comes next: a reply, an error reply as its exception, or a RESP3 push. A failed read closes the
@@ -248,11 +255,7 @@ class DirectConnection(_Connection):
         if self._owed or self._broken or not self._in_step():
             self.close()
         began = time.monotonic()
-        try:
-            wait = self._write(commands, timeout)
-        except BaseException:  # interrupted half-way: what was written is unknown
-            self.close()
-            raise
+        wait = self._write(commands, timeout)
         self._owed = len(commands)
         if wait is None:
             return [self._next(None) for _ in range(answered)]
@@ -272,11 +275,7 @@ class DirectConnection(_Connection):
         """
         if not self._owed or self._broken or self._moved():
             return False
-        try:
-            self._write(commands, connect=False)  # closed meanwhile (by a stop): not on a new connection
-        except BaseException:
-            self.close()
-            raise
+        self._write(commands, connect=False)  # closed meanwhile (by a stop): not on a new connection
         self._owed += len(commands)
         return True
 
@@ -341,11 +340,7 @@ class SubscriberConnection(_Connection):
 
     def send(self, commands: Sequence[Command]) -> None:
         """Write ``commands``; what they bring back comes as messages."""
-        try:
-            self._write(commands)
-        except BaseException:
-            self.close()
-            raise
+        self._write(commands)
 
     def next_message(self, timeout: float) -> Any:
         """The next message (a list: RESP2 arrays and RESP3 pushes both read so), or an error reply as its

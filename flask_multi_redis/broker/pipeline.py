@@ -10,8 +10,8 @@ has a connection of its own.
 A process that answers need not wait for the replies to its answer's commands: :meth:`PipelinedConnection.post`
 sends commands and leaves their replies to be read after the next answer's write, or before the connection's
 next round trip (a heartbeat comes every few seconds), so the answering thread is not woken for them while the
-caller it answered is, and does not read them before its next answer goes out. Commands
-whose replies were lost with the connection are sent once more.
+caller it answered is, and does not read them before its next answer goes out. Commands whose replies were lost
+with the connection are sent once more.
 
 Deadlines hold: a round trip's reads wait no longer than the earliest deadline among the callers it serves, a
 caller still queued at its deadline gives up, and a caller with a deadline sends nobody else's commands after
@@ -91,10 +91,10 @@ class PipelinedConnection:
     def post(self, commands: Sequence[Command], check: Check) -> None:
         """Send ``commands`` without waiting for their replies, which ``check`` is given once read: after the next
         post is written (so that reading them does not delay it), before the connection's next round trip, or
-        when it closes. When the connection is lost before they are read, they
-        are sent once more, at once (so they may run twice: post only commands for which that is harmless), and
-        ``check`` gets the error if that fails too. While another caller has the connection, they go with its
-        round trip and ``check`` is told at once.
+        when it closes. When the connection is lost before they are read, they are sent once more, at once (so
+        they may run twice: post only commands for which that is harmless), and ``check`` gets the error if that
+        fails too. While another caller has the connection, they go with its round trip and ``check`` is told at
+        once.
 
         :raises redis.RedisError: the commands could not be written (nothing of them ran).
         """
