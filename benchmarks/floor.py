@@ -134,10 +134,10 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> li
 def responder(url: str, channel: str) -> None:
     """Answer every request on ``channel`` until terminated, one at a time."""
     client = redis.Redis.from_url(url)
-    subscription = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    subscription = client.pubsub(ignore_subscribe_messages=True)
     subscription.subscribe(channel)
     work = os.environ.get("BENCH_WORK", "none")  # the same work as the handler it is compared with
-    for message in subscription.listen():
+    for message in subscription.listen():  # type: ignore[no-untyped-call]
         request = json.loads(message["data"])
         if work == "incr":
             client.incr("bench:handled")

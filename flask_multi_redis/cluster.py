@@ -3,7 +3,7 @@ subscribe and reply waiting as :class:`~flask_multi_redis.RedisSession`, over sh
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import redis
 from pydantic import BaseModel
@@ -71,7 +71,7 @@ class ClusterSession(redis.RedisCluster):
     def subscribe(self, *channels: str) -> ClusterPubSub:
         """A new ClusterPubSub subscribed to the prefixed ``channels`` (``SSUBSCRIBE`` when sharded, on the node
         of each channel's slot), returned once the server has confirmed them."""
-        pubsub = cast(ClusterPubSub, self.pubsub())  # type: ignore[no-untyped-call]
+        pubsub = self.pubsub()
         if not channels:
             return pubsub
         names = {self.channel(name) for name in channels}

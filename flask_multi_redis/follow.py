@@ -133,16 +133,16 @@ class SerializedSentinel(Sentinel):
     go, and connections, listeners and the refresher may look up at once during a failover."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(*args, **kwargs)
         self._lookup = threading.Lock()
 
     def discover_master(self, service_name: str) -> Any:
         with self._lookup:
-            return super().discover_master(service_name)  # type: ignore[no-untyped-call]
+            return super().discover_master(service_name)
 
     def discover_slaves(self, service_name: str) -> Any:
         with self._lookup:
-            return super().discover_slaves(service_name)  # type: ignore[no-untyped-call]
+            return super().discover_slaves(service_name)
 
 
 class ShardConnection(Connection):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, cast, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import redis
 from pydantic import BaseModel
@@ -78,7 +78,7 @@ class RedisSession(redis.Redis):
 
         Each call gets its own PubSub (and connection), so two callers never read each other's messages.
         """
-        pubsub = cast(PubSub, self.pubsub())  # type: ignore[no-untyped-call]
+        pubsub = self.pubsub()
         if not channels:
             return pubsub
         names = {self.channel(name) for name in channels}

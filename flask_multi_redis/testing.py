@@ -175,7 +175,7 @@ def expect_broadcast(app: Flask, channel: Channel[Any, Any], timeout: float = 5.
     signer = Signer(keys, session.prefix) if keys else None
     max_size = broker.max_message_size
     seen: list[Any] = []
-    pubsub = session.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = session.pubsub(ignore_subscribe_messages=True)
     try:
         subscribe = pubsub.ssubscribe if verbs is SHARDED else pubsub.subscribe
         subscribe(command_channel(session.prefix, channel.name))

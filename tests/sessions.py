@@ -27,7 +27,7 @@ def make_session(redis_url: str, **config: Any) -> RedisSession:
 
 def raw_subscriber(client: redis.Redis, *channels: str) -> PubSub:
     """A plain PubSub on the exact ``channels``, returned once the server has confirmed them."""
-    pubsub = cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
+    pubsub = client.pubsub()
     pubsub.subscribe(*channels)
     confirmed = 0
     deadline = time.monotonic() + WAIT

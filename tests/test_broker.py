@@ -428,7 +428,7 @@ def test_a_pattern_subscriber_fools_neither_no_responders_nor_a_gather(
     spawn_backend: Spawn, caller: FlaskRedisSingle, broker_env: dict[str, str]
 ) -> None:
     """A monitor's PSUBSCRIBE prefix:* is counted by PUBLISH, and never answers."""
-    monitor = caller.getRedis().pubsub()  # type: ignore[no-untyped-call]
+    monitor = caller.getRedis().pubsub()
     monitor.psubscribe(f"{broker_env['REDIS_PREFIX']}:*")
     wait_until(lambda: monitor.get_message(timeout=0.1) is not None)  # the psubscribe confirmation
     try:

@@ -72,7 +72,7 @@ def answer(call_id: str, value: int) -> bytes:
 def test_a_published_request_waits_for_its_answer(parts: Parts) -> None:
     call_id = new_id()
     key = names.reply_key("t", call_id)
-    listener = parts.admin.pubsub()  # type: ignore[no-untyped-call]
+    listener = parts.admin.pubsub()
     listener.subscribe("t:someone")  # somebody receives the request
     wait_until(lambda: parts.admin.pubsub_numsub("t:someone")[0][1] == 1)
     assert parts.wait.take()

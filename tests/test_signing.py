@@ -110,7 +110,7 @@ def test_a_forged_answer_is_not_taken_for_the_real_one(
     spawn_backend()
     prefix = signed_env["REDIS_PREFIX"]
     forger = redis.Redis.from_url(signed_env["REDIS_URL"])
-    watcher = forger.pubsub()  # type: ignore[no-untyped-call]
+    watcher = forger.pubsub()
     watcher.psubscribe(f"{prefix}:fmr:*")
     wait_until(lambda: watcher.get_message(timeout=0.1) is not None)
     stop = threading.Event()
@@ -246,7 +246,7 @@ def test_a_signed_message_copied_to_another_channel_runs_nothing(
 def test_a_plain_broadcast_carries_a_deadline(signed_caller: FlaskRedisSingle, signed_env: dict[str, str]) -> None:
     """So that a copy published again much later runs nothing."""
     prefix = signed_env["REDIS_PREFIX"]
-    spy = redis.Redis.from_url(signed_env["REDIS_URL"]).pubsub()  # type: ignore[no-untyped-call]
+    spy = redis.Redis.from_url(signed_env["REDIS_URL"]).pubsub()
     spy.subscribe(f"{prefix}:test.stats")
     wait_until(lambda: spy.get_message(timeout=0.1) is not None)
     signed_caller.broker.publish(stats, None)

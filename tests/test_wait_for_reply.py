@@ -132,7 +132,7 @@ def test_wait_for_reply_timeout_is_one_overall_deadline(session: RedisSession, r
             del pubsub.channels[session.channel("noise").encode()]
         # subscribe/unsubscribe confirmations for the waiter to skip as well
         pubsub.subscribe(session.channel("extra"))
-        pubsub.unsubscribe(session.channel("extra"))  # type: ignore[no-untyped-call]
+        pubsub.unsubscribe(session.channel("extra"))
 
         stop = threading.Event()
         delivered: list[int] = []
@@ -206,7 +206,7 @@ def test_message_in_flight_before_unsubscribe_is_not_returned(session: RedisSess
     with session.subscribe("x", "y") as pubsub:
         # The server queues "stale" ahead of the UNSUBSCRIBE confirmation, deterministically.
         assert session.publish("x", "stale") == 1
-        pubsub.unsubscribe(session.channel("x"))  # type: ignore[no-untyped-call]
+        pubsub.unsubscribe(session.channel("x"))
         assert session.publish("y", "fresh") == 1
         assert session.wait_for_reply(pubsub, timeout=WAIT) == "fresh"
 
@@ -307,7 +307,7 @@ def test_publish_and_wait_reply_needs_a_mapping(session: RedisSession) -> None:
 
 
 def test_publish_and_wait_reply_is_not_fooled_by_a_pattern_subscriber(session: RedisSession, raw: redis.Redis) -> None:
-    monitor = raw.pubsub()  # type: ignore[no-untyped-call]
+    monitor = raw.pubsub()
     monitor.psubscribe("test:*")
     wait_until(lambda: monitor.get_message(timeout=0.1) is not None)
     try:

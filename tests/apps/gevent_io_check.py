@@ -65,7 +65,7 @@ def main() -> None:
     client.connection_pool.release(connection)
     out["ping_after_close"] = client.ping()  # the pool saw the closed connection and made a new one
 
-    with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]  # a wait with a timeout still lets other greenlets run
+    with client.pubsub() as pubsub:  # a wait with a timeout still lets other greenlets run
         pubsub.subscribe("news")
         pubsub.get_message(timeout=5)
         publisher = gevent.spawn_later(0.05, lambda: redis.Redis.from_url(url).publish("news", "hi"))
