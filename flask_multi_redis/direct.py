@@ -307,8 +307,9 @@ class DirectConnection(_Connection):
         except TimeoutError:
             if self.primary is not None:  # a primary gone silent: learn where it is now, in the background
                 self.primary.refresh()
+            where = self._handed.where if self._handed is not None else "Redis"
             self.close()
-            raise redis.TimeoutError("Timeout reading from socket") from None
+            raise redis.TimeoutError(f"Timeout reading from {where}") from None
         except BaseException:
             self.close()
             raise
