@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -14,6 +15,7 @@ from flask_multi_redis.broker import Channel, Overloaded, RemoteError, commands
 from flask_multi_redis.broker.caller import new_id
 from flask_multi_redis.broker.envelope import deadline_after, pack
 from flask_multi_redis.broker.pipeline import PipelinedConnection
+from flask_multi_redis.broker.responder import IDLE_INLINE
 
 from .proxy import proxy_to
 from .servers import RedisServer
@@ -106,3 +108,42 @@ def test_a_claim_sent_again_and_refused_is_decided_by_who_holds_it(
     finally:
         admin.config_set("maxmemory", 0)
         pipelined.close(5, for_good=True)
+
+
+where = Channel("responder.where", request=float, reply=str)
+
+
+def test_a_handler_a_little_slower_than_the_mark_runs_inline_until_messages_wait_behind_it(redis_url: str) -> None:
+    """Below ``inline_below`` a handler runs on the listener's thread; up to IDLE_INLINE times longer, it stays
+    there while no other message has arrived behind its own (so that a handler whose time sits around the mark
+    does not go back and forth); slower still, or with messages waiting, it goes to the pool."""
+    ext = FlaskRedisSingle({"URL": redis_url, "PREFIX": "inline"})
+    ext.broker.inline_below = 0.01  # 10 ms, so that this machine's own pauses cannot move a handler across it
+    assert IDLE_INLINE * ext.broker.inline_below > 0.03
+
+    @ext.broker.handler(where)
+    def sleep_then_say_where(seconds: float) -> str:
+        time.sleep(seconds)
+        return threading.current_thread().name
+
+    try:
+        ext.broker.start(timeout=5)
+        request = ext.broker.request
+        assert request(where, 0.03, timeout=5).startswith("flask-redis-handler")  # its first run: the pool
+        alone = [request(where, 0.03, timeout=5) for _ in range(3)]
+        assert all(name.startswith("flask-redis-listener") for name in alone), alone
+
+        names: list[str] = []
+        callers = [threading.Thread(target=lambda: names.append(request(where, 0.03, timeout=10))) for _ in range(8)]
+        for thread in callers:
+            thread.start()
+        for thread in callers:
+            thread.join(10)
+        assert len(names) == 8
+        assert any(name.startswith("flask-redis-handler") for name in names), names  # they waited behind it
+
+        request(where, 0.2, timeout=5)  # slower: run where its average so far says, which it then passes
+        slow = [request(where, 0.2, timeout=5) for _ in range(2)]
+        assert all(name.startswith("flask-redis-handler") for name in slow), slow
+    finally:
+        ext.broker.stop()

@@ -73,7 +73,8 @@ class Broker(Router):
     :param heartbeat_interval: seconds between two registry heartbeats (entries live three intervals).
     :param registry_cache: seconds a caller trusts its copy of a channel's responders.
     :param inline_below: a handler whose average run time is below this many seconds runs on the listener's
-        thread when nothing else runs, saving the hand-over to a handler thread; 0 never does.
+        thread when nothing else runs, saving the hand-over to a handler thread; one below five times as much
+        does too while no other message waits behind its own; 0 never does.
     :param max_timeout: the longest timeout a call may have, in seconds; claims and kept answers never outlive
         it by more than a second, whatever deadline a request carries.
     :param error_messages: send callers the text of a handler's exception (``RemoteError.remote_message``);

@@ -95,6 +95,7 @@ class Listener:
         self._draining = threading.Event()  # asked to unsubscribe and read on until the server confirms
         self._drained = threading.Event()
         self._thread: threading.Thread | None = None
+        self._connection: SubscriberConnection | None = None  # while it reads one
         self._connected = False
         self._connected_once = False
         self._last_error: Exception | None = None
@@ -174,6 +175,12 @@ class Listener:
         """Why the listener's connection last failed, while it is not connected again."""
         return None if self._connected else self._last_error
 
+    def backlog(self) -> bool:
+        """Whether more has arrived behind the message being delivered: for a callback, on the listener's thread
+        (one look at the reader's buffer and the socket, which does not wait)."""
+        connection = self._connection
+        return connection is not None and connection.readable()
+
     def health(self) -> ListenerHealth:
         with self._lock:
             channels = tuple(sorted(key.decode(errors="replace") for key in self._callbacks))
@@ -227,10 +234,11 @@ class Listener:
         log.debug("listener %s: the connection to %s failed", self.name, self.address, exc_info=error)
 
     def _serve(self) -> None:
-        connection = SubscriberConnection(self.client)
+        self._connection = connection = SubscriberConnection(self.client)
         try:
             self._read(connection)
         finally:
+            self._connection = None
             connection.close()
 
     def _read(self, connection: SubscriberConnection) -> None:

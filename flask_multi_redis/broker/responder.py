@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,7 +37,7 @@ from .router import Route
 if TYPE_CHECKING:
     from flask import Flask
 
-__all__ = ["MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "Responder"]
+__all__ = ["IDLE_INLINE", "MAX_ERROR_MESSAGE", "NO_DEADLINE_TTL_MS", "Responder"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 NO_DEADLINE_TTL_MS = 60_000
 #: The longest remote error message passed back to a caller.
 MAX_ERROR_MESSAGE = 2000
+#: A handler below this many times ``inline_below`` runs on the listener's thread while nothing waits behind it.
+IDLE_INLINE = 5
 
 
 def _error_body(error_type: str, message: str) -> bytes:
@@ -65,7 +68,10 @@ class Responder:
     :param max_ttl_ms: the longest a claim or a kept answer lives, whatever deadline a request carries.
     :param error_messages: send callers the text of a handler's exception; False: only its type.
     :param inline_below: a handler whose average run time so far is below this many seconds runs on the
-        listener's thread while no other handler runs or waits (0: never).
+        listener's thread while no other handler runs or waits (0: never); one below IDLE_INLINE times as much
+        runs there too when, besides, no other message has arrived behind its own.
+    :param backlog: whether another message has arrived behind the one being served (the listener's
+        :meth:`~.Listener.backlog`); by default, never.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Responder:
         intake: Intake,
         verbs: commands.Verbs = commands.CLASSIC,
         instruments: Instruments | None = None,
+        backlog: Callable[[], bool] = lambda: False,
     ) -> None:
         self.prefix = prefix
         self.sender = sender
@@ -98,6 +105,7 @@ class Responder:
         self._instruments = instruments or Instruments()
         self._intake = intake
         self._verbs = verbs
+        self._backlog = backlog
         self._environment = names.environment(prefix)  # what every name of this environment starts with
         self._by_subscription: dict[bytes, Route] = {}  # the route of each command or request channel
         self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
@@ -170,10 +178,15 @@ class Responder:
 
     def _runs_inline(self, route: Route) -> bool:
         """Whether to run ``route`` on the listener's own thread: when no other handler runs or waits and its
-        handler has been quick so far. Handing a message to a handler thread costs more than such a handler;
-        a slow one always goes to the pool."""
+        handler has been quick so far (a first run goes to the pool). Handing a message to a handler thread
+        costs more than such a handler. One that takes longer, a single Redis command say, whose time sits
+        around the mark on a slow machine, stays there as long as no other message waits behind it, so that it
+        does not go back and forth between the two; a slow one always goes to the pool."""
         limit = self._inline_below
-        return limit > 0 and self.handlers.in_flight == 0 and self._costs.get(id(route), limit) < limit
+        if limit <= 0 or self.handlers.in_flight:
+            return False
+        cost = self._costs.get(id(route))
+        return cost is not None and (cost < limit or (cost < IDLE_INLINE * limit and not self._backlog()))
 
     def _note_cost(self, route: Route, seconds: float) -> None:
         previous = self._costs.get(id(route))

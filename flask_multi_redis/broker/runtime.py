@@ -110,6 +110,14 @@ class Runtime:
             intake=self._intake,
             verbs=verbs,
         )
+        # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
+        self.listener = Listener(
+            self.client,
+            name=f"flask-redis-listener-{self.pid}",
+            address=address,
+            verbs=verbs,
+            on_ready=self.caller.read_kept_replies,
+        )
         self._handlers = HandlerPool(settings.concurrency, settings.max_pending)
         self.responder = Responder(
             prefix=self.prefix,
@@ -125,14 +133,7 @@ class Runtime:
             intake=self._intake,
             verbs=verbs,
             instruments=instruments or Instruments(),
-        )
-        # The listener's own loop reconnects (not redis-py), so it knows when it was away and catches up.
-        self.listener = Listener(
-            self.client,
-            name=f"flask-redis-listener-{self.pid}",
-            address=address,
-            verbs=verbs,
-            on_ready=self.caller.read_kept_replies,
+            backlog=self.listener.backlog,
         )
         self._registration = Registration(self._pipelined, self.prefix, self.info, signer)
         self._heartbeat = Heartbeat(
