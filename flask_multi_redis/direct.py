@@ -199,8 +199,9 @@ class _Connection:
         if pending is not None and pending():
             return True
         try:
-            if self._poller is not None:
-                return bool(self._poller.poll(0))
+            poller = self._poller
+            if poller is not None:
+                return bool(poller.poll(0))
             return bool(select.select([sock], [], [], 0)[0])  # no poll (Windows): descriptors below 1024 only
         except (OSError, ValueError):
             return True  # a socket closed under us: reading says so

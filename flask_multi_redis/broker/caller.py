@@ -31,6 +31,7 @@ from .instruments import CALL_IDS, OUTGOING
 from .intake import Intake
 from .pipeline import PipelinedConnection
 from .reply_lists import DeferredUnlink, ReplyListWait
+from .serving import note_broker_call
 
 __all__ = ["RECONNECT_GRACE", "Call", "Caller", "new_id"]
 
@@ -118,6 +119,7 @@ class Caller:
     @contextlib.contextmanager
     def call(self, channel: Channel[Any, Any], expected: int) -> Iterator[Call]:
         """A new call, whose replies on the inbox are collected while the block runs."""
+        note_broker_call()  # a handler waiting on it must not hold up the listener, which brings its replies
         call = Call(id=new_id(), channel=channel.name, expected=expected)
         self._calls[call.id] = call
         try:
@@ -154,6 +156,7 @@ class Caller:
         One call at a time waits on its own reply list (:class:`.reply_lists.ReplyListWait`); calls made
         meanwhile wait on the inbox, so that in-flight calls do not each hold a connection.
         """
+        note_broker_call()
         if self._reply_wait.take():
             try:
                 return self._request_on_reply_list(channel, body, deadline, avoid)

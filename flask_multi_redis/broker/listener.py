@@ -175,12 +175,6 @@ class Listener:
         """Why the listener's connection last failed, while it is not connected again."""
         return None if self._connected else self._last_error
 
-    def backlog(self) -> bool:
-        """Whether more has arrived behind the message being delivered: for a callback, on the listener's thread
-        (one look at the reader's buffer and the socket, which does not wait)."""
-        connection = self._connection
-        return connection is not None and connection.readable()
-
     def health(self) -> ListenerHealth:
         with self._lock:
             channels = tuple(sorted(key.decode(errors="replace") for key in self._callbacks))
@@ -196,6 +190,12 @@ class Listener:
         )
 
     # --- the listener's own thread --------------------------------------------------------------------------
+
+    def backlog(self) -> bool:
+        """Whether more has arrived behind the message being delivered: for a callback, on the listener's thread
+        (one look at the reader's buffer and the socket, which does not wait)."""
+        connection = self._connection
+        return connection is not None and connection.readable()
 
     def _run(self) -> None:
         delay = 0.05

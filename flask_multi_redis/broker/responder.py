@@ -25,7 +25,7 @@ from flask_multi_redis.errors import (
     ShuttingDown,
 )
 
-from . import commands, names
+from . import commands, names, serving
 from .envelope import Envelope, Kind, Sender, now_ms, pack
 from .health import Counters
 from .instruments import Instruments
@@ -110,6 +110,7 @@ class Responder:
         self._by_subscription: dict[bytes, Route] = {}  # the route of each command or request channel
         self._handlers: dict[str, Route] = {}  # handler routes by channel name, for requests sent to the inbox
         self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
+        self._calls_broker: set[int] = set()  # routes whose handler waited on a broker call: see serving.py
         self._draining = False
 
     def serve(self, subscription: bytes, route: Route) -> bool:
@@ -180,10 +181,11 @@ class Responder:
         """Whether to run ``route`` on the listener's own thread: when no other handler runs or waits and its
         handler has been quick so far (a first run goes to the pool). Handing a message to a handler thread
         costs more than such a handler. One that takes longer, a single Redis command say, whose time sits
-        around the mark on a slow machine, stays there as long as no other message waits behind it, so that it
-        does not go back and forth between the two; a slow one always goes to the pool."""
+        around the mark on a slow machine, runs there too as long as no other message waits behind it, rather
+        than going back and forth between the two from one run to the next; a slow one always goes to the pool,
+        and so does one that has waited on a broker call of its own (see :mod:`.serving`)."""
         limit = self._inline_below
-        if limit <= 0 or self.handlers.in_flight:
+        if limit <= 0 or self.handlers.in_flight or id(route) in self._calls_broker:
             return False
         cost = self._costs.get(id(route))
         return cost is not None and (cost < limit or (cost < IDLE_INLINE * limit and not self._backlog()))
@@ -215,12 +217,16 @@ class Responder:
             return
         try:
             started = time.perf_counter()
-            with self._app_context():
-                if self._instruments.active():
-                    with self._instruments.handle(route.kind, route.channel.name, envelope.id, envelope.headers):
+            running = serving.serving(self._calls_broker, id(route))
+            try:
+                with self._app_context():
+                    if self._instruments.active():
+                        with self._instruments.handle(route.kind, route.channel.name, envelope.id, envelope.headers):
+                            result = route.func(message)
+                    else:
                         result = route.func(message)
-                else:
-                    result = route.func(message)
+            finally:
+                serving.done(running)
             self._note_cost(route, time.perf_counter() - started)
             body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
         except Exception as exc:
