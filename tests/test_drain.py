@@ -28,9 +28,12 @@ TIMEOUT = 3.0
 
 @pytest.mark.parametrize("inline_below", [0.0002, 0.0], ids=["inline", "pool"])
 def test_a_worker_stopped_under_load_loses_no_call(
-    start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle, inline_below: float
+    start_worker: Callable[..., WorkerProcess],
+    caller: FlaskRedisSingle,
+    broker_env: dict[str, str],
+    inline_below: float,
 ) -> None:
-    caller.broker.inline_below = inline_below
+    broker_env["SVC_INLINE_BELOW"] = str(inline_below)  # the worker's setting (start_worker passes broker_env)
     worker = start_worker("--router", "tests.apps.svc:backend")
     load = Load(calls_of(caller.broker, TIMEOUT), callers=16)
     wait_until(lambda: load.outcomes["ok"] > 200)

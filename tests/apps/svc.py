@@ -110,6 +110,8 @@ def create_app() -> Flask:
     app.config["REDIS"] = {"URL": os.environ["REDIS_URL"], "PREFIX": os.environ.get("REDIS_PREFIX", "test")}
     if os.environ.get("REDIS_SIGNING_KEYS"):
         app.config["REDIS"]["SIGNING_KEYS"] = os.environ["REDIS_SIGNING_KEYS"]
+    if os.environ.get("SVC_INLINE_BELOW"):  # 0: every handler in the pool
+        redis.broker.configure(inline_below=float(os.environ["SVC_INLINE_BELOW"]))
     redis.init_app(app)
     if os.environ.get("SVC_METRICS"):  # the metrics extra: /metrics beside the worker's /live and /ready
         from flask_multi_redis.metrics import BrokerMetrics
