@@ -17,7 +17,7 @@ from flask_multi_redis import FlaskRedisSingle, RedisSession
 from .faults import TABLE
 from .processes import serve_web, start_serve, start_worker  # noqa: F401 - fixtures for every test module
 from .servers import ACLUser, RedisServer, TLSFiles
-from .sessions import make_session
+from .sessions import close_sessions, make_session
 from .topologies import Cluster
 
 ServerFactory = Callable[..., RedisServer]
@@ -146,7 +146,7 @@ def caller(broker_env: dict[str, str]) -> Iterator[FlaskRedisSingle]:
     """An extension configured from a dict, as a script or a web process without routes would use it."""
     ext = FlaskRedisSingle({"URL": broker_env["REDIS_URL"], "PREFIX": broker_env["REDIS_PREFIX"]})
     yield ext
-    ext.broker.stop()
+    close_sessions(ext)
 
 
 # --- sessions (tests/sessions.py) ------------------------------------------------------------------------------

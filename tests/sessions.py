@@ -6,10 +6,11 @@ import time
 from typing import Any, cast
 
 import redis
+from flask import Flask
 from pydantic import BaseModel
 from redis.client import PubSub
 
-from flask_multi_redis import FlaskRedisSingle, RedisSession
+from flask_multi_redis import FlaskRedisSingle, RedisExtension, RedisSession
 
 WAIT = 5.0  # generous deadline for things that should happen at once
 
@@ -23,6 +24,18 @@ class Reply(BaseModel):
 def make_session(redis_url: str, **config: Any) -> RedisSession:
     client_kwargs = config.pop("client_kwargs", {})
     return FlaskRedisSingle({"URL": redis_url, **config}, **client_kwargs).getRedis()
+
+
+def close_sessions(ext: RedisExtension, app: Flask | None = None) -> None:
+    """Stop ``ext``'s broker and close the connections of its sessions (behind sentinels, a replica's too), rather
+    than leave their sockets to the garbage collector, whose warning may come only at the end of the run."""
+    ext.broker.stop()
+    for name, session in ext.sessions(app).items():
+        for each in (session, ext.getRedis(name, app=app, replica=True)):
+            if isinstance(each, RedisSession):
+                each.connection_pool.disconnect()
+            else:
+                each.close()
 
 
 def raw_subscriber(client: redis.Redis, *channels: str) -> PubSub:

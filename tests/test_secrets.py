@@ -12,6 +12,7 @@ from flask import Flask
 from flask_multi_redis import ConfigurationError, FlaskRedisMulti, FlaskRedisSingle, IRedisSimpleConfig
 
 from .servers import RedisServer
+from .sessions import close_sessions
 
 SECRET = "s3cr3t-Pa55"
 MakeApp = Callable[..., Flask]
@@ -78,6 +79,8 @@ def test_no_log_line_carries_the_password(
     with pytest.raises(redis.AuthenticationError):
         wrong.getRedis().ping()
     result = app.test_cli_runner().invoke(args=["redis", "ping"])
+    close_sessions(ext, app)
+    close_sessions(wrong)
     assert result.exit_code == 0
     assert caplog.records, "expected at least the warning about REDIS_X"
     assert secret not in caplog.text

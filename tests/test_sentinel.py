@@ -22,6 +22,7 @@ from .conftest import ROOT
 from .faults import TABLE, Load, calls_of
 from .processes import APP, WORKER, run_cli, start_serve, stop_serve
 from .servers import TLSFiles
+from .sessions import close_sessions
 from .topologies import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, SentinelSet
 from .waiting import wait_until
 
@@ -43,7 +44,7 @@ def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
 def ext(sentinel_set: SentinelSet) -> Iterator[FlaskRedisSingle]:
     ext = FlaskRedisSingle({"URL": sentinel_set.url, "PREFIX": f"s{secrets.token_hex(4)}", "SOCKET_TIMEOUT": 1})
     yield ext
-    ext.broker.stop()
+    close_sessions(ext)
 
 
 def test_a_session_writes_to_the_primary_and_reads_from_a_replica(
