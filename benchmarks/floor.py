@@ -131,18 +131,26 @@ def run(url: str, n_seq: int, n_conc: int, concurrencies: tuple[int, ...]) -> li
     return results
 
 
+def work_of(client: redis.Redis) -> Callable[[], object]:
+    """What a responder does for each request before it answers: the same work (``BENCH_WORK``) as the handler
+    it is compared with (:data:`benchmarks.bench_app.WORK`), with redis-py's ``client`` for the Redis command."""
+    work = os.environ.get("BENCH_WORK", "none")
+    if work == "incr":
+        return lambda: client.incr("bench:handled")
+    if work == "nap":
+        return lambda: time.sleep(0.001)
+    return lambda: None
+
+
 def responder(url: str, channel: str) -> None:
     """Answer every request on ``channel`` until terminated, one at a time."""
     client = redis.Redis.from_url(url)
     subscription = client.pubsub(ignore_subscribe_messages=True)
     subscription.subscribe(channel)
-    work = os.environ.get("BENCH_WORK", "none")  # the same work as the handler it is compared with
+    work = work_of(client)
     for message in subscription.listen():  # type: ignore[no-untyped-call]
         request = json.loads(message["data"])
-        if work == "incr":
-            client.incr("bench:handled")
-        elif work == "nap":
-            time.sleep(0.001)
+        work()
         reply = json.dumps({"id": request["id"], "result": request["a"] + request["b"]})
         pipeline = client.pipeline(transaction=False)
         pipeline.lpush(request["reply_to"], reply)

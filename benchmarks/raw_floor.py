@@ -2,8 +2,8 @@
 
 The caller sends PUBLISH of the request and BLPOP of its reply list in one write and reads both replies; the
 responder, subscribed on a socket of its own, answers each request with RPUSH and PEXPIRE in one write on a
-second socket. The JSON is the floor's (:mod:`benchmarks.floor`). What is left above this is what a library
-costs, ours included.
+second socket, after the work ``BENCH_WORK`` asks for (its Redis command through redis-py). The JSON is the
+floor's (:mod:`benchmarks.floor`). What is left above this is what a library costs, ours included.
 
 Child entry points: ``python -m benchmarks.raw_floor responder`` and ``python -m benchmarks.raw_floor caller
 --n N`` (``REDIS_URL`` and ``BENCH_CHANNEL`` from the environment).
@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 
 import hiredis
 import orjson
+import redis
 
 from benchmarks.common import CPU_PIDS, Result, child_env, python, redis_pid
-from benchmarks.floor import REPLY_TTL_MS, child_main, running, time_caller, wait_for_subscriber
+from benchmarks.floor import REPLY_TTL_MS, child_main, running, time_caller, wait_for_subscriber, work_of
 
 SYSTEM = "hiredis floor"
 
@@ -63,6 +64,7 @@ def run(url: str, n_seq: int) -> list[Result]:
 def responder(url: str, channel: str) -> None:
     """Answer every request on ``channel`` until terminated, one at a time."""
     listening, answering = Raw(url), Raw(url)
+    work = work_of(redis.Redis.from_url(url))  # a Redis command goes through redis-py, as a handler's does
     listening.send(("SUBSCRIBE", channel))
     listening.read()
     while True:
@@ -70,6 +72,7 @@ def responder(url: str, channel: str) -> None:
         if kind != b"message":
             continue
         request = orjson.loads(data)
+        work()
         reply = orjson.dumps({"id": request["id"], "result": request["a"] + request["b"]})
         key = request["reply_to"]
         answering.send(("RPUSH", key, reply), ("PEXPIRE", key, REPLY_TTL_MS))

@@ -4,8 +4,11 @@ The figures themselves are not asserted here; BENCHMARKS.md reports them (``make
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +17,17 @@ from .conftest import ROOT
 
 
 def quick_run(systems: str, out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    """``python -m benchmarks.run --quick`` of ``systems``, its results in ``out``."""
+    """``python -m benchmarks.run --quick`` of ``systems``, its results in ``out``. The run has a process group of
+    its own, killed whole if the test ends first (a timeout): its workers and redis-servers would outlive it."""
     argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--systems", systems, "--out", str(out)]
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    pipe = subprocess.PIPE
+    with subprocess.Popen(argv, cwd=ROOT, stdout=pipe, stderr=pipe, text=True, start_new_session=True) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)  # what is left of the group, if anything
+    return subprocess.CompletedProcess(argv, run.returncode, stdout, stderr)
 
 
 def test_a_quick_benchmark_run_writes_its_results(tmp_path: Path) -> None:
