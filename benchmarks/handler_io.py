@@ -24,12 +24,12 @@ from .common import Result, child_env, combine, python
 from .floor import running, wait_for_subscriber
 from .ours import APP, BIN, WORKER, caller, wait
 
-#: The anchors: a hand-written responder doing the same work, after the floor's caller (PUBLISH, then BLPOP:
-#: its work runs while the BLPOP goes out) and after the transport floor's (both in one write, as ours).
-ANCHORS = ("redis-py", "hiredis floor")
-SERVERS = ("worker threads", "worker -P gevent", "gunicorn gevent", "gunicorn gthread", "gunicorn sync", *ANCHORS)
-#: The hand-written floors' modules, by anchor.
+#: The anchors, by the module of their hand-written floor: a responder doing the same work, after the floor's
+#: caller (PUBLISH, then BLPOP: its work runs while the BLPOP goes out) and after the transport floor's (both
+#: in one write, as ours).
 FLOORS = {"redis-py": "benchmarks.floor", "hiredis floor": "benchmarks.raw_floor"}
+OURS = ("worker threads", "worker -P gevent", "gunicorn gevent", "gunicorn gthread", "gunicorn sync")
+SERVERS = (*OURS, *FLOORS)
 
 #: Sequential p50 of the one-INCR handler at most this many times the redis-py responder doing the same INCR.
 TARGET = 1.1
@@ -107,7 +107,7 @@ def table(results: list[Result]) -> str:
         + " | INCR adds (us) | incr / redis-py incr | incr / hiredis floor incr |",
         "| --- | " + " | ".join("---:" for _ in works) + " | ---: | ---: | ---: |",
     ]
-    anchors = [_get(results, anchor, "incr") for anchor in ANCHORS]
+    anchors = [_get(results, anchor, "incr") for anchor in FLOORS]
     for server in SERVERS:
         cells = []
         for work in works:
@@ -126,7 +126,7 @@ def verdicts(results: list[Result]) -> list[tuple[str, bool | None, str]]:
     """The target of the issue: the one-INCR handler within 1.1x the redis-py responder, under every server."""
     anchor = _get(results, "redis-py", "incr")
     out: list[tuple[str, bool | None, str]] = []
-    for server in SERVERS[: -len(ANCHORS)]:
+    for server in OURS:
         mine = _get(results, server, "incr")
         if mine is None or anchor is None or not mine.p50_us or not anchor.p50_us:
             continue
