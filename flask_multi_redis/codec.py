@@ -6,6 +6,7 @@ text, containers and models as JSON. There is no pickle, so no received message 
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar, overload
 
 import orjson
@@ -24,26 +25,50 @@ def as_bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
-def encode(value: object, encoding: str = "utf-8") -> bytes:
-    """Encode ``value`` (str, bytes, int, float, bool, dict, list, a pydantic model) to bytes."""
+def encode(value: object, encoding: str = "utf-8", *, sort_keys: bool = False) -> bytes:
+    """Encode ``value`` (str, bytes, int, float, bool, dict, list, a pydantic model) to bytes; ``sort_keys``:
+    dicts (not a model's own fields) with their keys sorted, so that equal dicts encode the same."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode(encoding)
     if isinstance(value, BaseModel):
-        return value.__pydantic_serializer__.to_json(value)
+        data = value.__pydantic_serializer__.to_json(value)
+        return _checked(data, value.model_dump() if b"null" in data else None, type(value).__name__)
     if isinstance(value, (bool, dict, list, tuple)):
         try:
-            return orjson.dumps(value)
+            data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
         except TypeError as exc:
             raise EncodeError(f"cannot encode {type(value).__name__} as JSON: {exc}") from exc
+        return _checked(data, value if b"null" in data else None, type(value).__name__)
     if isinstance(value, int):
-        return repr(int(value)).encode("ascii")  # int() so that an IntEnum sends its number, not its repr
+        try:
+            return repr(int(value)).encode("ascii")  # int() so that an IntEnum sends its number, not its repr
+        except ValueError:  # past sys.get_int_max_str_digits()
+            raise EncodeError("cannot encode an int of more digits than Python turns into text") from None
     if isinstance(value, float):
         return repr(float(value)).encode("ascii")
     raise EncodeError(
         f"cannot encode a {type(value).__name__}; send str, bytes, int, float, bool, dict, list or a pydantic model"
     )
+
+
+def _checked(data: bytes, written: object, name: str) -> bytes:
+    """``data``, unless ``written`` (what became it, looked at only when the JSON has a null) holds a NaN or an
+    infinity: JSON has neither, and orjson and pydantic write them as null, which would come back as None."""
+    if written is not None and not _finite(written):
+        raise EncodeError(f"cannot encode {name} as JSON: it holds NaN or an infinity, which JSON cannot carry")
+    return data
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(item) for item in value)
+    return True
 
 
 @overload

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Generic
 
+from flask_multi_redis.cluster import companion_key
+from flask_multi_redis.errors import CollectionValueError
+
 from .operation import Op, check_client, operation
 from .values import T, Values
 
@@ -15,9 +18,17 @@ __all__ = ["PAGE", "Collection", "text"]
 PAGE = 500
 
 
-def text(name: bytes | str) -> str:
-    """A field or key name as str, from a client that decodes responses or one that does not."""
-    return name.decode() if isinstance(name, bytes) else name
+def text(name: bytes | str, where: str) -> str:
+    """A field or key name as str, from a client that decodes responses or one that does not.
+
+    :raises CollectionValueError: the name is not UTF-8 (written by someone else; ``where`` names the key).
+    """
+    if isinstance(name, str):
+        return name
+    try:
+        return name.decode()
+    except UnicodeDecodeError:
+        raise CollectionValueError(f"{where}: a {len(name)}-byte name that is not UTF-8 text") from None
 
 
 class Collection(Generic[T]):
@@ -33,6 +44,19 @@ class Collection(Generic[T]):
         self.key = f"{prefix}:{rkey}" if prefix else rkey
         self.values: Values[T] = Values(value_type, self.key)
         self.value_type = value_type
+
+    def _taken(self, data: bytes, at: object = None) -> Op[T]:
+        """A value already taken out of Redis (a pop), decoded. One that does not decode (written by someone
+        else, or before the type changed) is not lost: it is pushed onto the list ``{<key>}:invalid`` first.
+
+        :raises CollectionValueError: it does not decode; the error names where it was kept.
+        """
+        try:
+            return self.values.load(data, at)
+        except CollectionValueError as exc:
+            kept = companion_key(self.key, "invalid")
+            yield self.redis.rpush(kept, data)
+            raise CollectionValueError(f"{exc}; it was taken out and kept in {kept}") from None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} of {self.value_type.__name__}>"

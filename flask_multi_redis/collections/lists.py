@@ -97,13 +97,13 @@ class ListOperations(Collection[T]):
     def pop(self) -> Op[T | None]:
         """Take the last value; None when the list is empty."""
         data = yield self.redis.rpop(self.key)
-        return None if data is None else self.values.load(data, -1)
+        return None if data is None else (yield from self._taken(data, -1))
 
     @operation
     def popleft(self) -> Op[T | None]:
         """Take the first value; None when the list is empty."""
         data = yield self.redis.lpop(self.key)
-        return None if data is None else self.values.load(data, 0)
+        return None if data is None else (yield from self._taken(data, 0))
 
     @operation
     def len(self) -> Op[int]:
@@ -119,7 +119,9 @@ class ListOperations(Collection[T]):
         data = self.values.dump(value, index)
         try:
             yield self.redis.lset(self.key, index, data)
-        except redis.ResponseError as exc:  # "ERR index out of range", "ERR no such key"
+        except redis.ResponseError as exc:
+            if str(exc) not in ("index out of range", "no such key"):  # WRONGTYPE, OOM, NOPERM: as they are
+                raise
             raise IndexError(f"{self.key}[{index}]: list assignment index out of range") from exc
 
     @paged

@@ -3,6 +3,7 @@ protocol; and RedisKeySpace, a typed namespace of keys with TTLs and pattern sca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic
 
@@ -14,7 +15,13 @@ from .values import T, Values
 
 __all__ = ["HashOperations", "KeySpaceOperations", "RedisHash", "RedisKeySpace"]
 
+_GLOB = re.compile(r"[*?\[\]\\]")  # what SCAN MATCH reads as a pattern
 _NODE = 1 << 64  # a SCAN cursor is below this: a cluster scan's position is node index * _NODE + node's cursor
+
+
+def _glob_escaped(name: str) -> str:
+    """``name`` matched as it is by SCAN MATCH (a space named ``tenant[1]`` is not the pattern ``tenant1``)."""
+    return _GLOB.sub(lambda found: "\\" + found.group(), name)
 
 
 class HashOperations(Collection[T]):
@@ -65,7 +72,8 @@ class HashOperations(Collection[T]):
         """Every (field, value), read in pages (HSCAN: a field changed meanwhile may come twice or not at all,
         as SCAN says)."""
         cursor, found = yield self.redis.hscan(self.key, cursor, count=PAGE)
-        return [(text(field), self.values.load(data, text(field))) for field, data in found.items()], cursor or None
+        named = [(text(field, self.key), data) for field, data in found.items()]
+        return [(name, self.values.load(data, name)) for name, data in named], cursor or None
 
     items = paged(_items_page)
 
@@ -73,7 +81,7 @@ class HashOperations(Collection[T]):
     def keys(self, cursor: int) -> Op[Page[str]]:
         """Every field's name, read in pages (HSCAN)."""
         cursor, found = yield self.redis.hscan(self.key, cursor, count=PAGE)
-        return [text(field) for field in found], cursor or None
+        return [text(field, self.key) for field in found], cursor or None
 
     @operation
     def todict(self) -> Op[dict[str, T]]:
@@ -183,10 +191,10 @@ class KeySpaceOperations(Generic[T]):
         """The names in the space that match ``pattern`` (glob-style, as SCAN MATCH), read in pages (on a
         cluster, every primary in turn: a failover or resharding meanwhile may skip or repeat names, as SCAN
         may, or end the scan with ``RedisClusterException``)."""
-        match, lead = f"{self.space}:{pattern}", len(self.space) + 1
+        match, lead = f"{_glob_escaped(self.space)}:{pattern}", len(self.space) + 1
         if not hasattr(self.redis, "get_primaries"):
             cursor, keys = yield self.redis.scan(position, match=match, count=PAGE)
-            return [text(key)[lead:] for key in keys], cursor or None
+            return [text(key, self.space)[lead:] for key in keys], cursor or None
         primaries = sorted(self.redis.get_primaries(), key=lambda node: node.name)
         at, cursor = divmod(position, _NODE)
         if at >= len(primaries):
@@ -195,7 +203,7 @@ class KeySpaceOperations(Generic[T]):
         cursor = next(iter(cursors.values()))
         if cursor == 0:
             at, cursor = at + 1, 0
-        return [text(key)[lead:] for key in keys], (at * _NODE + cursor if at < len(primaries) else None)
+        return [text(key, self.space)[lead:] for key in keys], (at * _NODE + cursor if at < len(primaries) else None)
 
     scan = paged(_scan_page)
 
@@ -215,6 +223,8 @@ class RedisKeySpace(KeySpaceOperations[T], Sync):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.contains(name)
+
+    __iter__ = None  # iterate over space.scan(): without this, Python would try space[0], space[1], ...
 
     def __getitem__(self, name: str) -> T:
         value = self.get(name)

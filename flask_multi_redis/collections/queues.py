@@ -52,7 +52,7 @@ class _Queue(Collection[T], ABC):
         while True:
             found = yield from self._blocking_pop(self._slice(deadline))
             if found is not None:
-                return self.values.load(found)
+                return (yield from self._taken(found))
             if deadline is not None and time.monotonic() >= deadline:
                 raise queue.Empty(f"{self.key}: nothing within {timeout} s")
 
@@ -78,7 +78,7 @@ class _Queue(Collection[T], ABC):
         found = yield from self._pop()
         if found is None:
             raise queue.Empty(f"{self.key}: empty")
-        return self.values.load(found)
+        return (yield from self._taken(found))
 
     def _slice(self, deadline: float | None) -> float:
         """One blocking pop's wait: what is left, and below the client's socket timeout (or a read would end
@@ -149,6 +149,12 @@ class PriorityQueueOperations(_Queue[T]):
         """Delete the queue and its counter after ``seconds``; False when the queue does not exist."""
         yield self.redis.pexpire(companion_key(self.key, "order"), int(seconds * 1000))
         return bool((yield self.redis.pexpire(self.key, int(seconds * 1000))))
+
+    @operation
+    def persist(self) -> Op[bool]:
+        """Keep the queue and its counter for good; False when the queue had no TTL, or does not exist."""
+        yield self.redis.persist(companion_key(self.key, "order"))
+        return bool((yield self.redis.persist(self.key)))
 
     def _size(self) -> Any:
         return self.redis.zcard(self.key)

@@ -43,7 +43,7 @@ class SetOperations(Collection[T]):
     def pop(self) -> Op[T | None]:
         """Take out a value chosen at random; None when the set is empty."""
         data = yield self.redis.spop(self.key)
-        return None if data is None else self.values.load(data)
+        return None if data is None else (yield from self._taken(data))
 
     @operation
     def len(self) -> Op[int]:

@@ -37,10 +37,13 @@ class Values(Generic[T]):
         """
         kind = self.value_type
         if type(value) is kind:  # the common case, first: text and bytes as they are
-            if kind is str:
-                return value.encode()  # type: ignore[attr-defined,no-any-return]
             if kind is bytes:
                 return value  # type: ignore[return-value]
+            if kind is str:
+                try:
+                    return value.encode()  # type: ignore[attr-defined,no-any-return]
+                except UnicodeEncodeError:
+                    raise self._error(at, "is not valid text: it holds a lone surrogate") from None
         if self._model and not isinstance(value, kind):
             try:
                 value = cast("type[BaseModel]", kind).model_validate(value)
@@ -54,9 +57,11 @@ class Values(Generic[T]):
         elif kind in _PLAIN and (not isinstance(value, kind) or isinstance(value, bool)):
             raise self._error(at, f"is a {type(value).__name__}, not a {kind.__name__}")
         try:
-            return encode(value)
+            return encode(value, sort_keys=True)  # equal dicts, one stored form: found by `in`, one member of a set
         except (EncodeError, OverflowError) as exc:
             raise self._error(at, str(exc)) from None
+        except ValueError as exc:  # text with a lone surrogate, an int past Python's digit limit, pydantic's own
+            raise self._error(at, f"cannot be encoded: {type(exc).__name__}") from None
 
     def dump_all(self, values: Iterable[object]) -> list[bytes]:
         """Every value of an iterable, each checked (its position in ``values`` in errors)."""
