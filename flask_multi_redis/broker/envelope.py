@@ -137,10 +137,34 @@ class Envelope:
         headers = self._headers
         if not headers:
             return {}
-        return {str(key): str(value) for key, value in headers.items()}
+        converted = {key: _as_text(value) for key, value in headers.items()}
+        return {key: value for key, value in converted.items() if value is not None}
 
     def expired(self, now: int | None = None) -> bool:
         return self.deadline is not None and (now_ms() if now is None else now) >= self.deadline
+
+
+def _as_text(value: object) -> str | None:
+    """A header value as text: strings as they are, other scalars by ``str()``, arrays and objects as their JSON
+    (None when that fails: nested past orjson's 255 levels, where ``str()`` could exhaust Python's stack)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, (list, dict)):
+        return str(value)
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return None
+
+
+def _shown(value: object) -> str:
+    """A short, safe word for a field's bad value in an error: its start when it is a string or a number, else
+    its JSON type (``str()`` of a deeply nested array would raise RecursionError)."""
+    if isinstance(value, str):
+        return repr(value[:20])
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)[:20]
+    return f"a JSON {'array' if isinstance(value, list) else 'object'}"
 
 
 def now_ms() -> int:
@@ -201,10 +225,10 @@ def unpack(data: bytes, max_size: int, signer: Signer | None = None) -> Envelope
     if not isinstance(raw, dict):
         raise InvalidMessage("the message is not a JSON object")
     if raw.get("v") != VERSION:
-        raise InvalidMessage(f"unsupported envelope version {str(raw.get('v'))[:20]!r} (this side speaks {VERSION})")
+        raise InvalidMessage(f"unsupported envelope version {_shown(raw.get('v'))} (this side speaks {VERSION})")
     kind, ident, channel = raw.get("kind"), raw.get("id"), raw.get("channel")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise InvalidMessage(f"unknown kind {str(kind)[:20]!r}")
+        raise InvalidMessage(f"unknown kind {_shown(kind)}")
     if not is_name(ident, MAX_ID):
         raise InvalidMessage(f"the id is not a string of 1 to {MAX_ID} printable characters")
     if not is_name(channel, MAX_CHANNEL):
