@@ -16,6 +16,7 @@ the same step, so a lock on one server costs one round trip to acquire, as one w
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import time
@@ -25,10 +26,24 @@ from typing import Any, Generic, TypeVar
 from flask_multi_redis.cluster import companion_key
 from flask_multi_redis.errors import LockError
 
-__all__ = ["ACQUIRE", "CLOCK_DRIFT", "EXTEND", "FENCE", "RELEASE", "LockState", "gathered"]
+__all__ = [
+    "ACQUIRE",
+    "CLOCK_DRIFT",
+    "EXTEND",
+    "FENCE",
+    "RELEASE",
+    "SHORTEST_TTL",
+    "LockState",
+    "check_servers",
+    "checked_ttl",
+    "gathered",
+]
 
 #: The clock-drift allowance: this part of the TTL, plus 2 ms, is taken off the time a lock is known valid.
 CLOCK_DRIFT = 0.01
+
+#: The shortest TTL, in seconds: below about 2 ms the drift allowance alone would leave no validity.
+SHORTEST_TTL = 0.01
 
 #: SET NX PX, then the server's fence: its highest token so far ('0': none yet), or with ARGV[3] '1' (the lock's
 #: only server) the next token, taken at once. A try sent again (a client that retries after a lost reply) finds
@@ -68,8 +83,9 @@ class LockState(Generic[Client]):
     ) -> None:
         if not masters:
             raise ValueError("a Redlock needs at least one Redis server")
-        if ttl < 0.001:
-            raise ValueError("ttl must be at least 0.001 seconds (a millisecond)")
+        checked_ttl(ttl)
+        if not (isinstance(retry_delay, (int, float)) and 0 <= retry_delay < math.inf):
+            raise ValueError(f"retry_delay must be a finite number of seconds, 0 or more, not {retry_delay!r}")
         self.key = key
         self.masters = list(masters)
         self.ttl = ttl
@@ -121,8 +137,8 @@ class LockState(Generic[Client]):
         pause = random.uniform(0, self.retry_delay)  # noqa: S311 - no secret
         if deadline is None:
             return pause
-        pause = min(pause, deadline - time.monotonic())
-        return pause if pause > 0 else None
+        left = deadline - time.monotonic()
+        return min(pause, left) if left > 0 else None
 
     def held(self, exists: dict[int, Any]) -> bool:
         """Whether a majority of servers have the key (EXISTS replies by server): the lock is held, by anyone."""
@@ -162,8 +178,37 @@ class LockState(Generic[Client]):
             raise LockError(f"the lock {self.key!r} is not held by this instance")
         return self._value
 
-    def extended(self, valid_for: float) -> None:
-        self._valid_until = time.monotonic() + valid_for
+    def extended(self, valid_for: float, agreed: bool) -> bool:
+        """After an extension known valid for ``valid_for`` seconds from now: whether it holds (a majority
+        ``agreed`` and there is validity left). When it does not, the new TTL may still have reached some servers
+        (or all, too late), so the holding is known valid no longer than the shorter of the two."""
+        until = time.monotonic() + valid_for
+        if agreed and valid_for > 0:
+            self._valid_until = until
+            return True
+        self._valid_until = min(self._valid_until, until)
+        return False
+
+
+def check_servers(servers: Sequence[object], kinds: tuple[type, ...], lock: str) -> None:
+    """Refuse a client of the other kind (an asyncio client's calls would come back as coroutines never awaited,
+    each counted as a no, so the lock would never be taken, without a word).
+
+    :raises TypeError: naming the Redlock to use instead.
+    """
+    for server in servers:
+        if not isinstance(server, kinds):
+            raise TypeError(f"a {type(server).__name__} is not a client for this Redlock: use {lock}")
+
+
+def checked_ttl(ttl: float) -> float:
+    """``ttl``, when a lock can be held for it (some of it is left after the drift allowance).
+
+    :raises ValueError: it is not a finite number of at least :data:`SHORTEST_TTL` seconds.
+    """
+    if not (isinstance(ttl, (int, float)) and SHORTEST_TTL <= ttl < math.inf):
+        raise ValueError(f"ttl must be a finite number of at least {SHORTEST_TTL} seconds, not {ttl!r}")
+    return ttl
 
 
 def gathered(replies: dict[int, Any]) -> dict[int, Any]:

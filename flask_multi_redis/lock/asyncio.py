@@ -16,7 +16,7 @@ import redis.asyncio
 
 from flask_multi_redis.errors import LockError, LockTimeout
 
-from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, gathered
+from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, check_servers, checked_ttl, gathered
 
 __all__ = ["Redlock"]
 
@@ -42,6 +42,7 @@ class Redlock(LockState[Server]):
         retry_delay: float = 0.2,
     ) -> None:
         servers = [masters] if isinstance(masters, (redis.asyncio.Redis, redis.asyncio.RedisCluster)) else list(masters)
+        check_servers(servers, (redis.asyncio.Redis, redis.asyncio.RedisCluster), "flask_multi_redis.lock.Redlock")
         super().__init__(key, servers, ttl, auto_renew, timeout, retry_delay)
         self._renewer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()  # calls not waited for, kept until they end
@@ -49,6 +50,8 @@ class Redlock(LockState[Server]):
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """As :meth:`flask_multi_redis.lock.Redlock.acquire`."""
+        if timeout is not None and timeout <= 0:  # one try, as the sync lock's
+            blocking, timeout = False, None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if await self._try(deadline):
@@ -63,25 +66,37 @@ class Redlock(LockState[Server]):
     async def _try(self, deadline: float | None) -> bool:
         value = self.new_value()
         started = time.monotonic()
+        late: set[asyncio.Future[Any]] = set()
         try:
-            granted = await self._on_all(ACQUIRE, self.keys, self.acquire_args(value), until=deadline)
+            granted = await self._on_all(ACQUIRE, self.keys, self.acquire_args(value), until=deadline, late=late)
             winners = self.winners(granted)
             if winners:
                 token = self.next_token(granted, winners)
                 fenced = (
                     granted
                     if self.alone
-                    else await self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
+                    else await self._on_all(FENCE, self.keys, [value, token], winners, until=deadline, late=late)
                 )
                 valid_for = self.validity(self.ttl, started)
                 if self.winners(fenced) and valid_for > 0:
                     self.take(value, token, valid_for)
                     return True
         except BaseException:  # cancelled half-way: undo what may have been taken, then go on cancelling
-            await self._on_all(RELEASE, [self.key], [value], wait=False)
+            self._keep(asyncio.ensure_future(self._undo(value, late)))
             raise
-        await self._on_all(RELEASE, [self.key], [value], wait=False)  # undo the partial holding, not waited for
+        self._keep(asyncio.ensure_future(self._undo(value, late)))  # undo the partial holding, not waited for
         return False
+
+    async def _undo(self, value: str, late: set[asyncio.Future[Any]]) -> None:
+        """Release ``value`` everywhere, once the tries still on their way have landed (or the TTL passed)."""
+        if late:
+            await asyncio.wait(late, timeout=self.ttl)
+        await self._on_all(RELEASE, [self.key], [value], wait=False)
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold on to a call not waited for until it ends (the loop keeps only weak references to tasks)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def release(self) -> None:
         """As :meth:`flask_multi_redis.lock.Redlock.release`."""
@@ -93,14 +108,10 @@ class Redlock(LockState[Server]):
 
     async def extend(self, ttl: float | None = None) -> bool:
         """As :meth:`flask_multi_redis.lock.Redlock.extend`."""
-        value, ttl = self.held_value(), self.ttl if ttl is None else ttl
+        value, ttl = self.held_value(), self.ttl if ttl is None else checked_ttl(ttl)
         started = time.monotonic()
         replies = await self._on_all(EXTEND, [self.key], [value, int(ttl * 1000)])
-        valid_for = self.validity(ttl, started)
-        if self.winners(replies) and valid_for > 0:
-            self.extended(valid_for)
-            return True
-        return False
+        return self.extended(self.validity(ttl, started), bool(self.winners(replies)))
 
     async def locked(self) -> bool:
         """As :meth:`flask_multi_redis.lock.Redlock.locked`."""
@@ -126,17 +137,18 @@ class Redlock(LockState[Server]):
         *,
         until: float | None = None,
         wait: bool = True,
+        late: set[asyncio.Future[Any]] | None = None,
     ) -> dict[int, Any]:
         """As the sync Redlock's: every server at once, a slow one (half the TTL, or ``until``) counts as no,
-        and the round ends as soon as its outcome is known; without ``wait`` the calls go on by themselves."""
+        and the round ends as soon as its outcome is known; the calls not waited for go on by themselves (never
+        cancelled: a release must reach every server it can), and are added to ``late``."""
         indexes = list(range(len(self.masters))) if only is None else only
         if self.alone and wait:  # one server: its reply, awaited here (no task), by the same deadline
             return await self._on_one(self._call(0, script, keys, args), until)
         tasks = {asyncio.ensure_future(_run(self._call(i, script, keys, args))): i for i in indexes}
         if not wait:
-            self._background.update(tasks)
             for task in tasks:
-                task.add_done_callback(self._background.discard)
+                self._keep(task)
             return {}
         deadline = time.monotonic() + self.ttl / 2
         if until is not None:
@@ -150,8 +162,10 @@ class Redlock(LockState[Server]):
             if not done:
                 break
             replies.update((tasks[task], task.result()) for task in done)
-        for task in pending:  # too slow, or not needed: cancelled (an undo that follows covers what landed)
-            task.cancel()
+        for task in pending:  # too slow, or not needed: they go on, and an undo waits for them
+            self._keep(task)
+        if late is not None:
+            late.update(pending)
         return gathered(replies)
 
     async def _on_one(self, call: Callable[[], Awaitable[Any]], until: float | None) -> dict[int, Any]:

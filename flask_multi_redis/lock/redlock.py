@@ -4,6 +4,7 @@ works in threads and under gevent. The algorithm and its decisions are in :mod:`
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,13 +17,28 @@ import redis
 
 from flask_multi_redis.errors import LockError, LockTimeout
 
-from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, gathered
+from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, check_servers, checked_ttl, gathered
 
 __all__ = ["Redlock"]
 
 log = logging.getLogger(__name__)
 
-_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="flask-redis-redlock")
+
+def _new_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=32, thread_name_prefix="flask-redis-redlock")
+
+
+_pool = _new_pool()
+
+
+def _forked() -> None:
+    """A forked child has none of its parent's threads, though the parent's pool would count them as idle (and
+    its calls would never run): the child starts a pool of its own (gunicorn --preload, multiprocessing)."""
+    global _pool  # the one pool of the process, made again in a child
+    _pool = _new_pool()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 Server = redis.Redis | redis.RedisCluster
@@ -50,6 +66,7 @@ class Redlock(LockState[Server]):
         retry_delay: float = 0.2,
     ) -> None:
         servers = [masters] if isinstance(masters, (redis.Redis, redis.RedisCluster)) else list(masters)
+        check_servers(servers, (redis.Redis, redis.RedisCluster), "flask_multi_redis.lock.asyncio.Redlock")
         super().__init__(key, servers, ttl, auto_renew, timeout, retry_delay)
         self._stop_renewing = threading.Event()
         self._scripts: dict[tuple[int, str], Any] = {}
@@ -57,10 +74,13 @@ class Redlock(LockState[Server]):
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; True once held. Without ``blocking``, one try; else tries until ``timeout`` seconds
-        (None: for ever) with random pauses. An instance holds the lock at most once at a time.
+        (None: for ever) with random pauses; a ``timeout`` of 0 or less is one try, as without ``blocking``. An
+        instance holds the lock at most once at a time.
 
         :raises LockError: this instance holds it already.
         """
+        if timeout is not None and timeout <= 0:  # a try begun at its deadline could not wait for a reply
+            blocking, timeout = False, None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._try(deadline):
@@ -77,15 +97,17 @@ class Redlock(LockState[Server]):
         value = self.new_value()
         started = time.monotonic()
         granted = self._on_all(ACQUIRE, self.keys, self.acquire_args(value), until=deadline)
+        late = self._late
         winners = self.winners(granted)
         if winners:
             token = self.next_token(granted, winners)
             fenced = granted if self.alone else self._on_all(FENCE, self.keys, [value, token], winners, until=deadline)
+            late = late | self._late
             valid_for = self.validity(self.ttl, started)
             if self.winners(fenced) and valid_for > 0:
                 self.take(value, token, valid_for)
                 return True
-        _pool.submit(self._undo, value, self._late)  # undo the partial holding, in the background
+        _pool.submit(self._undo, value, late)  # undo the partial holding, in the background
         return False
 
     def _undo(self, value: str, late: set[Future[Any]]) -> None:
@@ -105,18 +127,16 @@ class Redlock(LockState[Server]):
 
     def extend(self, ttl: float | None = None) -> bool:
         """Give the held lock ``ttl`` seconds (its own ``ttl`` by default) from now; True when a majority
-        agreed in time. False leaves it as it was: it may have expired.
+        agreed in time. False: it may have expired, and :meth:`owned` counts it valid no longer than the shorter
+        of what it had and ``ttl`` (some servers may have taken the new TTL).
 
         :raises LockError: this instance does not hold it.
+        :raises ValueError: ``ttl`` is not a finite number of at least ``SHORTEST_TTL`` (10 ms).
         """
-        value, ttl = self.held_value(), self.ttl if ttl is None else ttl
+        value, ttl = self.held_value(), self.ttl if ttl is None else checked_ttl(ttl)
         started = time.monotonic()
         replies = self._on_all(EXTEND, [self.key], [value, int(ttl * 1000)])
-        valid_for = self.validity(ttl, started)
-        if self.winners(replies) and valid_for > 0:
-            self.extended(valid_for)
-            return True
-        return False
+        return self.extended(self.validity(ttl, started), bool(self.winners(replies)))
 
     def locked(self) -> bool:
         """Whether the lock is held now, by this instance or any other (a majority of servers have the key)."""
