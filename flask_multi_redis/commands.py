@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from .session import RedisSession
+
 __all__ = ["ForwardedCommands"]
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ else:
             try:
                 client = self._commands()
             except Exception as exc:  # no client here: for a command, why; for any other name, no such attribute
-                if hasattr(redis.Redis, name):
+                if hasattr(redis.Redis, name) or hasattr(RedisSession, name):  # a session's own too
                     raise
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from exc
             if client is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app, has_app_context
+from typing_extensions import Self
 
 from .cluster import ClusterSession
 from .commands import ForwardedCommands
@@ -110,6 +112,19 @@ class RedisExtension:
         elif app is not None:
             self._config = load_config(app, config_element=config_element, multi=self.multi)
             self._own_state = self._build_state(None)
+
+    @classmethod
+    def from_flat_keys(cls, keys: Mapping[str, Any], config_element: str = "REDIS", **kwargs: Any) -> Self:
+        """An extension configured from flat keys (``REDIS_HOST``, ``REDIS_DB`` ...), as from an ``app.config``
+        that has no ``REDIS`` section, and bound to no app: what the migration layers build. Errors name the keys
+        as written.
+
+        :param kwargs: as the constructor's.
+        """
+        extension = cls(config_element=config_element, **kwargs)
+        extension._config = load_config(keys, config_element=config_element, multi=cls.multi, flask_config=True)
+        extension._own_state = extension._build_state(None)
+        return extension
 
     @property
     def extension_key(self) -> str:

@@ -16,38 +16,48 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
 from flask_multi_redis.commands import ForwardedCommands
-from flask_multi_redis.config.models import FLAT_ALIASES
+from flask_multi_redis.config.models import FLAT_ALIASES, REDIS_KWARGS
 from flask_multi_redis.extension import FlaskRedisSingle
 from flask_multi_redis.session import RedisSession
 
 __all__ = ["Redis", "flat_config"]
 
-#: What a URL says, and so what REDIS_URL overrides.
-_IN_URL = ("HOST", "PORT", "DB", "DATABASE", "USERNAME", "PASSWORD", "UNIX_SOCKET_PATH")
+#: What a URL says, and so what REDIS_URL overrides (its user only when it has one: Flask-And-Redis writes that
+#: to REDIS_USER, which redis.Redis does not read, and leaves REDIS_USERNAME alone).
+_IN_URL = ("HOST", "PORT", "DB", "PASSWORD", "UNIX_SOCKET_PATH")
+
+#: What Flask-And-Redis reads under its prefix besides redis.Redis's keywords (and the old spellings of two).
+_OWN = ("URL", "CLASS", *FLAT_ALIASES)
 
 
 def flat_config(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """The settings of ``prefix`` (``REDIS_HOST`` ...) as FlaskRedisSingle's config, read as Flask-And-Redis
-    reads them."""
+    """The settings of ``prefix`` (``REDIS_HOST`` ...) read as Flask-And-Redis reads them, as flat keys named as
+    they were written: only ``redis.Redis``'s keywords, ``URL`` and ``CLASS`` (other keys under the prefix, an
+    app's own ``REDIS_KEY_TTL`` or a longer prefix's ``REDIS_CACHE_URL``, are not its), an empty URL as none,
+    ``SSL`` as the ``rediss`` scheme."""
     lead = prefix + "_"
-    section = {
-        FLAT_ALIASES.get(key[len(lead) :], key[len(lead) :]): value
+    flat = {
+        key: value
         for key, value in config.items()
-        if key.startswith(lead)
+        if key.startswith(lead) and (key[len(lead) :] in _OWN or key[len(lead) :].lower() in REDIS_KWARGS)
     }
-    url = section.get("URL")
+    url = flat.pop(lead + "URL", None)
     if url:
-        section = {key: value for key, value in section.items() if key not in _IN_URL}
+        overridden = (*_IN_URL, "USERNAME") if urlsplit(str(url)).username else _IN_URL
+        flat = {key: value for key, value in flat.items() if key[len(lead) :] not in overridden}
         scheme, _, rest = str(url).partition("://")
-        section["URL"] = f"{scheme}://{rest.rstrip('/')}" if scheme in ("redis", "rediss") else url
-    host = section.get("HOST")
+        flat[lead + "URL"] = f"{scheme}://{rest.rstrip('/')}" if scheme in ("redis", "rediss") else url
+    if lead + "SSL" in flat:
+        flat[lead + "SCHEMA"] = "rediss" if flat.pop(lead + "SSL") else None
+    host = flat.get(lead + "HOST")
     if isinstance(host, str) and host.startswith("file://"):
-        section["HOST"] = host[len("file://") :]
-    return section
+        flat[lead + "HOST"] = host[len("file://") :]
+    return {key: value for key, value in flat.items() if value is not None}
 
 
 class Redis(ForwardedCommands):
@@ -70,7 +80,7 @@ class Redis(ForwardedCommands):
         if prefix in registered:
             raise ValueError(f"Already registered config prefix {prefix!r}.")
         self.config_prefix = prefix
-        self.extension = FlaskRedisSingle(flat_config(app.config, prefix), config_element=prefix)
+        self.extension = FlaskRedisSingle.from_flat_keys(flat_config(app.config, prefix), config_element=prefix)
         self.connection = registered[prefix] = self.extension.getRedis()
 
     def _commands(self) -> RedisSession | None:

@@ -4,7 +4,8 @@ FlaskRedisSingle: ``from flask_multi_redis.compat.flask_redis import FlaskRedis`
 
 - ``FlaskRedis(app=None, strict=True, config_prefix="REDIS", **kwargs)`` and ``init_app(app, **kwargs)``; the
   URL is ``app.config["<config_prefix>_URL"]`` (``redis://localhost:6379/0`` when absent; ``unix://`` too), and
-  the keyword arguments go to the client, as ``redis.Redis`` takes them.
+  the keyword arguments go to the client, as ``redis.Redis`` takes them (what the URL sets wins, as in
+  ``from_url``).
 - The client's commands are the extension's (``redis_client.get("potato")``), and so are ``[]``, ``[] =`` and
   ``del []``; ``app.extensions[config_prefix.lower()]`` is the extension.
 - ``FlaskRedis.from_custom_provider(provider, app=None, **kwargs)`` makes the client with
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from redis.connection import parse_url
 
 from flask_multi_redis.commands import ForwardedCommands
 from flask_multi_redis.extension import FlaskRedisSingle
@@ -23,6 +25,16 @@ from flask_multi_redis.extension import FlaskRedisSingle
 __all__ = ["FlaskRedis"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
+
+
+def _below_url(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` without what ``url`` sets: in ``from_url(url, **kwargs)``, which flask-redis calls, the URL's
+    parts (its database, host, credentials, query arguments) win over the keyword arguments."""
+    try:
+        from_url = parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError:  # the config check says what is wrong with it
+        return kwargs
+    return {name: value for name, value in kwargs.items() if name not in from_url}
 
 
 class FlaskRedis(ForwardedCommands):
@@ -60,7 +72,11 @@ class FlaskRedis(ForwardedCommands):
         if self.provider_class is not None:
             self._redis_client = self.provider_class.from_url(url, **self.provider_kwargs)
         else:
-            self.extension = FlaskRedisSingle({"URL": url}, config_element=self.config_prefix, **self.provider_kwargs)
+            self.extension = FlaskRedisSingle.from_flat_keys(
+                {f"{self.config_prefix}_URL": url},
+                config_element=self.config_prefix,
+                **_below_url(url, self.provider_kwargs),
+            )
             self._redis_client = self.extension.getRedis()
         app.extensions[self.config_prefix.lower()] = self
 

@@ -146,6 +146,8 @@ def _flat_keys(config: Mapping[str, Any], config_element: str) -> tuple[dict[str
             continue
         name = _setting_name(key[len(lead) :].upper())
         if name is not None:
+            if name in section and section[name] != value:
+                raise ConfigurationError(key, f"differs from {written[name]}, which sets the same", "one of the two")
             section[name] = value
             written[name] = key
         else:

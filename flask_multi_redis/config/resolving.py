@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import redis
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from redis.connection import parse_url
 
 from flask_multi_redis.errors import ConfigurationError
@@ -26,6 +26,7 @@ from .models import (
     SSL_FIELDS,
     SSL_FILE_FIELDS,
     AnyConfig,
+    IRedisDatabaseConfig,
     IRedisSimpleConfig,
     Label,
     _ServerFields,
@@ -127,7 +128,8 @@ def _parse_url(url: str, key: str) -> dict[str, Any]:
     try:
         parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         parts = urlsplit(url)
-        _ = parts.port  # raises ValueError on a malformed port
+        if parts.port == 0:  # parse_url would leave it out, and the default port be used
+            parsed["port"] = 0
         problem = None
     except ValueError:
         problem = "is not a valid Redis URL"  # the URL itself is not quoted: it may hold a password
@@ -152,7 +154,24 @@ def _parse_url(url: str, key: str) -> dict[str, Any]:
             options[name] = value
     if options:
         out["OPTIONS"] = options
+    _check_url_values(out, key)
     return out
+
+
+#: The fields a URL may set that have bounds of their own (checked as the keys are: PORT 0 is no port).
+_BOUNDED = ("PORT", "DATABASE", "SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "HEALTH_CHECK_INTERVAL", "MAX_CONNECTIONS")
+
+
+def _check_url_values(fields: dict[str, Any], key: str) -> None:
+    """:raises ConfigurationError: a value in the URL (``?socket_timeout=-1``, ``:0``) is out of the bounds its
+    config key has."""
+    bounded = {name: fields[name] for name in _BOUNDED if name in fields}
+    try:
+        IRedisDatabaseConfig.model_validate(bounded)
+    except ValidationError as exc:
+        field = str(exc.errors(include_input=False, include_url=False)[0]["loc"][0])
+        expected = IRedisDatabaseConfig.model_fields[field].description
+        raise ConfigurationError(key, f"sets {field} out of its range", expected) from None
 
 
 _URL_PARTS = {
