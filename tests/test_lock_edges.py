@@ -198,16 +198,8 @@ def test_async_release_reaches_a_slow_server(redis_server_factory: ServerFactory
         while admins[2].exists("released") and loop.time() < deadline:
             await asyncio.sleep(0.01)
 
-    async def main() -> None:
-        clients = [redis.asyncio.Redis(host=s.host, port=s.port, socket_timeout=5) for s in servers]
-        try:
-            await test(clients)
-        finally:
-            for client in clients:
-                await client.aclose()
-
     try:
-        asyncio.run(main())
+        run_async(servers, test)
         if admins[2].exists("released"):
             servers[0].stop()  # the consequence: a server down, and the released lock cannot be taken
             sync = [
