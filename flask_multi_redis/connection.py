@@ -6,7 +6,6 @@ database and settings), the broker's own bounded clients, and the connections sp
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from redis.sentinel import SentinelConnectionPool
 from .cluster import ClusterSession, broker_tag
 from .config import ClusterNodes, DatabaseSpec, Sentinels
 from .follow import FollowedPrimary, SerializedSentinel, followed, shard_pool
+from .forks import ProcessLock
 from .gevent_io import fast_readiness_checks
 from .session import RedisSession
 
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 _classes: dict[type[redis.Redis], type[RedisSession]] = {RedisSession: RedisSession, redis.Redis: RedisSession}
-_classes_lock = threading.Lock()
+_classes_lock = ProcessLock()
 
 
 def session_class(client_class: type[redis.Redis]) -> type[RedisSession]:
@@ -106,7 +106,7 @@ def build_cluster(spec: DatabaseSpec) -> ClusterSession:
         raise redis.ConnectionError(f"{spec.address}: {exc}") from exc
 
 
-_shard_lock = threading.Lock()
+_shard_lock = ProcessLock()  # held while the shard session is made: made where it is taken (forks.py)
 
 
 def shard_session(cluster: ClusterSession) -> RedisSession:

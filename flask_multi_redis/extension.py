@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,6 +16,7 @@ from .commands import ForwardedCommands
 from .config import AnyConfig, ClusterNodes, DatabaseSpec, Label, Sentinels, load_config, resolve
 from .connection import build_cluster, build_sessions, database_url
 from .errors import FlaskRedisError, NotInitializedError, UnknownDatabaseError
+from .forks import ProcessLock
 from .session import RedisSession
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class _AppState:
     sessions: dict[str, RedisSession]  # of every database that is not a cluster
     replicas: dict[str, RedisSession]  # of the databases behind sentinels
     clusters: dict[str, ClusterSession] = field(default_factory=dict)  # made on first use: it reads the slots
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: ProcessLock = field(default_factory=ProcessLock)  # held while a cluster reads its slots (forks.py)
 
     @property
     def names(self) -> list[str]:

@@ -24,6 +24,8 @@ from redis.connection import AbstractConnection, Connection, SSLConnection
 from redis.exceptions import AskError, RedisClusterException
 from redis.sentinel import Sentinel
 
+from .forks import ProcessLock
+
 __all__ = [
     "FollowedPrimary",
     "Refresher",
@@ -134,7 +136,7 @@ class SerializedSentinel(Sentinel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lookup = threading.Lock()
+        self._lookup = ProcessLock()  # held across the lookup: made where it is taken (forks.py)
 
     def discover_master(self, service_name: str) -> Any:
         with self._lookup:

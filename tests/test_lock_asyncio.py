@@ -16,6 +16,7 @@ from flask_multi_redis.lock.asyncio import Redlock
 
 from .conftest import ServerFactory
 from .servers import RedisServer
+from .waiting import settled
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def run(five: list[RedisServer], test: Callable[[list[redis.asyncio.Redis]], Awa
                 await client.flushall()
             await test(masters)
         finally:
+            await settled()
             for client in masters:
                 await client.aclose()
 
@@ -101,6 +103,7 @@ def test_a_majority_suffices_and_a_minority_refuses(redis_server_factory: Server
         try:
             await test(masters)
         finally:
+            await settled()
             for client in masters:
                 await client.aclose()
 
@@ -127,6 +130,7 @@ def test_one_silent_server_refuses_by_the_deadline(redis_server_factory: ServerF
             assert loop.time() - started < 2
         finally:
             process.send_signal(signal.SIGCONT)
+            await settled()
             await client.aclose()
 
     asyncio.run(main())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from weakref import WeakKeyDictionary, WeakSet
@@ -22,6 +21,7 @@ from flask_multi_redis.errors import (
     ShuttingDown,
     remote_error,
 )
+from flask_multi_redis.forks import ProcessLock
 from flask_multi_redis.session import RedisSession
 
 from . import commands
@@ -47,7 +47,7 @@ __all__ = ["Broker", "Reply"]
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
 
-_runtime_lock = threading.Lock()  # guards creation only; nothing that blocks runs while it is held
+_runtime_lock = ProcessLock()  # guards creation; on a cluster it is held while the shard is found (forks.py)
 
 
 class Broker(Router):

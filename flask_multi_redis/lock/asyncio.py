@@ -47,6 +47,7 @@ class Redlock(LockState[Server]):
         self._renewer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()  # calls not waited for, kept until they end
         self._scripts: dict[tuple[int, str], Any] = {}
+        self._held_late: set[asyncio.Future[Any]] = set()  # calls of the rounds that took the lock held now
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """As :meth:`flask_multi_redis.lock.Redlock.acquire`."""
@@ -80,6 +81,7 @@ class Redlock(LockState[Server]):
                 valid_for = self.validity(self.ttl, started)
                 if self.winners(fenced) and valid_for > 0:
                     self.take(value, token, valid_for)
+                    self._held_late = late  # a release goes after them too: one landing after it would keep the key
                     return True
         except BaseException:  # cancelled half-way: undo what may have been taken, then go on cancelling
             self._keep(asyncio.ensure_future(self._undo(value, late)))
@@ -105,6 +107,9 @@ class Redlock(LockState[Server]):
             self._renewer.cancel()
             self._renewer = None
         await self._on_all(RELEASE, [self.key], [value])
+        late, self._held_late = self._held_late, set()
+        if late and not all(call.done() for call in late):  # the acquisition's calls still on their way
+            self._keep(asyncio.ensure_future(self._undo(value, late)))
 
     async def extend(self, ttl: float | None = None) -> bool:
         """As :meth:`flask_multi_redis.lock.Redlock.extend`."""

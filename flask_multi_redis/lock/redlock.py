@@ -24,21 +24,19 @@ __all__ = ["Redlock"]
 log = logging.getLogger(__name__)
 
 
-def _new_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=32, thread_name_prefix="flask-redis-redlock")
+_pools: dict[int, ThreadPoolExecutor] = {}  # by process id: at most one, this process's
 
 
-_pool = _new_pool()
-
-
-def _forked() -> None:
-    """A forked child has none of its parent's threads, though the parent's pool would count them as idle (and
-    its calls would never run): the child starts a pool of its own (gunicorn --preload, multiprocessing)."""
-    global _pool  # the one pool of the process, made again in a child
-    _pool = _new_pool()
-
-
-os.register_at_fork(after_in_child=_forked)
+def _pool() -> ThreadPoolExecutor:
+    """This process's pool for the lock's calls, made on first use. A forked child (gunicorn --preload,
+    multiprocessing) makes its own: its parent's counts idle threads the child does not have, and would never run
+    a call; and made on first use it is made after gevent has patched the child, so its queue is gevent's."""
+    pid = os.getpid()
+    pool = _pools.get(pid)
+    if pool is None:
+        _pools.clear()
+        pool = _pools.setdefault(pid, ThreadPoolExecutor(max_workers=32, thread_name_prefix="flask-redis-redlock"))
+    return pool
 
 
 Server = redis.Redis | redis.RedisCluster
@@ -71,6 +69,7 @@ class Redlock(LockState[Server]):
         self._stop_renewing = threading.Event()
         self._scripts: dict[tuple[int, str], Any] = {}
         self._late: set[Future[Any]] = set()  # the last round's calls still on their way
+        self._held_late: set[Future[Any]] = set()  # those of the rounds that took the lock held now
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; True once held. Without ``blocking``, one try; else tries until ``timeout`` seconds
@@ -106,8 +105,9 @@ class Redlock(LockState[Server]):
             valid_for = self.validity(self.ttl, started)
             if self.winners(fenced) and valid_for > 0:
                 self.take(value, token, valid_for)
+                self._held_late = late  # a release goes after them too: one landing after it would keep the key
                 return True
-        _pool.submit(self._undo, value, late)  # undo the partial holding, in the background
+        _pool().submit(self._undo, value, late)  # undo the partial holding, in the background
         return False
 
     def _undo(self, value: str, late: set[Future[Any]]) -> None:
@@ -124,6 +124,9 @@ class Redlock(LockState[Server]):
         value = self.give_up()
         self._stop_renewing.set()
         self._on_all(RELEASE, [self.key], [value])
+        late, self._held_late = self._held_late, set()
+        if late and not all(call.done() for call in late):  # the acquisition's calls still on their way
+            _pool().submit(self._undo, value, late)
 
     def extend(self, ttl: float | None = None) -> bool:
         """Give the held lock ``ttl`` seconds (its own ``ttl`` by default) from now; True when a majority
@@ -173,7 +176,7 @@ class Redlock(LockState[Server]):
             ((index, call),) = calls.items()
             self._late = set()
             return gathered({index: _run(call)})
-        futures: dict[int, Future[Any]] = {index: _pool.submit(_run, call) for index, call in calls.items()}
+        futures: dict[int, Future[Any]] = {index: _pool().submit(_run, call) for index, call in calls.items()}
         if not wait:
             return {}
         deadline = time.monotonic() + self.ttl / 2  # a server slower than this would leave too little validity
