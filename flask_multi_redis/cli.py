@@ -114,6 +114,10 @@ def redis_group(ext: RedisExtension) -> click.Group:
     def call(channel: str, message: str, timeout: float, broadcast: bool) -> None:
         """Send MESSAGE (JSON) on CHANNEL and print the reply (or, with --broadcast, every process's), as JSON.
         A channel this app serves is checked against its types."""
+        if timeout > ext.broker.max_timeout:
+            raise click.BadParameter(
+                f"is above this app's max_timeout ({ext.broker.max_timeout:g} s)", param_hint="'--timeout'"
+            )
         try:
             body = orjson.loads(message)
         except orjson.JSONDecodeError as exc:

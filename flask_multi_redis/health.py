@@ -45,7 +45,7 @@ def health_of(broker: Broker) -> Health:
     broker.start()
     state = broker.health()
     listener = state.listener
-    ready = listener.running and listener.connected and broker.wait_ready(0)
+    ready = listener.running and listener.connected and not state.draining and broker.wait_ready(0)
     age = None if listener.last_message_at is None else round(time.time() - listener.last_message_at, 3)
     report = {
         "process": str(state.sender),
@@ -58,6 +58,7 @@ def health_of(broker: Broker) -> Health:
             "reconnects": listener.reconnects,
             "last_error": listener.last_error,
         },
+        "draining": state.draining,
         "handlers_in_flight": state.in_flight,
         "calls_waiting": state.waiting_calls,
         "messages": {

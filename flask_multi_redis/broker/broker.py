@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from weakref import WeakKeyDictionary, WeakSet
@@ -163,7 +164,13 @@ class Broker(Router):
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop listening in this process; True when everything ended within ``timeout``. Using the broker
-        afterwards starts it again, afresh."""
+        afterwards starts it again, afresh.
+
+        :raises ValueError: ``timeout`` is negative or NaN (an infinite one waits as long as it takes).
+        """
+        if not timeout >= 0:  # NaN too
+            raise ValueError(f"timeout must be 0 or more seconds, not {timeout!r}")
+        timeout = min(timeout, threading.TIMEOUT_MAX / 4)  # what a thread's join takes: inf would overflow it
         app = self.extension.context_app()
         runtime = self._current(app)
         if runtime is None:

@@ -116,6 +116,18 @@ class Caller:
         """Calls waiting for their replies, on the inbox or on a reply list."""
         return len(self._calls) + self._reply_wait.busy
 
+    def settle(self, deadline: float) -> bool:
+        """Let the calls waiting on the inbox end (answered, or at their own deadlines) until the monotonic
+        ``deadline``; True when none is left."""
+        while self._calls:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            waiting = list(self._calls.values())[:1]  # a copy: calls end on other threads meanwhile
+            if waiting:
+                waiting[0].done.wait(min(left, 0.05))  # a gather's ends at its deadline, not when it is set
+        return True
+
     @contextlib.contextmanager
     def call(self, channel: Channel[Any, Any], expected: int) -> Iterator[Call]:
         """A new call, whose replies on the inbox are collected while the block runs."""

@@ -39,6 +39,7 @@ class BrokerHealth:
 
     :param in_flight: handlers running or queued.
     :param waiting_calls: this process's requests and gathered broadcasts waiting for their replies.
+    :param draining: the process has left the registry and refuses new work (it is stopping).
     """
 
     sender: Sender
@@ -46,6 +47,7 @@ class BrokerHealth:
     counters: Counters
     in_flight: int
     waiting_calls: int
+    draining: bool = False
 
 
 class MinuteSummary:

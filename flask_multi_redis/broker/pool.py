@@ -13,11 +13,32 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["HandlerPool"]
+__all__ = ["PASS_THROUGH", "HandlerPool", "text_of"]
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], None]
+
+
+def _greenlet_exit() -> tuple[type[BaseException], ...]:
+    try:
+        from greenlet import GreenletExit
+    except ImportError:  # no gevent, no greenlets
+        return ()
+    return (GreenletExit,)
+
+
+#: What a handler may raise that must end its thread or greenlet: an interrupt, a kill. Anything else, SystemExit
+#: and gevent.Timeout included, is the handler's failure, answered as such.
+PASS_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, GeneratorExit, *_greenlet_exit())
+
+
+def text_of(exc: BaseException) -> str:
+    """``str(exc)``; a word on why there is none when its ``__str__`` raises."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"(a {type(exc).__name__} whose text could not be made)"
 
 
 class HandlerPool:
@@ -78,12 +99,11 @@ class HandlerPool:
             self._closing = True  # no job may be queued behind the stop markers
         for _ in self._workers:
             self._jobs.put(None)
-        stopped = True
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-            stopped = stopped and not worker.is_alive()
+        stopped = not any(worker.is_alive() for worker in self._workers)
         self._workers.clear()
-        return stopped
+        return stopped or self.in_flight == 0  # idle workers yet to read their stop marker ran nothing
 
     def _start(self) -> None:
         with self._lock:
@@ -104,7 +124,9 @@ class HandlerPool:
                 self._busy += 1
             try:
                 job()
-            except Exception:  # jobs report their own errors; this is the last line of defence
+            except PASS_THROUGH:
+                raise
+            except BaseException:  # jobs report their own errors; this is the last line of defence
                 log.exception("a job in %s raised", self.name)
             finally:
                 with self._lock:

@@ -242,10 +242,10 @@ def live_processes(
         if len(keys) == 500:
             found += _records(client, keys, signer)
             keys = []
-        if len(found) >= limit:
+        if len(found) > limit:  # one more than asked for: there are more
             more = True
             break
-    if keys and len(found) < limit:
+    if keys and len(found) <= limit:
         found += _records(client, keys, signer)
     more = more or len(found) > limit
     ordered = sorted(found, key=lambda p: (p.sender.role, p.sender.host, p.sender.pid))

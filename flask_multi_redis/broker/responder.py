@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from .health import Counters
 from .instruments import Instruments
 from .intake import Intake
 from .pipeline import PipelinedConnection
-from .pool import HandlerPool
+from .pool import PASS_THROUGH, HandlerPool, text_of
 from .router import Route
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ class Responder:
         self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
         self._calls_broker: set[int] = set()  # routes whose handler waited on a broker call: see serving.py
         self._draining = False
+        self._inline = threading.Event()  # clear while a handler runs on the listener's thread
+        self._inline.set()
 
     def serve(self, subscription: bytes, route: Route) -> bool:
         """Serve ``route`` for the messages of the (prefixed, encoded) channel ``subscription``; False when it is
@@ -122,6 +125,15 @@ class Responder:
             return False
         self._by_subscription[subscription] = route
         return True
+
+    @property
+    def in_flight(self) -> int:
+        """Handlers running or queued, the one on the listener's thread included."""
+        return self.handlers.in_flight + (not self._inline.is_set())
+
+    def wait_inline(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a handler running on the listener's thread; True when none runs."""
+        return self._inline.wait(timeout)
 
     def drain(self) -> None:
         """Take no more work: what still reaches this process, or waits in the handler queue, is answered
@@ -162,7 +174,11 @@ class Responder:
             self._intake.drop(envelope, "reply_to is outside this environment's prefix")
             return
         if not needs_claim and self._runs_inline(route):
-            self._run(envelope, route, needs_claim)  # no hand-over to a handler thread: see _runs_inline
+            self._inline.clear()  # a drain, and the health, count it as in flight
+            try:
+                self._run(envelope, route, needs_claim)  # no hand-over to a handler thread: see _runs_inline
+            finally:
+                self._inline.set()
             return
         if envelope.expired():  # not worth a place in the queue
             self._expired(envelope, route)
@@ -229,10 +245,12 @@ class Responder:
                 serving.done(running)
             self._note_cost(route, time.perf_counter() - started)
             body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, gevent.Timeout too: the caller is answered, the thread lives on
+            if isinstance(exc, PASS_THROUGH):
+                raise
             self._counters.count("failed")
             log.exception("%s for id=%s channel=%s raised", route.kind, envelope.id, route.channel.name)
-            self._answer_error(envelope, type(exc).__name__, str(exc) if self._error_messages else "")
+            self._answer_error(envelope, type(exc).__name__, text_of(exc) if self._error_messages else "")
             return
         self._counters.count("handled")
         self._answer(envelope, "reply", body)

@@ -226,7 +226,9 @@ class Runtime:
         if on_closed is not None:
             on_closed()
         self._handlers.run_queued_here()  # each refuses: not started, its caller goes elsewhere at once
-        return self._handlers.join(grace)
+        deadline = time.monotonic() + grace
+        finished = self._handlers.join(grace)
+        return self.responder.wait_inline(max(0.0, deadline - time.monotonic())) and finished
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Leave the registry, stop listening, and let running handlers (and a call waiting on its reply list)
@@ -241,13 +243,15 @@ class Runtime:
             self._stopped = True
         atexit.unregister(self._stop_at_exit)
         self.responder.drain()  # what arrives from now on is refused: ShuttingDown
+        self._handlers.run_queued_here()  # queued, not started: refused now, while the answers can still go out
         self._heartbeat.stop(left())
         with contextlib.suppress(redis.RedisError):
             self._registration.leave(self._router.channel_names("handler"), deadline)
         if left() > 0:  # reply lists left behind expire by themselves: no new round trip past the deadline
             with contextlib.suppress(redis.RedisError):
                 self._unlinks.flush(self._pipelined, deadline)
-        stopped = self.listener.stop(left())
+        stopped = self.caller.settle(deadline)  # calls on the inbox get their replies before it stops listening
+        stopped = self.listener.stop(left()) and stopped
         stopped = self._handlers.join(left()) and stopped
         self._pipelined.close(left(), for_good=True)
         stopped = self._reply_wait.close(left()) and stopped
@@ -260,7 +264,12 @@ class Runtime:
 
     def health(self) -> BrokerHealth:
         return BrokerHealth(
-            self.sender, self.listener.health(), self.counters, self._handlers.in_flight, self.caller.waiting
+            self.sender,
+            self.listener.health(),
+            self.counters,
+            self.responder.in_flight,
+            self.caller.waiting,
+            draining=self.responder.draining,
         )
 
     def info(self) -> ProcessInfo:

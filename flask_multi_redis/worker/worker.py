@@ -176,9 +176,12 @@ class Worker:
                 self.grace,
                 lambda: log.info("worker %s stopping: up to %.1f s for handlers in flight", runtime.sender, self.grace),
             )
-            broker.stop(timeout=5)
+            stopped = broker.stop(timeout=5)
         if not drained:
             log.error("worker %s: handlers still running after %.1f s; exiting", runtime.sender, self.grace)
+            return 1
+        if not stopped:
+            log.error("worker %s: its broker did not stop within 5 s; exiting", runtime.sender)
             return 1
         log.info("worker %s stopped", runtime.sender)
         return 0
