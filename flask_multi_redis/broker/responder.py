@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -113,8 +112,7 @@ class Responder:
         self._costs: dict[int, float] = {}  # route -> its handler's average run time, seconds
         self._calls_broker: set[int] = set()  # routes whose handler waited on a broker call: see serving.py
         self._draining = False
-        self._inline = threading.Event()  # clear while a handler runs on the listener's thread
-        self._inline.set()
+        self._inline = False  # while a handler runs on the listener's thread
 
     def serve(self, subscription: bytes, route: Route) -> bool:
         """Serve ``route`` for the messages of the (prefixed, encoded) channel ``subscription``; False when it is
@@ -129,11 +127,15 @@ class Responder:
     @property
     def in_flight(self) -> int:
         """Handlers running or queued, the one on the listener's thread included."""
-        return self.handlers.in_flight + (not self._inline.is_set())
+        return self.handlers.in_flight + self._inline
 
     def wait_inline(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a handler running on the listener's thread; True when none runs."""
-        return self._inline.wait(timeout)
+        """Wait up to ``timeout`` seconds for a handler running on the listener's thread; True when none runs.
+        (It looks every 5 ms: a drain's wait, where a handoff on every message would cost the hot path.)"""
+        deadline = time.monotonic() + timeout
+        while self._inline and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self._inline
 
     def drain(self) -> None:
         """Take no more work: what still reaches this process, or waits in the handler queue, is answered
@@ -174,11 +176,11 @@ class Responder:
             self._intake.drop(envelope, "reply_to is outside this environment's prefix")
             return
         if not needs_claim and self._runs_inline(route):
-            self._inline.clear()  # a drain, and the health, count it as in flight
+            self._inline = True  # a drain, and the health, count it as in flight (a flag: this is the hot path)
             try:
                 self._run(envelope, route, needs_claim)  # no hand-over to a handler thread: see _runs_inline
             finally:
-                self._inline.set()
+                self._inline = False
             return
         if envelope.expired():  # not worth a place in the queue
             self._expired(envelope, route)
