@@ -68,14 +68,19 @@ class ClusterSession(redis.RedisCluster):
         name = self.channel(channel.decode() if isinstance(channel, bytes) else str(channel))
         return self._publish_counted(name, encode(data), **kwargs)
 
-    def subscribe(self, *channels: str) -> ClusterPubSub:
+    def subscribe(self, *channels: str, timeout: float | None = None) -> ClusterPubSub:
         """A new ClusterPubSub subscribed to the prefixed ``channels`` (``SSUBSCRIBE`` when sharded, on the node
-        of each channel's slot), returned once the server has confirmed them."""
+        of each channel's slot), returned once the server has confirmed them (within ``timeout`` seconds; by
+        default the socket timeout, or 5 s).
+
+        :raises redis.TimeoutError: the servers did not confirm in time.
+        """
         pubsub = self.pubsub()
         if not channels:
             return pubsub
         names = {self.channel(name) for name in channels}
-        timeout = self.nodes_manager.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
+        if timeout is None:
+            timeout = self.nodes_manager.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
         if self.sharded:
             pubsub.ssubscribe(*names)
             confirm(pubsub, len(names), timeout, pubsub.get_sharded_message, "ssubscribe")

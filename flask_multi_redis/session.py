@@ -73,17 +73,21 @@ class RedisSession(redis.Redis):
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
         return int(super().publish(self.channel(name), encode(data), **kwargs))
 
-    def subscribe(self, *channels: str) -> PubSub:
-        """A new PubSub subscribed to the prefixed ``channels``, returned once the server has confirmed them.
+    def subscribe(self, *channels: str, timeout: float | None = None) -> PubSub:
+        """A new PubSub subscribed to the prefixed ``channels``, returned once the server has confirmed them
+        (within ``timeout`` seconds; by default the socket timeout, or 5 s).
 
         Each call gets its own PubSub (and connection), so two callers never read each other's messages.
+
+        :raises redis.TimeoutError: the server did not confirm in time.
         """
         pubsub = self.pubsub()
         if not channels:
             return pubsub
         names = {self.channel(name) for name in channels}
         pubsub.subscribe(*names)
-        timeout = self.connection_pool.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
+        if timeout is None:
+            timeout = self.connection_pool.connection_kwargs.get("socket_timeout") or SUBSCRIBE_CONFIRM_TIMEOUT
         confirm(pubsub, len(names), timeout, pubsub.get_message, "subscribe")
         return pubsub
 
@@ -202,7 +206,7 @@ class _Asking(Protocol):
     """What :func:`publish_and_wait` needs of a session (a RedisSession, a ClusterSession)."""
 
     def channel(self, name: str) -> str: ...
-    def subscribe(self, *channels: str) -> Any: ...
+    def subscribe(self, *channels: str, timeout: float | None = None) -> Any: ...
     def wait_for_reply(self, pubsub: Any, return_type: type[Any], timeout: float, encoding: str) -> Any: ...
     def _publish_counted(self, channel: str, data: bytes) -> int: ...
 
@@ -220,12 +224,16 @@ def publish_and_wait(
     confirmed) first, named in ``data[reply_field]``, the publish counted, the answer waited for."""
     payload = request_payload(data)
     name = answer_channel(secrets.token_urlsafe(16))
-    pubsub = session.subscribe(name)
+    deadline = time.monotonic() + timeout
+    try:
+        pubsub = session.subscribe(name, timeout=timeout)  # one deadline for the whole call
+    except redis.TimeoutError:
+        raise ReplyTimeout(f"no reply within {timeout} s: the server did not confirm the reply channel") from None
     try:
         payload[reply_field] = session.channel(name)
         if not session._publish_counted(session.channel(channel), encode(payload)):
             raise NoResponders(f"nobody listens on channel {session.channel(channel)!r}")
-        return session.wait_for_reply(pubsub, return_type, timeout, encoding)
+        return session.wait_for_reply(pubsub, return_type, max(0.0, deadline - time.monotonic()), encoding)
     finally:
         pubsub.close()
 

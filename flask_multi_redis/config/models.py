@@ -255,7 +255,8 @@ def check_node(node: str) -> tuple[str, int]:
     """
     port = node.rpartition(":")[2]
     if not _NODE.match(node) or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{node[:100]!r} is not host:port (an IPv6 address in brackets, a port 1-65535)")
+        shown = node.rpartition("@")[2] if "@" in node else node  # credentials written into it are not quoted
+        raise ValueError(f"{shown[:100]!r} is not host:port (an IPv6 address in brackets, a port 1-65535)")
     return node.rpartition(":")[0].strip("[]"), int(port)
 
 

@@ -82,10 +82,27 @@ def resolve(
         own = _given(override, label, path)
         inherited = top
         if override.URL is not None or any(key in own for key in LOCATION_FIELDS):
-            inherited = {key: value for key, value in top.items() if key not in LOCATION_FIELDS}
+            inherited = {key: value for key, value in top.items() if key not in _located_by(own)}
         merged = {**inherited, **own}
         specs.append(_spec(name, merged, label, path, prefix, extra))
     return specs
+
+
+#: Settings of one kind of topology: a database on a server of its own inherits them only from one of its kind.
+_SENTINEL_ONLY = ("SENTINEL_USERNAME", "SENTINEL_PASSWORD")
+_CLUSTER_ONLY = ("SHARDED_PUBSUB",)
+
+
+def _located_by(own: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a database that names a server of its own (``own``: its settings) does not inherit: where the
+    top-level server is, and the settings of a topology it does not have (the sentinels' credentials for one
+    that names no sentinels, ``SHARDED_PUBSUB`` for one that is no cluster)."""
+    left_out: tuple[str, ...] = LOCATION_FIELDS
+    if "SENTINELS" not in own:
+        left_out += _SENTINEL_ONLY
+    if not own.get("CLUSTER") and "CLUSTER_NODES" not in own:
+        left_out += _CLUSTER_ONLY
+    return left_out
 
 
 def _given(model: _ServerFields, label: Label, path: tuple[str, ...]) -> dict[str, Any]:
@@ -116,6 +133,15 @@ def _given(model: _ServerFields, label: Label, path: tuple[str, ...]) -> dict[st
     if "OPTIONS" in from_url and "OPTIONS" in given:
         from_url["OPTIONS"] = {**from_url["OPTIONS"], **given.pop("OPTIONS")}
     return {**from_url, **given}
+
+
+def _shown_path(value: object) -> str:
+    """A path for an error, unless it is no path: the key itself given in its place (a PEM, from a secret store)
+    is not quoted."""
+    text = str(value)
+    if "\n" in text or "-----BEGIN" in text or len(text) > 300:
+        return f"a {len(text)}-character value that is not a path (the PEM itself? give the path of its file)"
+    return repr(text)
 
 
 def _plain(value: Any) -> Any:
@@ -158,20 +184,24 @@ def _parse_url(url: str, key: str) -> dict[str, Any]:
     return out
 
 
-#: The fields a URL may set that have bounds of their own (checked as the keys are: PORT 0 is no port).
-_BOUNDED = ("PORT", "DATABASE", "SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "HEALTH_CHECK_INTERVAL", "MAX_CONNECTIONS")
+#: The fields a URL may set that its keys check (PORT 0 is no port; ``?decode_responses=false`` is False, where
+#: redis-py would pass the text "false" on, which is true).
+_CHECKED = ("PORT", "DATABASE", *CLIENT_FIELDS)
 
 
 def _check_url_values(fields: dict[str, Any], key: str) -> None:
-    """:raises ConfigurationError: a value in the URL (``?socket_timeout=-1``, ``:0``) is out of the bounds its
-    config key has."""
-    bounded = {name: fields[name] for name in _BOUNDED if name in fields}
+    """Check the values a URL sets as their config keys are checked, and keep them as the keys would have them.
+
+    :raises ConfigurationError: one is out of its key's range, or not of its type.
+    """
+    checked = {name: fields[name] for name in _CHECKED if name in fields}
     try:
-        IRedisDatabaseConfig.model_validate(bounded)
+        model = IRedisDatabaseConfig.model_validate(checked)
     except ValidationError as exc:
         field = str(exc.errors(include_input=False, include_url=False)[0]["loc"][0])
         expected = IRedisDatabaseConfig.model_fields[field].description
-        raise ConfigurationError(key, f"sets {field} out of its range", expected) from None
+        raise ConfigurationError(key, f"sets {field} to what its key would not take", expected) from None
+    fields.update((name, getattr(model, name)) for name in checked)
 
 
 _URL_PARTS = {
@@ -235,7 +265,7 @@ def _spec(
     for key in SSL_FILE_FIELDS:
         if key in given and not os.path.isfile(given[key]):
             raise ConfigurationError(
-                label((*path, key)), f"no such file: {given[key]!r}", "the path of a readable PEM file"
+                label((*path, key)), f"no such file: {_shown_path(given[key])}", "the path of a readable PEM file"
             )
     if scheme == "rediss":
         kwargs["ssl"] = True
