@@ -6,7 +6,9 @@ text, containers and models as JSON. There is no pickle, so no received message 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import deque
 from typing import Any, TypeVar, overload
 
 import orjson
@@ -66,8 +68,10 @@ def _finite(value: object) -> bool:
         return math.isfinite(value)
     if isinstance(value, dict):
         return all(_finite(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset, deque)):
         return all(_finite(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # orjson writes dataclasses itself
+        return all(_finite(getattr(value, field.name)) for field in dataclasses.fields(value))
     return True
 
 
@@ -88,8 +92,10 @@ def decode(data: bytes | str, return_type: type[Any], encoding: str = "utf-8") -
 
     The payload itself is not quoted in the error: it may be large, or private.
     """
-    raw = data.encode(encoding) if isinstance(data, str) else data
+    raw = data if isinstance(data, bytes) else b""
     try:
+        if isinstance(data, str):  # from a text session: text the encoding may not carry
+            raw = data.encode(encoding)
         if return_type is bytes:
             return raw
         if return_type is str:
@@ -111,7 +117,8 @@ def decode(data: bytes | str, return_type: type[Any], encoding: str = "utf-8") -
     except (ValueError, TypeError, UnicodeError, ValidationError) as exc:
         name = getattr(return_type, "__name__", repr(return_type))
         reason = explain(exc, return_type)
-        raise DecodeError(f"a {len(raw)}-byte message does not decode as {name}: {reason}") from exc
+        size = f"{len(raw)}-byte" if raw or isinstance(data, bytes) else f"{len(data)}-character"
+        raise DecodeError(f"a {size} message does not decode as {name}: {reason}") from exc
     raise DecodeError(
         f"cannot decode as {return_type!r}; use str, bytes, int, float, bool, dict, list or a pydantic model"
     )

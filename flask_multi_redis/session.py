@@ -163,6 +163,11 @@ class RedisSession(redis.Redis):
 #: Reads the next message of a PubSub within ``timeout`` seconds (``get_message``, ``get_sharded_message``).
 Read = Callable[..., dict[str, Any] | None]
 
+#: The kinds of pub/sub message that carry data; and the attribute of a PubSub where :func:`confirm` keeps
+#: those it read while it waited for the confirmations.
+DATA = frozenset({"message", "pmessage", "smessage"})
+EARLY = "_flask_multi_redis_early"
+
 
 def confirm(pubsub: PubSub, pending: int, timeout: float, read: Read, kind: str) -> None:
     """Wait until the server has confirmed ``pending`` subscriptions (messages of type ``kind``) on ``pubsub``.
@@ -170,6 +175,7 @@ def confirm(pubsub: PubSub, pending: int, timeout: float, read: Read, kind: str)
     :raises redis.TimeoutError: not within ``timeout`` seconds (``pubsub`` is closed).
     """
     deadline = time.monotonic() + timeout
+    early: list[dict[str, Any]] = []
     while pending:
         remaining = deadline - time.monotonic()
         message = read(timeout=remaining) if remaining > 0 else None
@@ -178,6 +184,10 @@ def confirm(pubsub: PubSub, pending: int, timeout: float, read: Read, kind: str)
             raise redis.TimeoutError(f"the server did not confirm {kind.upper()} within {timeout} s")
         if message is not None and message["type"] == kind:
             pending -= 1
+        elif message is not None and message["type"] in DATA:  # a channel confirmed before the others (a
+            early.append(message)  # cluster's shards confirm one by one): delivered, kept for the next read
+    if early:
+        setattr(pubsub, EARLY, early)
 
 
 def next_reply(
@@ -185,9 +195,15 @@ def next_reply(
 ) -> Any:
     """What :meth:`RedisSession.wait_for_reply` returns, reading with ``read``."""
     deadline = time.monotonic() + timeout
+    early: list[dict[str, Any]] = getattr(pubsub, EARLY, [])
     while True:
         remaining = max(0.0, deadline - time.monotonic())
-        message = read(timeout=remaining)  # polls at least once, even with timeout=0
+        try:
+            message = early.pop(0) if early else read(timeout=remaining)  # polls once at least, even with 0
+        except UnicodeDecodeError:  # a text session's parser, on data that is not text in its encoding
+            if allow_error:
+                return None
+            raise DecodeError("a message that is not text in the session's encoding") from None
         if message is None or not _is_own_data(pubsub, message):
             if time.monotonic() < deadline:
                 continue

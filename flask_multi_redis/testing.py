@@ -40,6 +40,9 @@ __all__ = ["ThrowawayRedis", "call", "expect_broadcast"]
 
 Rep = TypeVar("Rep")
 
+#: How many free ports a throwaway server tries before it gives up (each one found taken by another process).
+PORT_TRIES = 5
+
 MISSING = "redis-server is not installed (apt-get install redis-server, brew install redis): no throwaway Redis"
 
 
@@ -57,9 +60,24 @@ class ThrowawayRedis:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> ThrowawayRedis:
-        """Start it and wait, up to ``timeout`` seconds, until it answers PING.
+        """Start it and wait, up to ``timeout`` seconds, until it answers PING. A port another process took
+        meanwhile (the free port was closed before redis-server bound it) is given up for another: the server
+        that answers must be this one's own process, never another's that it would then empty.
 
         :raises TimeoutError: it did not answer in time (the process is stopped).
+        """
+        deadline = time.monotonic() + timeout
+        for _ in range(PORT_TRIES):
+            if self._started_on_port(deadline):
+                return self
+            self.port = _free_port()
+        raise TimeoutError(f"redis-server found its port taken {PORT_TRIES} times in a row")
+
+    def _started_on_port(self, deadline: float) -> bool:
+        """Whether redis-server, started on ``self.port``, answers as this process; False when another process
+        has the port.
+
+        :raises TimeoutError: it did not answer by ``deadline`` (the process is stopped).
         """
         options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         log = (self.folder / "redis.log").open("wb")
@@ -67,20 +85,23 @@ class ThrowawayRedis:
             self.process = subprocess.Popen(  # noqa: S603 - redis-server, with options of ours
                 [self.executable, *options, "--dir", str(self.folder)], stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
         try:
             with redis.Redis(port=self.port, socket_timeout=1) as client:
-                while time.monotonic() < deadline and self.process.poll() is None:
+                while time.monotonic() < deadline:
                     try:
-                        if client.ping():
-                            return self
+                        if int(client.info("server")["process_id"]) == self.process.pid:
+                            return True
+                        self.stop()  # another process answers there: its port, not ours
+                        return False
                     except redis.RedisError:
+                        if self.process.poll() is not None:  # could not bind: the port is taken
+                            return False
                         time.sleep(0.02)  # polls: the server is starting
         except BaseException:
             self.stop()
             raise
         self.stop()
-        raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout} s (see {log.name})")
+        raise TimeoutError(f"redis-server on port {self.port} did not answer in time (see {log.name})")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
