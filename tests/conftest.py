@@ -18,7 +18,7 @@ from .faults import TABLE
 from .processes import serve_web, start_serve, start_worker  # noqa: F401 - fixtures for every test module
 from .servers import ACLUser, RedisServer, TLSFiles
 from .sessions import close_sessions, make_session
-from .topologies import Cluster
+from .topologies import Cluster, SentinelSet
 
 ServerFactory = Callable[..., RedisServer]
 
@@ -46,6 +46,15 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     cluster = Cluster.start(tmp_path_factory.mktemp("cluster"))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
+    """A primary, its replicas and three sentinels of this test's own, which it may fail over, switch over or
+    silence."""
+    topology = SentinelSet.start(tmp_path)
+    yield topology
+    topology.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,11 @@ import json
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +142,12 @@ def serve_web(broker_env: dict[str, str]) -> Iterator[Callable[..., Served]]:
         process.terminate()
     for process in started:
         process.wait(20)
+
+
+def probe(url: str) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of a GET of ``url`` (a health endpoint), error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), json.loads(error.read())

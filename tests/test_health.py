@@ -3,12 +3,10 @@ not ready while Redis is away (503, saying why), live again and ready once it is
 
 from __future__ import annotations
 
-import json
 import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -19,18 +17,10 @@ from flask_multi_redis.broker import Channel
 from flask_multi_redis.health import health_blueprint
 
 from .conftest import ServerFactory
-from .processes import APP, WORKER, WorkerProcess, run_cli
+from .processes import APP, WORKER, WorkerProcess, probe, run_cli
 from .waiting import wait_until
 
 ping = Channel("health.ping", request=dict, reply=dict)
-
-
-def probe(url: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return int(answer.status), json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), json.loads(error.read())
 
 
 def test_the_blueprint_says_live_and_ready_and_why_not(redis_server_factory: ServerFactory) -> None:

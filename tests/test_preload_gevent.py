@@ -13,7 +13,6 @@ import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -100,13 +99,6 @@ def concurrent_first_uses(web: Gunicorn, count: int = 20) -> list[BaseException 
     with ThreadPoolExecutor(count) as pool:
         calls = [pool.submit(web.get, "/get", 10) for _ in range(count)]
         return [call.exception(20) for call in calls]
-
-
-@pytest.fixture
-def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
-    topology = SentinelSet.start(tmp_path)
-    yield topology
-    topology.stop()
 
 
 def test_concurrent_first_commands_behind_sentinels_do_not_deadlock_a_preloaded_gevent_worker(

@@ -33,14 +33,6 @@ RESUME_WITHIN = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000 + 2
 
 
 @pytest.fixture
-def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
-    """A set of this test's own, which it may fail over."""
-    topology = SentinelSet.start(tmp_path)
-    yield topology
-    topology.stop()
-
-
-@pytest.fixture
 def ext(sentinel_set: SentinelSet) -> Iterator[FlaskRedisSingle]:
     ext = FlaskRedisSingle({"URL": sentinel_set.url, "PREFIX": f"s{secrets.token_hex(4)}", "SOCKET_TIMEOUT": 1})
     yield ext

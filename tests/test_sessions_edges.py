@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,33 +117,10 @@ def test_a_database_on_a_server_of_its_own_takes_no_topology_setting_from_the_to
 
 
 @pytest.fixture
-def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
-    """A set of this test's own, which it may switch over or silence."""
-    topology = SentinelSet.start(tmp_path)
-    yield topology
-    topology.stop()
-
-
-@pytest.fixture
 def ext(sentinel_set: SentinelSet) -> Iterator[FlaskRedisSingle]:
     ext = FlaskRedisSingle({"URL": sentinel_set.url, "PREFIX": f"s{secrets.token_hex(4)}", "SOCKET_TIMEOUT": 1})
     yield ext
     close_sessions(ext)
-
-
-def _switch_over_by_hand(sentinel_set: SentinelSet) -> None:
-    """The replica promoted, the old primary made its replica, the sentinels told; no connection is closed
-    (as tests/test_sentinel.py does it)."""
-    old, new = sentinel_set.primary, sentinel_set.replica
-    with new.client() as client:
-        client.replicaof("NO", "ONE")
-    with old.client() as client:
-        client.replicaof("127.0.0.1", new.port)
-    for node in sentinel_set.sentinels:
-        with node.client() as client:
-            client.sentinel_remove("mymaster")
-            client.sentinel_monitor("mymaster", "127.0.0.1", new.port, 2)
-    wait_until(lambda: sentinel_set.primary_port() == new.port, timeout=10)
 
 
 def test_a_child_forked_during_a_sentinel_lookup_can_still_ask_the_sentinels(

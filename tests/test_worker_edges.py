@@ -3,15 +3,12 @@ while draining, --grace 0, handlers that raise BaseExceptions, and the CLI's cal
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +24,7 @@ from flask_multi_redis.broker.envelope import Sender
 from flask_multi_redis.broker.registry import ProcessInfo
 
 from .apps import svc
-from .processes import APP, WorkerProcess, run_cli
+from .processes import APP, WorkerProcess, probe, run_cli
 from .waiting import wait_until
 
 ROUTER = "tests.test_worker_edges:edges"
@@ -62,6 +59,22 @@ def runs_inline(caller: FlaskRedisSingle) -> bool:
     return bool(caller.broker.request(maybe, {}, timeout=5)["thread"].startswith("flask-redis-listener"))
 
 
+def held_call(caller: FlaskRedisSingle, gate: str) -> tuple[threading.Thread, list[object]]:
+    """A call to ``maybe`` whose handler holds until ``gate`` gets an element, on a thread of its own; its result
+    (or exception) lands in the list."""
+    results: list[object] = []
+
+    def call() -> None:
+        try:
+            results.append(caller.broker.request(maybe, {"hold": gate}, timeout=25))
+        except Exception as exc:
+            results.append(exc)
+
+    holder = threading.Thread(target=call)
+    holder.start()
+    return holder, results
+
+
 def test_a_handler_running_on_the_listener_thread_gets_the_grace_period(
     start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle
 ) -> None:
@@ -72,16 +85,7 @@ def test_a_handler_running_on_the_listener_thread_gets_the_grace_period(
     session = caller.getRedis()
 
     wait_until(lambda: runs_inline(caller), timeout=10)  # quick so far: it runs on the listener's thread
-    results: list[object] = []
-
-    def call() -> None:
-        try:
-            results.append(caller.broker.request(maybe, {"hold": "edges:inline"}, timeout=25))
-        except Exception as exc:
-            results.append(exc)
-
-    holder = threading.Thread(target=call)
-    holder.start()
+    holder, results = held_call(caller, "edges:inline")
     try:
         wait_until(lambda: len(gate_clients(session)) == 1)
         worker.process.send_signal(signal.SIGTERM)
@@ -98,14 +102,6 @@ def test_a_handler_running_on_the_listener_thread_gets_the_grace_period(
     assert worker.finish() == 0
 
 
-def probe(url: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return int(answer.status), json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), json.loads(error.read())
-
-
 def test_a_draining_worker_is_not_ready(start_worker: Callable[..., WorkerProcess], caller: FlaskRedisSingle) -> None:
     """README: ready means connected, subscribed, and registered when it serves. Once SIGTERM is received the
     worker leaves the registry and answers every request ShuttingDown, for up to --grace seconds: not ready."""
@@ -115,16 +111,7 @@ def test_a_draining_worker_is_not_ready(start_worker: Callable[..., WorkerProces
     ready = f"http://127.0.0.1:{port}/ready"
     wait_until(lambda: probe(ready)[0] == 200)
     session = caller.getRedis()
-    results: list[object] = []
-
-    def call() -> None:
-        try:
-            results.append(caller.broker.request(maybe, {"hold": "edges:ready"}, timeout=25))
-        except Exception as exc:
-            results.append(exc)
-
-    holder = threading.Thread(target=call)
-    holder.start()
+    holder, _ = held_call(caller, "edges:ready")
     try:
         wait_until(lambda: len(gate_clients(session)) == 1)
         worker.process.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
-import greenlet  # type: ignore[import-untyped]  # noqa: E402
+import greenlet  # noqa: E402
 import redis  # noqa: E402
 import redis._parsers.hiredis as parser  # noqa: E402
 
