@@ -22,7 +22,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from .cluster import ClusterSession, broker_tag
 from .config import ClusterNodes, DatabaseSpec, Sentinels
-from .follow import FollowedPrimary, SerializedSentinel, followed, shard_pool
+from .follow import FollowedPrimary, FollowingSentinelPool, SerializedSentinel, followed, shard_pool
 from .forks import ProcessLock
 from .gevent_io import fast_readiness_checks
 from .session import RedisSession
@@ -81,7 +81,7 @@ def build_sessions(specs: Iterable[DatabaseSpec], replicas: bool = False) -> dic
             found = (shape.nodes, repr(sorted(shape.kwargs.items())))
             manager = sentinels.get(found) or SerializedSentinel(list(shape.nodes), sentinel_kwargs=dict(shape.kwargs))
             sentinels[found] = manager
-            pool = SentinelConnectionPool(shape.master, manager, is_master=not replicas, **spec.kwargs)  # type: ignore[no-untyped-call]
+            pool = FollowingSentinelPool(shape.master, manager, is_master=not replicas, **spec.kwargs)
             pools[spec.pool_key] = pool
         if pool is None:
             session = cls(name=spec.name, prefix=spec.prefix, **spec.kwargs)

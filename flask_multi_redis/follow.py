@@ -22,12 +22,13 @@ from typing import Any
 import redis
 from redis.connection import AbstractConnection, Connection, SSLConnection
 from redis.exceptions import AskError, RedisClusterException
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .forks import ProcessLock
 
 __all__ = [
     "FollowedPrimary",
+    "FollowingSentinelPool",
     "Refresher",
     "SerializedSentinel",
     "ShardConnection",
@@ -128,6 +129,26 @@ def followed(connection: AbstractConnection, kwargs: dict[str, Any]) -> Followed
         return None if current is None else (str(current[0]), int(current[1]))
 
     return FollowedPrimary(where, lambda: REFRESHER.ask(proxy, proxy.get_master_address), address)
+
+
+class FollowingSentinelPool(SentinelConnectionPool):
+    """A session's pool of connections to the primary behind sentinels that also follows a switch-over nobody
+    told it of. redis-py leaves a connection when a command gets ``READONLY``, and a released connection to an
+    address that is no longer the primary as last learnt; but a demoted primary takes ``PUBLISH`` (and reads)
+    without a word, and the address is learnt only when a connection is made. So, while the pool is in use, the
+    primary is learnt anew in the background every :data:`REFRESH_EVERY` seconds at most: a connection to the
+    old one is then closed as it is released, and the next command goes to the new primary."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._asked = 0.0
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if self.is_master and now - self._asked >= REFRESH_EVERY:
+            self._asked = now
+            REFRESHER.ask(self.proxy, self.proxy.get_master_address)
+        return super().get_connection(*args, **kwargs)
 
 
 class SerializedSentinel(Sentinel):

@@ -123,6 +123,20 @@ def ext(sentinel_set: SentinelSet) -> Iterator[FlaskRedisSingle]:
     close_sessions(ext)
 
 
+def test_a_sessions_publish_follows_a_switch_over_by_hand(sentinel_set: SentinelSet, ext: FlaskRedisSingle) -> None:
+    """README: getRedis() is a session on the current primary. After a switch-over by hand the demoted primary
+    takes PUBLISH without a word (no READONLY to make redis-py leave it): the session learns the new primary in
+    the background while it is used, and its publishes reach the new primary's subscribers within seconds."""
+    session = ext.getRedis()
+    assert session.publish("news", "before") == 0  # a pooled connection, on the primary
+    new = sentinel_set.replica
+    sentinel_set.switch_over()
+    with new.client() as client, client.pubsub() as subscriber:
+        subscriber.subscribe(session.channel("news"))
+        wait_until(lambda: subscriber.get_message(timeout=0.1) is not None)  # the confirmation
+        wait_until(lambda: session.publish("news", "after") == 1, timeout=10, interval=0.1)
+
+
 def test_a_child_forked_during_a_sentinel_lookup_can_still_ask_the_sentinels(
     sentinel_set: SentinelSet, ext: FlaskRedisSingle
 ) -> None:

@@ -155,6 +155,19 @@ class SentinelSet:
                 continue
         return None
 
+    def switch_over(self) -> None:
+        """A switch-over by hand: the replica promoted, the primary made its replica, the sentinels told; no
+        connection is closed."""
+        old, new = self.primary, self.replica
+        with new.client() as client:
+            client.replicaof("NO", "ONE")
+        with old.client() as client:
+            client.replicaof("127.0.0.1", new.port)
+        for node in self.sentinels:
+            with node.client() as client:
+                client.sentinel_remove(MASTER)
+                client.sentinel_monitor(MASTER, "127.0.0.1", new.port, 2)
+
     def settled(self) -> bool:
         """Every sentinel knows the primary, its replica in sync, and the two other sentinels."""
         for node in self.sentinels:
