@@ -22,6 +22,7 @@ import orjson
 from flask import Blueprint, Response
 
 from .broker.instruments import timed
+from .broker.pool import text_of
 from .errors import FlaskRedisError
 from .health import health_of
 
@@ -101,15 +102,16 @@ class RecentCalls:
                         "kind": kind,
                         "channel": channel,
                         "type": type(error).__name__,
-                        "message": str(error)[:300],
+                        "message": text_of(error)[:300],
                     }
                 )
 
     def series(self) -> dict[str, Any]:
         """Per step, oldest first (steps with nothing are left out): its start (unix seconds), and the calls'
         and handler runs' count, errors, p50 and p99."""
+        oldest = int((time.time() - self.window) // self.step)  # steps kept since before a quiet spell are left out
         with self._lock:
-            starts = sorted({index for _, index in self._steps})
+            starts = sorted({index for _, index in self._steps if index >= oldest})
             points = [
                 {
                     "t": index * self.step,
@@ -146,7 +148,8 @@ def dashboard_data(extension: RedisExtension, recent: RecentCalls) -> dict[str, 
     routes = sorted(broker.routes(), key=lambda route: (route.channel.name, route.kind))
     data["channels"] = [{**route.summary(), "types": route.channel.type_names()} for route in routes]
     data["series"] = recent.series()
-    data["errors"] = list(recent.errors)
+    # with error_messages off, what a handler's exception says stays in the logs, not on a page either
+    data["errors"] = [error if broker.error_messages else {**error, "message": ""} for error in recent.errors]
     return data
 
 

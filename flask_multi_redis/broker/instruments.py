@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import Literal, Protocol
 
-__all__ = ["CALL_IDS", "OUTGOING", "CallKind", "Instrument", "Instruments", "outcome", "timed"]
+__all__ = ["CALL_IDS", "OUTGOING", "CallKind", "Instrument", "Instruments", "isolated", "outcome", "timed"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Instruments:
 
         with ExitStack() as stack:
             for instrument in self.items:
-                stack.enter_context(instrument.call(kind, channel, headers))
+                stack.enter_context(isolated(instrument.call(kind, channel, headers), instrument))
             token, noted = OUTGOING.set(headers or None), CALL_IDS.set(ids)
             try:
                 with timed(logged):
@@ -79,9 +79,34 @@ class Instruments:
 
         with ExitStack() as stack:
             for instrument in self.items:
-                stack.enter_context(instrument.handle(kind, channel, headers))
+                stack.enter_context(isolated(instrument.handle(kind, channel, headers), instrument))
             with timed(logged):
                 yield
+
+
+@contextmanager
+def isolated(around: AbstractContextManager[None], instrument: Instrument) -> Iterator[None]:
+    """An instrument's context around the work, kept from changing it: what the instrument raises as it begins
+    or ends is logged, not passed on; what the work raises goes through the instrument, and on, unchanged."""
+    try:
+        around.__enter__()
+    except Exception:
+        log.exception("instrument %r failed as the work began", instrument)
+        yield
+        return
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            around.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception as failed:
+            if failed is not exc:
+                log.exception("instrument %r failed as the work ended", instrument)
+        raise
+    try:
+        around.__exit__(None, None, None)
+    except Exception:
+        log.exception("instrument %r failed as the work ended", instrument)
 
 
 @contextmanager

@@ -233,20 +233,22 @@ class Responder:
             log.warning("invalid %s id=%s channel=%s: %s", envelope.kind, envelope.id, route.channel.name, exc)
             self._answer_error(envelope, RemoteInvalidMessage.REMOTE_TYPE, str(exc))
             return
+        answers = bool(envelope.reply_to) or envelope.kind == "request"
         try:
             started = time.perf_counter()
             running = serving.serving(self._calls_broker, id(route))
-            try:
+            try:  # a reply that does not fit its type is the run's outcome: instruments see it as a failure
                 with self._app_context():
                     if self._instruments.active():
                         with self._instruments.handle(route.kind, route.channel.name, envelope.id, envelope.headers):
                             result = route.func(message)
+                            body = route.channel.dump_reply(result) if answers else b"null"
                     else:
                         result = route.func(message)
+                        body = route.channel.dump_reply(result) if answers else b"null"
             finally:
                 serving.done(running)
             self._note_cost(route, time.perf_counter() - started)
-            body = route.channel.dump_reply(result) if envelope.reply_to or envelope.kind == "request" else b"null"
         except BaseException as exc:  # SystemExit, gevent.Timeout too: the caller is answered, the thread lives on
             if isinstance(exc, PASS_THROUGH):
                 raise
