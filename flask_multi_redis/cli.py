@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 import orjson
@@ -12,6 +12,7 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from .asyncapi import asyncapi_document
 from .broker import Channel
@@ -103,7 +104,10 @@ def redis_group(ext: RedisExtension) -> click.Group:
     @click.option("-o", "--output", type=click.File("wb"), default="-", help="Where to write it (default: stdout).")
     def asyncapi(title: str, api_version: str, output: BinaryIO) -> None:
         """Write an AsyncAPI 3.0 document (JSON) of the channels this app serves, their messages and types."""
-        document = asyncapi_document(ext, title=title, version=api_version)
+        try:
+            document = asyncapi_document(ext, title=title, version=api_version)
+        except FlaskRedisError as exc:
+            _fail(exc)
         output.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
 
     @group.command("call")
@@ -114,9 +118,9 @@ def redis_group(ext: RedisExtension) -> click.Group:
     def call(channel: str, message: str, timeout: float, broadcast: bool) -> None:
         """Send MESSAGE (JSON) on CHANNEL and print the reply (or, with --broadcast, every process's), as JSON.
         A channel this app serves is checked against its types."""
-        if timeout > ext.broker.max_timeout:
+        if not timeout <= ext.broker.max_timeout:  # NaN too, which click's range lets through
             raise click.BadParameter(
-                f"is above this app's max_timeout ({ext.broker.max_timeout:g} s)", param_hint="'--timeout'"
+                f"must be from 0 to this app's max_timeout ({ext.broker.max_timeout:g} s)", param_hint="'--timeout'"
             )
         try:
             body = orjson.loads(message)
@@ -132,9 +136,13 @@ def redis_group(ext: RedisExtension) -> click.Group:
             else:
                 click.echo(orjson.dumps(ext.broker.request(typed, body, timeout=timeout), default=_plain).decode())
         except FlaskRedisError as exc:
-            address, prefix = ext.broker.where()
-            click.echo(f"Error: {type(exc).__name__}: {exc} (Redis at {address}, prefix {prefix!r})", err=True)
-            raise SystemExit(1) from exc
+            _fail(exc)
+
+    def _fail(exc: FlaskRedisError) -> NoReturn:
+        """One line on stderr saying what failed and where (password hidden), and exit 1."""
+        address, prefix = ext.broker.where()
+        click.echo(f"Error: {type(exc).__name__}: {exc} (Redis at {address}, prefix {prefix!r})", err=True)
+        raise SystemExit(1) from exc
 
     return group
 
@@ -147,10 +155,10 @@ def _untyped(name: str) -> Channel[Any, Any]:
 
 
 def _plain(value: object) -> Any:
-    """What orjson cannot write itself: pydantic models, as their JSON values."""
+    """What orjson cannot write itself (a pydantic model, a set, bytes, a Decimal), as pydantic writes it."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    return to_jsonable_python(value)
 
 
 def _reply_json(reply: Reply[Any]) -> dict[str, Any]:

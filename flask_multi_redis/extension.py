@@ -287,8 +287,15 @@ class RedisExtension:
         """The keys that sign the broker's messages over that database (SIGNING_KEY, SIGNING_KEYS): the first
         signs, any is accepted; none: messages are not signed."""
         state = self._state(app)
-        name = state.lookup(name_or_index).name
+        name = state.name_of(name_or_index)  # not the session: a cluster's would connect
         return next(spec.signing_keys for spec in state.specs if spec.name == name)
+
+    def where(self, name_or_index: str | int | None = None, *, app: Flask | None = None) -> tuple[str, str]:
+        """A database's address (password hidden) and PREFIX, from its configuration: no connection is made, so
+        a server that does not answer is still named."""
+        state = self._state(app)
+        name = state.name_of(name_or_index)
+        return next((spec.address, spec.prefix) for spec in state.specs if spec.name == name)
 
     def addresses(self, app: Flask | None = None) -> dict[str, str]:
         """Database name -> server address with any password replaced by ``***`` (of ``app``, or of the

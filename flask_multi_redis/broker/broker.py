@@ -16,11 +16,9 @@ from flask_multi_redis.connection import failure_reason, shard_session
 from flask_multi_redis.errors import (
     BrokerUnavailable,
     ConfigurationError,
-    InvalidMessage,
     NoResponders,
     RequestTimeout,
     ShuttingDown,
-    remote_error,
 )
 from flask_multi_redis.forks import ProcessLock
 from flask_multi_redis.session import RedisSession
@@ -28,12 +26,11 @@ from flask_multi_redis.session import RedisSession
 from . import commands
 from .caller import RECONNECT_GRACE, new_id
 from .channel import Channel
-from .envelope import Envelope, is_name
 from .health import BrokerHealth
 from .instruments import Instrument, Instruments
 from .process import after_fork, when_to_start
 from .registry import ProcessInfo
-from .reply import Reply
+from .reply import Reply, reply_from
 from .router import Router
 from .runtime import Runtime
 from .settings import MAX_MESSAGE_SIZE, BrokerSettings
@@ -242,7 +239,7 @@ class Broker(Router):
                 receivers = caller.broadcast(channel, data, deadline)
             call.expect(receivers)
             envelopes = caller.wait(call, deadline) if receivers else []
-        replies = [self._reply(channel, envelope) for envelope in envelopes[:receivers]]
+        replies = [reply_from(channel, envelope) for envelope in envelopes[:receivers]]
         missing = RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
         return replies + [Reply(None, False, error=missing) for _ in range(receivers - len(replies))]
 
@@ -272,7 +269,7 @@ class Broker(Router):
                 raise RequestTimeout(f"no reply on {channel.name!r} within {timeout} s")
             if envelope.kind == "reply":  # the common case, without a Reply or parsing its sender
                 return channel.load_reply(envelope.body)
-            reply = self._reply(channel, envelope)
+            reply = reply_from(channel, envelope)
             if reply.error is None:
                 return reply.value  # type: ignore[return-value]
             if not isinstance(reply.error, ShuttingDown) or reply.sender is None or time.monotonic() >= deadline:
@@ -306,8 +303,7 @@ class Broker(Router):
         of its environment, in the current context: what an error or a listing should name."""
         app = self.extension.context_app()
         wanted = self.database if self.database is not None else self.extension.databases_of(app)[0]
-        session = self.extension.getRedis(wanted, app=app)
-        return self.extension.addresses(app)[session.name], session.prefix
+        return self.extension.where(wanted, app=app)  # from the configuration: it names a server that is down
 
     def responders(self, channel: Channel[Any, Any]) -> list[ProcessInfo]:
         """The live processes that handle requests on ``channel``."""
@@ -318,23 +314,6 @@ class Broker(Router):
         if not 0 <= timeout <= self.max_timeout:
             raise ValueError(f"timeout must be from 0 to max_timeout ({self.max_timeout} s), not {timeout}")
         return timeout
-
-    @staticmethod
-    def _reply(channel: Channel[Any, Rep], envelope: Envelope) -> Reply[Rep]:
-        sender = envelope.sender
-        if envelope.kind == "error":
-            body = envelope.body if isinstance(envelope.body, dict) else {}
-            error_type, message = body.get("type"), body.get("message")
-            error = remote_error(
-                error_type if is_name(error_type, 100) else "Error",
-                message if isinstance(message, str) else "",
-                str(sender or ""),
-            )
-            return Reply(sender, False, error=error)
-        try:
-            return Reply(sender, True, value=channel.load_reply(envelope.body))
-        except InvalidMessage as exc:
-            return Reply(sender, False, error=exc)
 
     # --- one runtime per app in each process ----------------------------------------------------------------
 
@@ -351,7 +330,10 @@ class Broker(Router):
         with _runtime_lock:
             runtime = self._current(app)
             if runtime is None:
-                session, verbs = self.wire_session(app)
+                try:
+                    session, verbs = self.wire_session(app)
+                except redis.RedisError as exc:  # a cluster reads its slots first: it may not answer
+                    raise BrokerUnavailable(f"Redis at {self.where()[0]}: {failure_reason(exc)}") from exc
                 address = self.extension.addresses(app)[session.name]
                 keys = self.extension.signing_keys(session.name, app=app)
                 runtime = Runtime(self.settings(), self, session, app, address, keys, verbs, self.instruments)

@@ -18,7 +18,7 @@ from flask import Flask
 from flask_multi_redis.broker import Broker, Router
 from flask_multi_redis.broker.process import start_explicitly
 from flask_multi_redis.connection import failure_reason, ping
-from flask_multi_redis.errors import FlaskRedisError
+from flask_multi_redis.errors import BrokerUnavailable, FlaskRedisError
 from flask_multi_redis.extension import RedisExtension
 from flask_multi_redis.health import HealthServer, serve_health
 
@@ -151,7 +151,19 @@ class Worker:
 
     def _serve(self, broker: Broker, started: float) -> int:
         with self.app.app_context():
-            runtime = broker.start()
+            told = False
+            while True:  # a cluster is read before anything is built: one that does not answer yet is waited for
+                try:
+                    runtime = broker.start()
+                    break
+                except BrokerUnavailable as exc:
+                    if not told:  # one line, as the listener's for a server that is down
+                        log.error("worker cannot connect to %s; trying again for %.0f s", exc, STARTUP_TIMEOUT)
+                        told = True
+                    if self._stop.wait(0.25):
+                        return 0
+                    if time.monotonic() - started > STARTUP_TIMEOUT:
+                        raise WorkerError(f"{exc} (for {STARTUP_TIMEOUT:.0f} s)") from exc
             while not runtime.wait_ready(0.25):  # a SIGTERM while Redis is unreachable still ends the worker
                 if self._stop.is_set():
                     broker.stop(timeout=5)
