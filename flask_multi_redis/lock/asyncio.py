@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.exceptions import RedisClusterException
 
 from flask_multi_redis.errors import LockError, LockTimeout
 
@@ -200,6 +201,9 @@ class Redlock(LockState[Server]):
                 renewed = await self.extend()
             except LockError:
                 return
+            except Exception:  # not renewed, whatever the reason: the holder must hear of it
+                log.exception("renewing the lock %r failed", self.key)
+                renewed = False
             if not renewed:
                 if self._value != value:  # released, or taken anew, while it extended
                     return
@@ -211,6 +215,6 @@ class Redlock(LockState[Server]):
 async def _run(call: Callable[[], Awaitable[Any]]) -> Any:
     try:
         return await call()
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:  # a server (or a whole cluster) down counts as a no
         log.debug("a Redlock server did not answer: %s", exc)
         return None

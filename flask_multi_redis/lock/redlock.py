@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from flask_multi_redis.errors import LockError, LockTimeout
 
@@ -217,6 +218,9 @@ class Redlock(LockState[Server]):
                 renewed = self.extend()
             except LockError:  # released meanwhile
                 return
+            except Exception:  # not renewed, whatever the reason: the holder must hear of it
+                log.exception("renewing the lock %r failed", self.key)
+                renewed = False
             if not renewed:
                 if stop.is_set() or self._value != value:  # released, or taken anew, while it extended
                     return
@@ -228,6 +232,6 @@ class Redlock(LockState[Server]):
 def _run(call: Callable[[], Any]) -> Any:
     try:
         return call()
-    except redis.RedisError as exc:  # a server down counts as a no
+    except (redis.RedisError, RedisClusterException) as exc:  # a server (or a whole cluster) down counts as a no
         log.debug("a Redlock server did not answer: %s", exc)
         return None
