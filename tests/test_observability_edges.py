@@ -23,17 +23,10 @@ from flask_multi_redis.metrics import BrokerMetrics
 from flask_multi_redis.tracing import BrokerTracing
 
 from .conftest import ROOT
+from .test_metrics import samples
 from .waiting import wait_until
 
 wrong = Channel("observed.wrong-reply", request=int, reply=int)
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
 
 
 @pytest.fixture
