@@ -13,13 +13,10 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import redis
 from pydantic import TypeAdapter
 
 from .broker import names
 from .broker.envelope import MAX_CHANNEL, MAX_DEADLINE, MAX_ID, MAX_REPLY_TO
-from .connection import failure_reason
-from .errors import BrokerUnavailable
 
 if TYPE_CHECKING:
     from .broker.router import Route
@@ -41,10 +38,7 @@ def asyncapi_document(extension: RedisExtension, title: str = "", version: str =
 
     broker = extension.broker
     address, _ = broker.where()
-    try:
-        prefix = broker.wire_session(extension.context_app())[0].prefix  # on a cluster, the hash tag
-    except redis.RedisError as exc:  # a cluster is read to find the shard of its tag
-        raise BrokerUnavailable(f"Redis at {address}: {failure_reason(exc)}") from exc
+    prefix = broker.wire_session(extension.context_app())[0].prefix  # on a cluster, the hash tag
     routes = sorted(broker.routes(), key=lambda route: (route.kind, route.channel.name))
     keyed = list(zip(_ids(routes), routes, strict=True))
     payloads, definitions = TypeAdapter.json_schemas(

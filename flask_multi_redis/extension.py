@@ -46,7 +46,7 @@ class _AppState:
         with self._lock:
             cluster = self.clusters.get(name)
             if cluster is None:
-                cluster = build_cluster(next(spec for spec in self.specs if spec.name == name))
+                cluster = build_cluster(self.spec(name))
                 self.clusters[name] = cluster
             return cluster
 
@@ -56,6 +56,11 @@ class _AppState:
 
     def lookup(self, wanted: str | int | None) -> RedisSession | ClusterSession:
         return self.session(self.name_of(wanted))
+
+    def spec(self, wanted: str | int | None) -> DatabaseSpec:
+        """The resolved configuration of a database: no session is made (a cluster's would connect)."""
+        name = self.name_of(wanted)
+        return next(spec for spec in self.specs if spec.name == name)
 
     def name_of(self, wanted: str | int | None) -> str:
         names = self.names
@@ -286,16 +291,13 @@ class RedisExtension:
     def signing_keys(self, name_or_index: str | int | None = None, *, app: Flask | None = None) -> tuple[bytes, ...]:
         """The keys that sign the broker's messages over that database (SIGNING_KEY, SIGNING_KEYS): the first
         signs, any is accepted; none: messages are not signed."""
-        state = self._state(app)
-        name = state.name_of(name_or_index)  # not the session: a cluster's would connect
-        return next(spec.signing_keys for spec in state.specs if spec.name == name)
+        return self._state(app).spec(name_or_index).signing_keys
 
     def where(self, name_or_index: str | int | None = None, *, app: Flask | None = None) -> tuple[str, str]:
         """A database's address (password hidden) and PREFIX, from its configuration: no connection is made, so
         a server that does not answer is still named."""
-        state = self._state(app)
-        name = state.name_of(name_or_index)
-        return next((spec.address, spec.prefix) for spec in state.specs if spec.name == name)
+        spec = self._state(app).spec(name_or_index)
+        return spec.address, spec.prefix
 
     def addresses(self, app: Flask | None = None) -> dict[str, str]:
         """Database name -> server address with any password replaced by ``***`` (of ``app``, or of the
@@ -307,9 +309,7 @@ class RedisExtension:
         ``storage_uri``): ``redis://user:password@host:port/db``, or ``rediss://``, ``unix://``,
         ``redis+sentinel://``, ``redis+cluster://`` as configured. It holds the password: give it to the
         library, never to a log (:meth:`addresses` is the one to show)."""
-        state = self._state(app)
-        name = state.name_of(name_or_index)
-        return database_url(next(spec for spec in state.specs if spec.name == name))
+        return database_url(self._state(app).spec(name_or_index))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} config_element={self.config_element!r}>"

@@ -330,10 +330,7 @@ class Broker(Router):
         with _runtime_lock:
             runtime = self._current(app)
             if runtime is None:
-                try:
-                    session, verbs = self.wire_session(app)
-                except redis.RedisError as exc:  # a cluster reads its slots first: it may not answer
-                    raise BrokerUnavailable(f"Redis at {self.where()[0]}: {failure_reason(exc)}") from exc
+                session, verbs = self.wire_session(app)
                 address = self.extension.addresses(app)[session.name]
                 keys = self.extension.signing_keys(session.name, app=app)
                 runtime = Runtime(self.settings(), self, session, app, address, keys, verbs, self.instruments)
@@ -353,10 +350,16 @@ class Broker(Router):
     def wire_session(self, app: Flask | None) -> tuple[RedisSession, commands.Verbs]:
         """The session the broker's messages travel through for ``app`` (None: its own configuration), whose
         prefix is the one on the wire, and its pub/sub: on a cluster, a session on the shard of the broker's
-        hash tag, over sharded pub/sub."""
+        hash tag, over sharded pub/sub.
+
+        :raises BrokerUnavailable: a cluster, whose slot map is read first, does not answer.
+        """
         wanted = self.database if self.database is not None else self.extension.databases_of(app)[0]
-        session: object = self.extension.getRedis(wanted, app=app)  # a ClusterSession on a cluster
-        if isinstance(session, ClusterSession):
+        try:
+            session: object = self.extension.getRedis(wanted, app=app)  # a ClusterSession on a cluster
+            if not isinstance(session, ClusterSession):
+                assert isinstance(session, RedisSession)
+                return session, commands.CLASSIC
             if not session.sharded:
                 raise ConfigurationError(
                     f"database {wanted!r}",
@@ -364,8 +367,9 @@ class Broker(Router):
                     "SHARDED_PUBSUB true (the default)",
                 )
             return shard_session(session), commands.SHARDED
-        assert isinstance(session, RedisSession)
-        return session, commands.CLASSIC
+        except redis.RedisError as exc:
+            address = self.extension.where(wanted, app=app)[0]
+            raise BrokerUnavailable(f"Redis at {address}: {failure_reason(exc)}") from exc
 
     def _autostart(self, app: Flask) -> None:
         decision = when_to_start()
