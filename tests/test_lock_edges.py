@@ -236,7 +236,7 @@ FORKED = textwrap.dedent(
     # let the parent's pool settle to idle (its three workers back waiting), as any process does in a moment
     from flask_multi_redis.lock import redlock
     settle = time.monotonic() + 5
-    while redlock._pool()._idle_semaphore._value < 3 and time.monotonic() < settle:
+    while redlock._pool.get()._idle_semaphore._value < 3 and time.monotonic() < settle:
         time.sleep(0.01)
     read, write = os.pipe()
     pid = os.fork()

@@ -131,6 +131,14 @@ class LockState(Generic[Client]):
         found = [index for index, reply in replies.items() if _yes(reply)]
         return found if len(found) >= self.quorum else []
 
+    def tries(self, blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
+        """Whether ``acquire(blocking, timeout)`` tries again after a first try, and its monotonic deadline: a
+        ``timeout`` of 0 or less is one try, as without ``blocking`` (a try begun at its deadline could not wait
+        for its replies)."""
+        if timeout is not None and timeout <= 0:
+            return False, None
+        return blocking, None if timeout is None else time.monotonic() + timeout
+
     def pause(self, deadline: float | None) -> float | None:
         """How long to wait before the next try (random, up to ``retry_delay``, spreading the contenders), or
         None when ``deadline`` leaves no time for one."""

@@ -52,9 +52,7 @@ class Redlock(LockState[Server]):
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """As :meth:`flask_multi_redis.lock.Redlock.acquire`."""
-        if timeout is not None and timeout <= 0:  # one try, as the sync lock's
-            blocking, timeout = False, None
-        deadline = None if timeout is None else time.monotonic() + timeout
+        blocking, deadline = self.tries(blocking, timeout)
         while True:
             if await self._try(deadline):
                 if self.auto_renew:

@@ -4,7 +4,6 @@ works in threads and under gevent. The algorithm and its decisions are in :mod:`
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from flask_multi_redis.errors import LockError, LockTimeout
+from flask_multi_redis.forks import PerProcess
 
 from .algorithm import ACQUIRE, EXTEND, FENCE, RELEASE, LockState, check_servers, checked_ttl, gathered
 
@@ -25,19 +25,10 @@ __all__ = ["Redlock"]
 log = logging.getLogger(__name__)
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}  # by process id: at most one, this process's
-
-
-def _pool() -> ThreadPoolExecutor:
-    """This process's pool for the lock's calls, made on first use. A forked child (gunicorn --preload,
-    multiprocessing) makes its own: its parent's counts idle threads the child does not have, and would never run
-    a call; and made on first use it is made after gevent has patched the child, so its queue is gevent's."""
-    pid = os.getpid()
-    pool = _pools.get(pid)
-    if pool is None:
-        _pools.clear()
-        pool = _pools.setdefault(pid, ThreadPoolExecutor(max_workers=32, thread_name_prefix="flask-redis-redlock"))
-    return pool
+#: The lock's calls run on this process's pool, made on first use: a forked child (gunicorn --preload,
+#: multiprocessing) makes its own (its parent's counts idle threads the child does not have, and would never run a
+#: call), after gevent has patched it, so that its queue is gevent's.
+_pool = PerProcess(lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="flask-redis-redlock"))
 
 
 Server = redis.Redis | redis.RedisCluster
@@ -79,9 +70,7 @@ class Redlock(LockState[Server]):
 
         :raises LockError: this instance holds it already.
         """
-        if timeout is not None and timeout <= 0:  # a try begun at its deadline could not wait for a reply
-            blocking, timeout = False, None
-        deadline = None if timeout is None else time.monotonic() + timeout
+        blocking, deadline = self.tries(blocking, timeout)
         while True:
             if self._try(deadline):
                 self._start_renewing()
@@ -108,7 +97,7 @@ class Redlock(LockState[Server]):
                 self.take(value, token, valid_for)
                 self._held_late = late  # a release goes after them too: one landing after it would keep the key
                 return True
-        _pool().submit(self._undo, value, late)  # undo the partial holding, in the background
+        _pool.get().submit(self._undo, value, late)  # undo the partial holding, in the background
         return False
 
     def _undo(self, value: str, late: set[Future[Any]]) -> None:
@@ -127,7 +116,7 @@ class Redlock(LockState[Server]):
         self._on_all(RELEASE, [self.key], [value])
         late, self._held_late = self._held_late, set()
         if late and not all(call.done() for call in late):  # the acquisition's calls still on their way
-            _pool().submit(self._undo, value, late)
+            _pool.get().submit(self._undo, value, late)
 
     def extend(self, ttl: float | None = None) -> bool:
         """Give the held lock ``ttl`` seconds (its own ``ttl`` by default) from now; True when a majority
@@ -177,7 +166,7 @@ class Redlock(LockState[Server]):
             ((index, call),) = calls.items()
             self._late = set()
             return gathered({index: _run(call)})
-        futures: dict[int, Future[Any]] = {index: _pool().submit(_run, call) for index, call in calls.items()}
+        futures: dict[int, Future[Any]] = {index: _pool.get().submit(_run, call) for index, call in calls.items()}
         if not wait:
             return {}
         deadline = time.monotonic() + self.ttl / 2  # a server slower than this would leave too little validity
